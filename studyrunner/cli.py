@@ -1,0 +1,189 @@
+"""The ``studyrunner`` command line.
+
+Exit codes: 0 success; 1 an unexpected failure; 2 a bad protocol or input file (the message
+names the file, row/line and column); 3 the clinical table failed its validation suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from studyrunner import __version__
+from studyrunner.errors import StudyError
+from studyrunner.protocol import ProtocolError, json_schema, load_protocol
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Validated, reproducible CT imaging-biomarker studies from a protocol YAML.")
+console = Console(stderr=True)
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def _fail(message: str, code: int) -> None:
+    console.print(f"[bold red]error[/]: {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _load(protocol: Path):
+    try:
+        return load_protocol(protocol)
+    except ProtocolError as exc:
+        _fail(f"invalid protocol\n{exc}", 2)
+
+
+class RichSink:
+    """Stage lines and progress bars on the terminal (the run folder's log has the details)."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def stage(self, name: str, reused: bool, seconds: float) -> None:
+        state = "[dim]unchanged, reused[/]" if reused else f"done in {seconds:.1f} s"
+        self.progress.console.print(f"  [green]✓[/] {name:<11} {state}")
+
+    def task(self, description: str) -> Callable[[int, int], None]:
+        task_id = None
+
+        def update(done: int, total: int) -> None:
+            nonlocal task_id
+            if task_id is None:
+                task_id = self.progress.add_task(description, total=total)
+            self.progress.update(task_id, completed=done)
+        return update
+
+
+@app.command()
+def run(
+    protocol: Path = typer.Argument(..., help="protocol YAML"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default: runs/<study>-<time>)"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    workers: int = typer.Option(1, "--workers", min=1, help="parallel processes for per-case work"),
+) -> None:
+    """Run the whole study: validation, images, radiomics, R statistics, frozen model, PDF report."""
+    from studyrunner.runner import RunOptions, run_study
+
+    if device not in ("auto", "cpu", "cuda"):
+        _fail(f"--device must be auto, cpu or cuda (got {device!r})", 2)
+    loaded = _load(protocol)
+    if loaded.protocol.study.synthetic:
+        console.print("[bold yellow]SYNTHETIC DATA[/]: this study runs on a generated cohort.")
+    console.print(f"studyrunner {__version__}: [bold]{loaded.protocol.study.name}[/] ({loaded.path})")
+    columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            run_dir = run_study(loaded, RunOptions(out, device, workers), RichSink(progress))
+    except StudyError as exc:
+        _fail(str(exc), exc.exit_code)
+    results = json.loads((run_dir / "results.json").read_text())
+    _print_summary(results, run_dir)
+
+
+def _print_summary(results: dict, run_dir: Path) -> None:
+    table = Table(title="Discrimination (C-index, 95% CI)", show_edge=False)
+    table.add_column("cohort")
+    table.add_column("n / events", justify="right")
+    table.add_column("model C-index", justify="right")
+    table.add_column("oracle C-index", justify="right")
+    oracle = results.get("oracle") or {}
+    for name, block in (results.get("evaluation") or {}).items():
+        c = block.get("c_index")
+        model = f"{c:.3f} ({block['c_lower']:.3f}-{block['c_upper']:.3f})" if c is not None else "-"
+        truth = oracle.get(name, {}).get("c_index")
+        table.add_row(name, f"{block['n']} / {block['n_events']}", model, f"{truth:.3f}" if truth is not None else "-")
+    console.print(table)
+    if (results.get("model") or {}).get("note"):
+        console.print(f"[yellow]note[/]: {results['model']['note']}")
+    console.print(f"report: [bold]{run_dir / 'report.pdf'}[/]\nrun folder: {run_dir}")
+
+
+@app.command()
+def validate(protocol: Path = typer.Argument(..., help="protocol YAML")) -> None:
+    """Check the protocol and the clinical table only (no images, no statistics)."""
+    import tempfile
+
+    from studyrunner.cohort.stage import build_cohort, cohort_input_files
+
+    loaded = _load(protocol)
+    try:
+        cohort_input_files(loaded)
+        with tempfile.TemporaryDirectory() as tmp:
+            build_cohort(loaded, Path(tmp))
+            summary = json.loads((Path(tmp) / "summary.json").read_text())
+            validation = json.loads((Path(tmp) / "validation.json").read_text())
+    except StudyError as exc:
+        _fail(str(exc), exc.exit_code)
+    warnings = [e for e in validation["expectations"] if not e["success"]]
+    for item in warnings:
+        console.print(f"[yellow]warning[/]: {item['name']}: {item['unexpected_count']} row(s)")
+    console.print(f"[green]valid[/]: protocol {loaded.path.name}; clinical table {validation['n_rows']} rows, "
+                  f"{len(validation['expectations'])} expectations; {summary['n_eligible']} eligible patients; "
+                  f"partitions {summary['partitions']}")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a finished run folder")) -> None:
+    """Render the report again from a finished run's results.json."""
+    from studyrunner.report.render import render_report
+
+    if not (run_dir / "results.json").is_file():
+        _fail(f"{run_dir}: no results.json (is this a finished run folder?)", 2)
+    console.print(f"report: {render_report(run_dir)}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the protocol's JSON Schema (protocols/schema.json is this output)."""
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """What this machine has: Python, R and each R package, CRAN stand-ins, GPU."""
+    from studyrunner.environment import INSTALL_HINT, environment_report
+
+    env = environment_report()
+    missing_python = [k for k, v in env["python_packages"].items() if v is None]
+    problems = missing_python + env["r_required_missing"] + ([] if env["r"] else ["R"])
+    if not env["pdftotext"]:
+        problems.append("poppler-utils")
+    if as_json:
+        typer.echo(json.dumps({**env, "ok": not problems, "missing": problems, "fix": INSTALL_HINT if problems else None},
+                              indent=2))
+        raise typer.Exit(1 if problems else 0)
+    out = Console()
+    out.print(f"studyrunner {__version__}\nPython {env['python']} ({env['platform']})")
+    out.print(f"R: {env['r'] or '[red]not found[/]'}")
+    table = Table(title="R packages", show_edge=False)
+    for col in ("package", "version", "role"):
+        table.add_column(col)
+    cran = {c["package"]: c for c in env["cran_only"]}
+    for name, version in env["r_packages"].items():
+        role = (f"optional (CRAN only); stand-in: {cran[name]['implementation']}" if name in cran and not version
+                else "optional (CRAN only), used" if name in cran else "required")
+        table.add_row(name, version or "[red]missing[/]" if name not in cran else version or "[yellow]missing[/]", role)
+    out.print(table)
+    gpu = env["gpu"]
+    out.print(f"GPU: {', '.join(gpu['devices']) if gpu['cuda_available'] else 'no CUDA GPU visible (runs on CPU)'}"
+              f"; torch {gpu['torch']}")
+    if missing_python:
+        out.print(f"[red]missing Python packages[/]: {', '.join(missing_python)}")
+    if problems:
+        out.print(f"[red]missing[/]: {', '.join(problems)}\nfix: {INSTALL_HINT}")
+        raise typer.Exit(1)
+    out.print("[green]ok[/]: everything required is installed")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

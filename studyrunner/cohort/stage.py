@@ -1,0 +1,147 @@
+"""Cohort stage: clinical table (mapped, validated, eligibility) + image manifest + split.
+
+Outputs in the stage folder:
+- ``clinical.csv``: the mapped clinical table of eligible patients with ``partition`` and
+  the image paths (absolute) from the manifest;
+- ``validation.json``: the Great Expectations result;
+- ``exclusions.json``: every patient excluded here, with the reason;
+- ``summary.json``: counts and the value-mapping report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from studyrunner.cohort.clinical_table import (
+    ClinicalTableError,
+    EligibilityRule,
+    apply_eligibility,
+    apply_value_mappings,
+    read_clinical_table,
+)
+from studyrunner.cohort.expectations import ClinicalRoles, validate_clinical_table
+from studyrunner.cohort.split import split_cohort
+from studyrunner.errors import ClinicalValidationFailed, InputError
+from studyrunner.protocol import LoadedProtocol, TimeToEventEndpoint
+from studyrunner.run_folder import write_json
+
+IMAGE_COLUMNS = ("image", "mask", "mask_reader2")
+
+
+def cohort_input_files(loaded: LoadedProtocol) -> list[Path]:
+    """The files whose content defines the cohort (materialising a synthetic cohort first)."""
+    cohort = loaded.protocol.cohort
+    clinical = loaded.resolve(cohort.clinical_table)
+    manifest = loaded.resolve(cohort.image_manifest)
+    if cohort.synthetic_source and not (clinical.exists() and manifest.exists()):
+        materialise_synthetic_cohort(loaded)
+    for path, what in ((clinical, "clinical table"), (manifest, "image manifest")):
+        if not path.is_file():
+            raise InputError(f"{loaded.path}: cohort.{'clinical_table' if what == 'clinical table' else 'image_manifest'}: "
+                             f"{what} {path} not found")
+    return [clinical, manifest, loaded.resolve(cohort.validation.suite)]
+
+
+def materialise_synthetic_cohort(loaded: LoadedProtocol) -> None:
+    """Generate the protocol's synthetic cohort where its clinical table is expected."""
+    from studyrunner.synthetic import generate_nsclc_ici_cohort
+
+    source = loaded.protocol.cohort.synthetic_source
+    assert source is not None
+    out_dir = loaded.resolve(loaded.protocol.cohort.clinical_table).parent
+    generate_nsclc_ici_cohort(out_dir, n_patients=source.n_patients, seed=source.seed)
+
+
+def read_manifest(path: Path, loaded: LoadedProtocol) -> pd.DataFrame:
+    """The image manifest with canonical columns patient_id, image, mask[, mask_reader2]
+    holding absolute paths (paths in the manifest are relative to the manifest's folder)."""
+    columns = loaded.protocol.cohort.manifest_columns
+    wanted = {"patient_id": columns.id, "image": columns.image, "mask": columns.mask}
+    if columns.second_reader_mask:
+        wanted["mask_reader2"] = columns.second_reader_mask
+    manifest = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [col for col in wanted.values() if col not in manifest.columns]
+    if missing:
+        raise InputError(f"{path}: column(s) {missing} named in cohort.manifest_columns are not in the manifest "
+                         f"(columns: {list(manifest.columns)})")
+    manifest = manifest[list(wanted.values())].rename(columns={v: k for k, v in wanted.items()})
+    duplicated = manifest[manifest["patient_id"].duplicated()]
+    if len(duplicated):
+        line = int(duplicated.index[0]) + 2
+        raise InputError(f"{path}:{line}: column {columns.id}: patient id {duplicated['patient_id'].iloc[0]!r} appears twice")
+    for col in IMAGE_COLUMNS:
+        if col in manifest:
+            manifest[col] = [str((path.parent / v).resolve()) if v else "" for v in manifest[col]]
+    return manifest
+
+
+def clinical_roles(loaded: LoadedProtocol, manifest_ids: list[str]) -> ClinicalRoles:
+    protocol = loaded.protocol
+    tte = protocol.time_to_event_endpoints()
+    categorical = {v.column: list(v.levels) for v in protocol.cohort.baseline_variables
+                   if v.type == "categorical" and v.levels}
+    for endpoint in protocol.endpoints.values():
+        if not isinstance(endpoint, TimeToEventEndpoint):
+            categorical[endpoint.column] = list(endpoint.levels)
+    return ClinicalRoles(
+        id_column=protocol.cohort.id_column,
+        endpoints={name: (e.time, e.event) for name, e in tte.items()},
+        paired_endpoints=[(name, e.not_after) for name, e in tte.items() if e.not_after],
+        age_column=protocol.cohort.validation.age_column,
+        categorical_levels=categorical,
+        manifest_ids=manifest_ids,
+    )
+
+
+def build_cohort(loaded: LoadedProtocol, stage_dir: Path) -> None:
+    """Run the cohort stage into ``stage_dir`` (see the module docstring)."""
+    protocol = loaded.protocol
+    cohort = protocol.cohort
+    clinical_path = loaded.resolve(cohort.clinical_table)
+    manifest_path = loaded.resolve(cohort.image_manifest)
+    try:
+        clinical = read_clinical_table(clinical_path, cohort.id_column)
+    except ClinicalTableError as exc:
+        raise InputError(str(exc)) from exc
+    clinical, mapping_report = apply_value_mappings(clinical, cohort.value_mappings)
+    manifest = read_manifest(manifest_path, loaded)
+
+    roles = clinical_roles(loaded, manifest["patient_id"].tolist())
+    validation = validate_clinical_table(clinical, loaded.resolve(cohort.validation.suite), roles,
+                                         dict(cohort.validation.severities))
+    write_json(stage_dir / "validation.json", validation.to_dict())
+    if not validation.success:
+        raise ClinicalValidationFailed(
+            f"{clinical_path}: the clinical table failed its validation suite; failing rows:\n"
+            f"{validation.failure_table()}\n"
+            "Correct the table, or mark the expectation a warning in cohort.validation.severities.")
+
+    rules = lambda items: [EligibilityRule(r.column, r.op, r.value, r.reason) for r in items]  # noqa: E731
+    eligible, exclusions = apply_eligibility(clinical, rules(cohort.inclusion), rules(cohort.exclusion))
+    without_images = eligible[~eligible[cohort.id_column].isin(manifest["patient_id"])]
+    exclusions += [{"patient_id": pid, "stage": "eligibility", "reason": "no images in the image manifest"}
+                   for pid in without_images[cohort.id_column]]
+    eligible = eligible[eligible[cohort.id_column].isin(manifest["patient_id"])]
+
+    split = cohort.split
+    partitions = split_cohort(eligible, cohort.id_column, method=split.method, counts=split.counts,
+                              fractions=split.fractions, stratify_on=split.stratify_on,
+                              site_column=split.site_column, site_map=split.sites, seed=protocol.study.seed)
+    table = eligible.copy()
+    table["partition"] = table[cohort.id_column].map(partitions)
+    table = table.merge(manifest, left_on=cohort.id_column, right_on="patient_id", how="left",
+                        suffixes=("", "_manifest"))
+    if cohort.id_column != "patient_id":
+        table = table.drop(columns=["patient_id"]).rename(columns={cohort.id_column: "patient_id"})
+    table.to_csv(stage_dir / "clinical.csv", index=False)
+    write_json(stage_dir / "exclusions.json", exclusions)
+    write_json(stage_dir / "summary.json", {
+        "n_clinical": len(clinical),
+        "n_manifest": len(manifest),
+        "n_with_images": int(clinical[cohort.id_column].isin(manifest["patient_id"]).sum()),
+        "n_eligible": len(table),
+        "partitions": table["partition"].value_counts().reindex(split.partitions, fill_value=0).to_dict(),
+        "value_mappings": mapping_report,
+    })

@@ -1,0 +1,359 @@
+"""The study protocol: a strict, clinician-readable YAML schema.
+
+The protocol is the single source of truth of a study. Every section is validated by
+pydantic with unknown keys forbidden, so a typo is an error rather than a silently ignored
+setting. Errors name the YAML path (``endpoints.os.time: field required``), the file and,
+where the key exists in the file, its line.
+
+Paths inside a protocol are relative to the protocol file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ProtocolError(Exception):
+    """A protocol that cannot be used; the message names the file and each bad YAML path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- study ---------------------------------------------------------------------------
+
+class StudySection(_Strict):
+    """Who and what: the study's identity and reproducibility seed."""
+
+    name: str
+    description: str = ""
+    synthetic: bool = Field(False, description="True when the cohort is generated; every output is then labelled SYNTHETIC DATA.")
+    seed: int = Field(20220415, description="Seed for every random step (splits, synthetic data, R).")
+    tripod_type: Literal["1a", "1b", "2a", "2b", "3", "4"] = Field(
+        "2a", description="TRIPOD study type (Collins et al., BMJ 2015): 2a/2b = development with random/non-random split validation, 3 = external validation.")
+
+
+# --- cohort --------------------------------------------------------------------------
+
+class SyntheticSource(_Strict):
+    """Materialise the cohort with studyrunner's generator when the files are absent."""
+
+    generator: Literal["nsclc_ici"]
+    n_patients: int = Field(236, ge=8)
+    seed: int = 20220415
+
+
+class ManifestColumns(_Strict):
+    id: str = "patient_id"
+    image: str = "image"
+    mask: str = "mask"
+    second_reader_mask: str | None = None
+
+
+Operator = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "missing", "not_missing"]
+
+
+class EligibilityRule(_Strict):
+    """One inclusion or exclusion criterion, e.g. ``{column: age, op: '>=', value: 18, reason: adult}``."""
+
+    column: str
+    op: Operator
+    value: Any = None
+    reason: str
+
+    @model_validator(mode="after")
+    def _value_needed(self) -> "EligibilityRule":
+        if self.op not in ("missing", "not_missing") and self.value is None:
+            raise ValueError(f"operator {self.op!r} needs a value")
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"operator {self.op!r} needs a list value")
+        return self
+
+
+class SplitSection(_Strict):
+    """How patients are allocated to partitions (seed 000: modelling/validation/test)."""
+
+    method: Literal["stratified", "site"] = "stratified"
+    counts: dict[str, int] | None = None
+    fractions: dict[str, float] | None = None
+    stratify_on: list[str] = Field(default_factory=list)
+    site_column: str | None = None
+    sites: dict[str, str] | None = Field(None, description="site value -> partition (method: site)")
+    training: list[str] = Field(description="partitions that form the training cohort")
+    test: list[str] = Field(description="partitions touched only at evaluation")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SplitSection":
+        if self.method == "stratified":
+            if (self.counts is None) == (self.fractions is None):
+                raise ValueError("a stratified split needs exactly one of 'counts' or 'fractions'")
+            names = set(self.counts or self.fractions or {})
+        else:
+            if not self.site_column or not self.sites:
+                raise ValueError("a site split needs 'site_column' and 'sites'")
+            names = set(self.sites.values())
+        unknown = [p for p in self.training + self.test if p not in names]
+        if unknown:
+            raise ValueError(f"training/test name partitions that the split does not define: {unknown}")
+        if set(self.training) & set(self.test):
+            raise ValueError("a partition cannot be both training and test")
+        return self
+
+    @property
+    def partitions(self) -> list[str]:
+        if self.method == "site":
+            return list(dict.fromkeys((self.sites or {}).values()))
+        return list(self.counts or self.fractions or {})
+
+
+class BaselineVariable(_Strict):
+    """A clinical characteristic shown in Table 1."""
+
+    column: str
+    label: str
+    type: Literal["categorical", "continuous"]
+    levels: list[str] | None = Field(None, description="allowed levels after value mapping (categorical)")
+    missing_label: str = "Unknown"
+
+
+class ClinicalValidation(_Strict):
+    suite: str = Field("../validation/clinical_table.yaml", description="Great Expectations suite (YAML, column roles)")
+    severities: dict[str, Literal["error", "warning"]] = Field(
+        default_factory=dict, description="expectation name -> severity; a warning is reported but does not stop the run")
+    age_column: str | None = None
+
+
+class CohortSection(_Strict):
+    clinical_table: str
+    id_column: str = "patient_id"
+    image_manifest: str
+    manifest_columns: ManifestColumns = ManifestColumns()
+    synthetic_source: SyntheticSource | None = None
+    value_mappings: dict[str, dict[str, str]] = Field(default_factory=dict)
+    inclusion: list[EligibilityRule] = Field(default_factory=list)
+    exclusion: list[EligibilityRule] = Field(default_factory=list)
+    baseline_variables: list[BaselineVariable] = Field(default_factory=list)
+    validation: ClinicalValidation = ClinicalValidation()
+    split: SplitSection
+
+
+# --- endpoints -----------------------------------------------------------------------
+
+class TimeToEventEndpoint(_Strict):
+    type: Literal["time_to_event"]
+    label: str
+    time: str
+    event: str
+    unit: Literal["days", "months", "years"] = "days"
+    not_after: str | None = Field(None, description="another time-to-event endpoint this one cannot exceed (PFS <= OS)")
+
+
+class CategoricalEndpoint(_Strict):
+    type: Literal["categorical"]
+    label: str
+    column: str
+    levels: list[str]
+
+
+Endpoint = Annotated[Union[TimeToEventEndpoint, CategoricalEndpoint], Field(discriminator="type")]
+
+
+# --- preprocessing and predictors ----------------------------------------------------
+
+class PreprocessingSection(_Strict):
+    mask_label: int = 1
+    geometry_tolerance: float = Field(1e-3, gt=0)
+    resample_spacing: list[float] | None = Field(None, min_length=3, max_length=3)
+    interpolator: Literal["sitkBSpline", "sitkLinear", "sitkNearestNeighbor"] = "sitkBSpline"
+
+
+class RadiomicsPredictors(_Strict):
+    """PyRadiomics settings (van Griethuysen et al., Cancer Res 2017)."""
+
+    enabled: bool = True
+    image_types: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"Original": {}})
+    feature_classes: list[str] | Literal["all"] = "all"
+    bin_width: float | None = 25.0
+    bin_count: int | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_discretisation(self) -> "RadiomicsPredictors":
+        if (self.bin_width is None) == (self.bin_count is None):
+            raise ValueError("give exactly one of 'bin_width' or 'bin_count'")
+        return self
+
+
+class PredictorsSection(_Strict):
+    radiomics: RadiomicsPredictors = RadiomicsPredictors()
+
+
+# --- statistics ----------------------------------------------------------------------
+
+class ScreeningPlan(_Strict):
+    method: Literal["univariate_cox"] = "univariate_cox"
+    p_threshold: float = Field(0.05, gt=0, le=1)
+    correlation_threshold: float = Field(0.9, gt=0, le=1, description="drop a feature whose |Pearson r| with a better-ranked kept feature exceeds this")
+    max_features: int = Field(5, ge=1, description="at most this many features enter the multivariable model")
+
+
+class RiskGroups(_Strict):
+    cutoff: Literal["training_median"] = "training_median"
+
+
+class StatisticsSection(_Strict):
+    endpoint: str = Field(description="the time-to-event endpoint the model predicts")
+    screening: ScreeningPlan = ScreeningPlan()
+    model: Literal["cox"] = "cox"
+    risk_groups: RiskGroups = RiskGroups()
+    km_times: list[float] | None = Field(None, description="times for the numbers-at-risk table; default: 6 even steps")
+
+
+# --- report --------------------------------------------------------------------------
+
+class ReportSection(_Strict):
+    title: str
+    authors: list[str] = Field(default_factory=list)
+    affiliations: list[str] = Field(default_factory=list)
+    funding: str | None = None
+    ethics: str | None = None
+    registration: str | None = None
+    data_availability: str | None = None
+    conflicts: str | None = None
+    keywords: list[str] = Field(default_factory=list)
+
+
+# --- the protocol --------------------------------------------------------------------
+
+class Protocol(_Strict):
+    """A whole study protocol."""
+
+    study: StudySection
+    cohort: CohortSection
+    endpoints: dict[str, Endpoint]
+    preprocessing: PreprocessingSection = PreprocessingSection()
+    predictors: PredictorsSection = PredictorsSection()
+    statistics: StatisticsSection
+    report: ReportSection
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "Protocol":
+        primary = self.endpoints.get(self.statistics.endpoint)
+        if not isinstance(primary, TimeToEventEndpoint):
+            raise ValueError(f"statistics.endpoint {self.statistics.endpoint!r} must name a time_to_event endpoint "
+                             f"(defined: {sorted(self.endpoints)})")
+        for name, endpoint in self.endpoints.items():
+            if isinstance(endpoint, TimeToEventEndpoint) and endpoint.not_after is not None:
+                if not isinstance(self.endpoints.get(endpoint.not_after), TimeToEventEndpoint):
+                    raise ValueError(f"endpoints.{name}.not_after names {endpoint.not_after!r}, which is not a time_to_event endpoint")
+        return self
+
+    def time_to_event_endpoints(self) -> dict[str, TimeToEventEndpoint]:
+        return {k: v for k, v in self.endpoints.items() if isinstance(v, TimeToEventEndpoint)}
+
+    def section_digest(self, *sections: str) -> str:
+        """SHA-256 of the named sections, used to decide whether a stage must rerun."""
+        payload = {s: self.model_dump(mode="json")[s] for s in sections}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class LoadedProtocol:
+    """A validated protocol together with the file it came from (paths resolve against it)."""
+
+    def __init__(self, protocol: Protocol, path: Path, text: str):
+        self.protocol = protocol
+        self.path = path
+        self.text = text
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def resolve(self, relative: str | Path) -> Path:
+        """A path written in the protocol, resolved against the protocol's folder."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (self.path.parent / p).resolve()
+
+
+def _yaml_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map each mapping key's YAML path to its 1-based line, for error messages."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                path = prefix + (str(key.value),)
+                lines[path] = key.start_mark.line + 1
+                walk(value, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[prefix + (str(i),)] = item.start_mark.line + 1
+                walk(item, prefix + (str(i),))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+_DISCRIMINATOR_TAGS = {"time_to_event", "categorical"}
+
+
+def format_validation_error(error: ValidationError, path: Path, text: str) -> str:
+    """One line per problem: ``FILE:LINE: yaml.path: message``."""
+    lines = _yaml_lines(text)
+    out = []
+    for err in error.errors():
+        loc = [str(p) for p in err["loc"] if str(p) not in _DISCRIMINATOR_TAGS]
+        where = ".".join(loc) or "(top level)"
+        message = err["msg"]
+        if err["type"] == "missing":
+            message = "field required"
+        elif err["type"] == "extra_forbidden":
+            message = "unknown key (not part of the protocol schema; check the spelling)"
+        message = message.removeprefix("Value error, ")
+        line = None
+        for cut in range(len(loc), 0, -1):
+            line = lines.get(tuple(loc[:cut]))
+            if line:
+                break
+        location = f"{path}:{line}" if line else str(path)
+        out.append(f"{location}: {where}: {message}")
+    return "\n".join(out)
+
+
+def load_protocol(path: str | Path) -> LoadedProtocol:
+    """Read and validate a protocol file; raise ProtocolError naming the file and YAML paths."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise ProtocolError(f"{path}: protocol file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProtocolError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{path}: a protocol is a YAML mapping with sections study, cohort, endpoints, ...")
+    try:
+        protocol = Protocol.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(format_validation_error(exc, path, text)) from exc
+    return LoadedProtocol(protocol, path, text)
+
+
+def json_schema() -> dict[str, Any]:
+    """The protocol's JSON Schema, exported to protocols/schema.json for editors."""
+    schema = Protocol.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "studyrunner protocol"
+    return schema

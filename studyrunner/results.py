@@ -1,0 +1,118 @@
+"""Assemble ``results.json``: every number the report shows, read from the stage outputs.
+
+The report is rendered from this file alone, so ``studyrunner report RUN`` reproduces it and
+no number is ever typed in a template.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from studyrunner import __version__
+from studyrunner.protocol import LoadedProtocol, TimeToEventEndpoint
+from studyrunner.run_folder import read_json
+
+SCREENING_ROWS_SHOWN = 15
+
+
+def _maybe(path: Path) -> Any:
+    return read_json(path) if path.exists() else None
+
+
+def flow_section(loaded: LoadedProtocol, run_dir: Path) -> dict[str, Any]:
+    """Participant flow: counts and every exclusion with its stage and reason."""
+    summary = read_json(run_dir / "cohort" / "summary.json")
+    exclusions = [e for stage in ("cohort", "images", "radiomics")
+                  for e in (_maybe(run_dir / stage / "exclusions.json") or [])]
+    excluded_late = {e["patient_id"] for e in exclusions if e["stage"] in ("images", "radiomics")}
+    clinical = pd.read_csv(run_dir / "cohort" / "clinical.csv", dtype={"patient_id": str})
+    analysed = clinical[~clinical["patient_id"].isin(excluded_late)]
+    split = loaded.protocol.cohort.split
+    return {
+        "n_clinical": summary["n_clinical"],
+        "n_with_images": summary["n_with_images"],
+        "n_eligible": summary["n_eligible"],
+        "exclusions": exclusions,
+        "n_included": len(analysed),
+        "partitions": analysed["partition"].value_counts().reindex(split.partitions, fill_value=0).to_dict(),
+        "training_partitions": split.training,
+        "test_partitions": split.test,
+        "split_method": (f"stratified randomisation on {', '.join(split.stratify_on)}" if split.method == "stratified"
+                         else f"by site ({split.site_column})"),
+    }
+
+
+def model_section(run_dir: Path, p_threshold: float) -> dict[str, Any] | None:
+    model = _maybe(run_dir / "statistics" / "model.json")
+    if model is None:
+        return None
+    screening = pd.read_csv(run_dir / "statistics" / "screening.csv")
+    top = screening.sort_values("p", na_position="last").head(SCREENING_ROWS_SHOWN)
+    cox = model.get("cox") or {}
+    return {
+        "endpoint": model["endpoint"],
+        "note": model.get("note"),
+        "screening": {"p_threshold": p_threshold, "n_candidates": model["n_candidates"],
+                      "n_features_extracted": model["n_features_extracted"],
+                      "n_kept": len(model["screened"]), "selected_after_pruning": model["selected"],
+                      "top": top[["feature", "hr", "hr_lower", "hr_upper", "p", "kept"]].to_dict("records")},
+        "coefficients": cox.get("coefficients", []),
+        "fit": {k: cox.get(k) for k in ("concordance", "loglik", "aic", "n", "n_events")} if cox else None,
+        "cutoff": {"value": model["cutoff"], "method": model["cutoff_method"]} if "cutoff" in model else None,
+    }
+
+
+def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, timings: dict[str, float],
+                     run_id: str) -> dict[str, Any]:
+    protocol = loaded.protocol
+    evaluation = _maybe(run_dir / "statistics" / "evaluation.json") or {}
+    cohort_labels = {"training": "Training cohort", "test": "Test cohort"}
+    for name, block in evaluation.items():
+        block.setdefault("cohort_label", cohort_labels.get(name, name))
+        block.setdefault("time_unit", protocol.endpoints[protocol.statistics.endpoint].unit)  # type: ignore[union-attr]
+    radiomics = _maybe(run_dir / "radiomics" / "summary.json")
+    if radiomics is not None:
+        import yaml
+
+        radiomics["params_file"] = "radiomics/params.yaml"
+        radiomics["settings"] = yaml.safe_load((run_dir / "radiomics" / "params.yaml").read_text())
+    return {
+        "study": {
+            **protocol.study.model_dump(mode="json"),
+            "protocol_file": str(loaded.path),
+            "protocol_sha256": loaded.sha256,
+            "run_id": run_id,
+            "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "studyrunner_version": __version__,
+        },
+        "report_meta": protocol.report.model_dump(mode="json"),
+        "endpoints": {name: e.model_dump(mode="json") for name, e in protocol.endpoints.items()},
+        "primary_endpoint": protocol.statistics.endpoint,
+        "flow": flow_section(loaded, run_dir),
+        "validation": read_json(run_dir / "cohort" / "validation.json"),
+        "table_one": _maybe(run_dir / "statistics" / "table_one.json"),
+        "radiomics": radiomics,
+        "model": model_section(run_dir, protocol.statistics.screening.p_threshold),
+        "evaluation": evaluation,
+        "oracle": _maybe(run_dir / "statistics" / "oracle.json"),
+        "software": {
+            "python": environment["python"],
+            "platform": environment["platform"],
+            "packages": environment["python_packages"],
+            "r": environment["r"],
+            "r_packages": environment["r_packages"],
+            "cran_fallbacks": [{"package": c["package"], "status": c["status"], "implementation": c["implementation"]}
+                               for c in environment["cran_only"]],
+        },
+        "timings": timings,
+    }
+
+
+def primary_endpoint(loaded: LoadedProtocol) -> TimeToEventEndpoint:
+    endpoint = loaded.protocol.endpoints[loaded.protocol.statistics.endpoint]
+    assert isinstance(endpoint, TimeToEventEndpoint)
+    return endpoint
