@@ -1,0 +1,113 @@
+"""Cox models and risk-score evaluation: typed Python entry points to ``rscripts/cox.R``
+and ``rscripts/evaluation.R``.
+
+The statistics are computed in R (``survival`` package); this module selects the columns
+R needs, calls the R functions through :mod:`studyrunner.rbridge` and shapes the results
+into plain, JSON-serialisable Python (NaN/NA -> ``None``).
+
+Methods: Cox DR (1972), J R Stat Soc B 34:187-220, Efron ties (Efron B (1977), JASA
+72:557-565); Harrell's C (Harrell FE et al. (1996), Stat Med 15:361-387); log-rank test
+(Mantel N (1966), Cancer Chemother Rep 50:163-170); Kaplan-Meier (Kaplan EL, Meier P (1958),
+JASA 53:457-481). See the R scripts for the details of each computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from studyrunner.rbridge import json_ready, r_function
+
+_univariate_cox_screen = r_function("cox", "univariate_cox_screen")
+_fit_cox = r_function("cox", "fit_cox")
+_cox_linear_predictor = r_function("cox", "cox_linear_predictor")
+_evaluate_risk_score = r_function("evaluation", "evaluate_risk_score")
+
+KM_COLUMNS = ("time", "surv", "lower", "upper", "n_risk", "n_event", "n_censor")
+"""Columns of each Kaplan-Meier step table in :func:`evaluate_risk_score`'s ``km``."""
+
+
+def select_columns(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """The named columns of ``df`` (each once, in order); names the missing ones if any."""
+    wanted = list(dict.fromkeys(columns))
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        raise KeyError(f"column(s) not found in data: {missing}")
+    return df[wanted]
+
+
+def screen_features(df: pd.DataFrame, time: str, event: str, features: Sequence[str],
+                    p_threshold: float = 0.05) -> pd.DataFrame:
+    """Univariate Cox screening, one model per feature (R ``univariate_cox_screen``).
+
+    Returns a DataFrame with columns ``feature, coef, hr, hr_lower, hr_upper, p, kept,
+    message``: Wald p-value and 95% CI, ``kept`` = p < ``p_threshold``; a constant or
+    failing feature has p = NaN, kept = False and the reason in ``message``.
+    """
+    return _univariate_cox_screen(select_columns(df, [time, event, *features]), time, event,
+                                  list(features), float(p_threshold))
+
+
+def fit_cox(df: pd.DataFrame, time: str, event: str,
+            covariates: Sequence[str]) -> dict[str, Any]:
+    """Multivariable Cox model with Efron ties (R ``fit_cox``).
+
+    Returns ``{"coefficients": [{"term", "coef", "se", "hr", "hr_lower", "hr_upper", "z",
+    "p"}, ...], "concordance", "concordance_se", "loglik", "loglik_null", "aic", "n",
+    "n_events"}``; ``loglik`` is the partial log-likelihood at the estimate, ``n`` the
+    number of complete cases used.
+    """
+    result = _fit_cox(select_columns(df, [time, event, *covariates]), time, event,
+                      list(covariates))
+    result["n"] = int(result["n"])
+    result["n_events"] = int(result["n_events"])
+    return json_ready(result)
+
+
+def linear_predictor(coefs: Mapping[str, float], df: pd.DataFrame) -> np.ndarray:
+    """Linear predictor sum_j coef_j * x_j of a frozen Cox model on ``df`` (uncentered).
+
+    One value per row of ``df`` (NaN where a covariate is missing). Cut-offs must be set on
+    this same scale (R ``cox_linear_predictor`` explains why).
+    """
+    values = _cox_linear_predictor(dict(coefs), select_columns(df, coefs.keys()))
+    return np.atleast_1d(np.asarray(values, dtype=float))
+
+
+def evaluate_risk_score(df: pd.DataFrame, time: str, event: str, score_col: str,
+                        cutoff: float, km_times: Sequence[float]) -> dict[str, Any]:
+    """Discrimination of a risk score and separation of its two risk groups
+    (R ``evaluate_risk_score``); high-risk = score > ``cutoff``.
+
+    Returns::
+
+        {"n", "n_events", "cutoff",
+         "c_index", "c_se", "c_lower", "c_upper",          # Harrell's C, 95% CI
+         "groups": {"low": {"n", "n_events"}, "high": {...}},
+         "hr", "hr_lower", "hr_upper", "hr_p", "hr_reason",  # Cox, high vs low
+         "logrank_chisq", "logrank_p", "logrank_reason",
+         "km": {"low": {"time": [...], "surv": [...], "lower", "upper", "n_risk",
+                        "n_event", "n_censor"}, "high": {...}},
+         "risk_table": {"times": [...], "low": [...], "high": [...]}}  # numbers at risk
+
+    ``*_reason`` is None unless the value could not be estimated (empty group, no events).
+    """
+    result = _evaluate_risk_score(select_columns(df, [time, event, score_col]), time, event,
+                                  score_col, float(cutoff), [float(t) for t in km_times])
+    groups = result["groups"]
+    risk_table = result["risk_table"]
+    shaped = {key: value for key, value in result.items()
+              if key not in ("groups", "km", "risk_table")}
+    shaped["cutoff"] = float(cutoff)
+    shaped["n_events"] = int(shaped["n_events"])
+    shaped["groups"] = {row.group: {"n": int(row.n), "n_events": int(row.n_events)}
+                        for row in groups.itertuples()}
+    shaped["km"] = {group: {column: steps[column].tolist() for column in KM_COLUMNS}
+                    for group, steps in result["km"].items()}
+    shaped["risk_table"] = {"times": risk_table["time"].astype(float).tolist(),
+                            **{group: risk_table[group].astype(int).tolist()
+                               for group in ("low", "high")}}
+    return json_ready(shaped)

@@ -1,0 +1,58 @@
+"""Stage reuse: an unchanged stage is not recomputed; a changed input or setting reruns it."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from studyrunner.run_folder import RunFolder, read_json, to_jsonable, write_json
+
+
+def test_stage_is_reused_only_when_settings_upstream_and_inputs_are_unchanged(tmp_path):
+    data = tmp_path / "input.csv"
+    data.write_text("a\n1\n")
+    calls = []
+
+    def work(stage_dir):
+        calls.append(stage_dir.name)
+        (stage_dir / "out.txt").write_text(data.read_text())
+
+    def run(settings):
+        folder = RunFolder(tmp_path / "run")
+        first = folder.run_stage("first", folder.fingerprint("first", settings, inputs=[data]), work)
+        second = folder.run_stage("second", folder.fingerprint("second", {}, upstream=["first"]), work)
+        return first.reused, second.reused
+
+    assert run({"x": 1}) == (False, False)
+    assert run({"x": 1}) == (True, True)
+    assert run({"x": 2}) == (False, False)  # a new setting reruns the stage and everything downstream
+    data.write_text("a\n2\n")
+    assert run({"x": 2}) == (False, False)  # so does a changed input file
+    assert calls == ["first", "second"] * 3
+    assert (tmp_path / "run" / "first" / "out.txt").read_text() == "a\n2\n"
+
+
+def test_a_stage_that_crashed_is_rerun(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    fingerprint = folder.fingerprint("s", {})
+
+    def crash(stage_dir):
+        (stage_dir / "partial.txt").write_text("half")
+        raise RuntimeError("killed")
+
+    try:
+        folder.run_stage("s", fingerprint, crash)
+    except RuntimeError:
+        pass
+    assert not (tmp_path / "run" / "s" / "stage.json").exists()
+    record = folder.run_stage("s", fingerprint, lambda d: (d / "done.txt").write_text("ok"))
+    assert not record.reused and (tmp_path / "run" / "s" / "done.txt").exists()
+
+
+def test_json_output_is_plain_json(tmp_path):
+    payload = {"a": np.float64(0.5), "b": np.int64(3), "c": math.nan, "d": [np.inf, 1.0]}
+    assert to_jsonable(payload) == {"a": 0.5, "b": 3, "c": None, "d": [None, 1.0]}
+    write_json(tmp_path / "x.json", payload)
+    assert read_json(tmp_path / "x.json") == json.loads('{"a": 0.5, "b": 3, "c": null, "d": [null, 1.0]}')
