@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from studyrunner.cohort.clinical_table import (
-    ClinicalTableError,
-    EligibilityRule,
+    Rule,
     apply_eligibility,
     apply_value_mappings,
+    coerce_columns,
     read_clinical_table,
 )
 from studyrunner.cohort.expectations import ClinicalRoles, validate_clinical_table
@@ -37,10 +37,9 @@ def cohort_input_files(loaded: LoadedProtocol) -> list[Path]:
     manifest = loaded.resolve(cohort.image_manifest)
     if cohort.synthetic_source and not (clinical.exists() and manifest.exists()):
         materialise_synthetic_cohort(loaded)
-    for path, what in ((clinical, "clinical table"), (manifest, "image manifest")):
+    for path, key in ((clinical, "clinical_table"), (manifest, "image_manifest")):
         if not path.is_file():
-            raise InputError(f"{loaded.path}: cohort.{'clinical_table' if what == 'clinical table' else 'image_manifest'}: "
-                             f"{what} {path} not found")
+            raise InputError(f"{loaded.path}: cohort.{key}: file {path} not found")
     return [clinical, manifest, loaded.resolve(cohort.validation.suite)]
 
 
@@ -86,13 +85,23 @@ def clinical_roles(loaded: LoadedProtocol, manifest_ids: list[str]) -> ClinicalR
         if not isinstance(endpoint, TimeToEventEndpoint):
             categorical[endpoint.column] = list(endpoint.levels)
     return ClinicalRoles(
-        id_column=protocol.cohort.id_column,
+        id=protocol.cohort.id_column,
         endpoints={name: (e.time, e.event) for name, e in tte.items()},
         paired_endpoints=[(name, e.not_after) for name, e in tte.items() if e.not_after],
-        age_column=protocol.cohort.validation.age_column,
-        categorical_levels=categorical,
+        age=protocol.cohort.validation.age_column,
+        categorical=categorical,
         manifest_ids=manifest_ids,
     )
+
+
+def numeric_columns(loaded: LoadedProtocol) -> list[str]:
+    """Columns that must hold numbers: endpoint times and events, continuous baseline variables."""
+    protocol = loaded.protocol
+    columns = [c for e in protocol.time_to_event_endpoints().values() for c in (e.time, e.event)]
+    columns += [v.column for v in protocol.cohort.baseline_variables if v.type == "continuous"]
+    if protocol.cohort.validation.age_column:
+        columns.append(protocol.cohort.validation.age_column)
+    return list(dict.fromkeys(columns))
 
 
 def build_cohort(loaded: LoadedProtocol, stage_dir: Path) -> None:
@@ -101,10 +110,8 @@ def build_cohort(loaded: LoadedProtocol, stage_dir: Path) -> None:
     cohort = protocol.cohort
     clinical_path = loaded.resolve(cohort.clinical_table)
     manifest_path = loaded.resolve(cohort.image_manifest)
-    try:
-        clinical = read_clinical_table(clinical_path, cohort.id_column)
-    except ClinicalTableError as exc:
-        raise InputError(str(exc)) from exc
+    clinical = read_clinical_table(clinical_path, cohort.id_column)
+    clinical = coerce_columns(clinical, [c for c in numeric_columns(loaded) if c in clinical.columns], clinical_path)
     clinical, mapping_report = apply_value_mappings(clinical, cohort.value_mappings)
     manifest = read_manifest(manifest_path, loaded)
 
@@ -118,8 +125,8 @@ def build_cohort(loaded: LoadedProtocol, stage_dir: Path) -> None:
             f"{validation.failure_table()}\n"
             "Correct the table, or mark the expectation a warning in cohort.validation.severities.")
 
-    rules = lambda items: [EligibilityRule(r.column, r.op, r.value, r.reason) for r in items]  # noqa: E731
-    eligible, exclusions = apply_eligibility(clinical, rules(cohort.inclusion), rules(cohort.exclusion))
+    eligible, exclusions = apply_eligibility(clinical, [Rule(**r.model_dump()) for r in cohort.inclusion],
+                                             [Rule(**r.model_dump()) for r in cohort.exclusion], cohort.id_column)
     without_images = eligible[~eligible[cohort.id_column].isin(manifest["patient_id"])]
     exclusions += [{"patient_id": pid, "stage": "eligibility", "reason": "no images in the image manifest"}
                    for pid in without_images[cohort.id_column]]
@@ -129,7 +136,7 @@ def build_cohort(loaded: LoadedProtocol, stage_dir: Path) -> None:
     partitions = split_cohort(eligible, cohort.id_column, method=split.method, counts=split.counts,
                               fractions=split.fractions, stratify_on=split.stratify_on,
                               site_column=split.site_column, site_map=split.sites, seed=protocol.study.seed)
-    table = eligible.copy()
+    table = eligible.reset_index(drop=True)
     table["partition"] = table[cohort.id_column].map(partitions)
     table = table.merge(manifest, left_on=cohort.id_column, right_on="patient_id", how="left",
                         suffixes=("", "_manifest"))
@@ -143,5 +150,5 @@ def build_cohort(loaded: LoadedProtocol, stage_dir: Path) -> None:
         "n_with_images": int(clinical[cohort.id_column].isin(manifest["patient_id"]).sum()),
         "n_eligible": len(table),
         "partitions": table["partition"].value_counts().reindex(split.partitions, fill_value=0).to_dict(),
-        "value_mappings": mapping_report,
+        "value_mappings": {column: report.to_dict() for column, report in mapping_report.items()},
     })
