@@ -1,0 +1,24 @@
+"""SYNTHETIC cohorts for demonstrations and tests: CT-like crops with known lesion phenotypes
+and clinical tables with a known survival model. Nothing here comes from a patient."""
+
+from studyrunner.synthetic.nsclc_ici import (
+    GENERATOR_VERSION,
+    CohortFiles,
+    SimulatedCohort,
+    generate_nsclc_ici_cohort,
+    oracle_concordance,
+    simulate_nsclc_ici,
+)
+from studyrunner.synthetic.phantom import LesionParams, make_case, max_volume_ml
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "CohortFiles",
+    "LesionParams",
+    "SimulatedCohort",
+    "generate_nsclc_ici_cohort",
+    "make_case",
+    "max_volume_ml",
+    "oracle_concordance",
+    "simulate_nsclc_ici",
+]
