@@ -11,7 +11,7 @@
 #' @param ranked character vector of feature names, best first
 #' @param threshold maximum allowed |r| between two kept features
 #' @param max_features maximum number of features returned
-#' @return character vector of kept feature names, in rank order
+#' @return list of kept feature names, in rank order (a list, so one name stays a list in Python)
 prune_correlated <- function(df, ranked, threshold, max_features) {
   kept <- character(0)
   for (feature in ranked) {
@@ -24,5 +24,5 @@ prune_correlated <- function(df, ranked, threshold, max_features) {
                         use = "pairwise.complete.obs"))
     if (all(is.na(r) | r <= threshold)) kept <- c(kept, feature)
   }
-  kept
+  as.list(kept)
 }

@@ -86,7 +86,7 @@ def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, t
             "protocol_file": str(loaded.path),
             "protocol_sha256": loaded.sha256,
             "run_id": run_id,
-            "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "studyrunner_version": __version__,
         },
         "report_meta": protocol.report.model_dump(mode="json"),

@@ -1,0 +1,218 @@
+"""Number formatting for the report: every number printed in the report passes through here.
+
+The functions are registered as Jinja2 filters (see ``FILTERS``) and are used by the figure
+code as well, so a value reads the same in a table, in the text and on a plot.
+
+Conventions (journal style, as asked for by TRIPOD+AI item 23a, Collins et al., BMJ 2024):
+
+- a missing value prints as an em dash, followed by the reason in brackets when one is known;
+- p-values print with 3 decimals, and as "<0.001" below 0.001;
+- estimates with a confidence interval print as "0.71 (0.65–0.77)" (en dash between limits);
+- counts with a percentage print as "40 (17%)".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+MISSING = "\u2014"  # em dash
+RANGE_DASH = "\u2013"  # en dash
+MINUS = "\u2212"  # typographic minus sign
+
+P_FLOOR = 0.001
+CI_LEVEL = 0.95  # the level of every interval in results.json (rscripts/evaluation.R, survival defaults)
+
+
+def ci_label(level: float = CI_LEVEL) -> str:
+    """The short name of a confidence interval: "95% CI"."""
+    return f"{level * 100:g}% CI"
+
+
+def ci_words(level: float = CI_LEVEL) -> str:
+    """The name of a confidence interval for running text: "95% confidence"."""
+    return f"{level * 100:g}% confidence"
+
+
+def is_missing(value: Any) -> bool:
+    """True for None and for float NaN (R's NA arrives as NaN through rpy2)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt_missing(reason: str | None = None) -> str:
+    """The em dash used for a value that is not available, with the reason when one is given."""
+    return f"{MISSING} ({reason})" if reason else MISSING
+
+
+def _signed(text: str) -> str:
+    """Replace a leading hyphen-minus by a typographic minus sign."""
+    return MINUS + text[1:] if text.startswith("-") else text
+
+
+def fmt_num(value: float | int | None, digits: int = 2, reason: str | None = None) -> str:
+    """A number with a fixed number of decimals: ``fmt_num(0.7237) == "0.72"``."""
+    if is_missing(value):
+        return fmt_missing(reason)
+    return _signed(f"{float(value):.{digits}f}")
+
+
+def fmt_int(value: int | float | None, reason: str | None = None) -> str:
+    """A count with thousands separators: ``fmt_int(12345) == "12,345"``."""
+    if is_missing(value):
+        return fmt_missing(reason)
+    return _signed(f"{int(round(float(value))):,}")
+
+
+def fmt_p(value: float | None, reason: str | None = None) -> str:
+    """A p-value: "<0.001" below 0.001, otherwise 3 decimals (``0.0496 -> "0.050"``)."""
+    if is_missing(value):
+        return fmt_missing(reason)
+    p = float(value)
+    if p < P_FLOOR:
+        return f"<{P_FLOOR:.3f}"
+    return f"{p:.3f}"
+
+
+def fmt_p_eq(value: float | None, reason: str | None = None) -> str:
+    """A p-value for running text or a plot: "p < 0.001" or "p = 0.012"."""
+    text = fmt_p(value, reason)
+    if text.startswith("<"):
+        return f"p < {text[1:]}"
+    return f"p = {text}"
+
+
+def fmt_ci(
+    estimate: float | None,
+    lower: float | None,
+    upper: float | None,
+    digits: int = 2,
+    reason: str | None = None,
+) -> str:
+    """An estimate with its confidence interval: ``fmt_ci(0.712, 0.651, 0.774) == "0.71 (0.65–0.77)"``.
+
+    A missing estimate prints as the em dash (with ``reason``); a missing limit prints the
+    estimate followed by "(—)" so the reader sees that the interval, not the estimate, is absent.
+    """
+    if is_missing(estimate):
+        return fmt_missing(reason)
+    point = fmt_num(estimate, digits)
+    if is_missing(lower) or is_missing(upper):
+        return f"{point} ({MISSING})"
+    return f"{point} ({fmt_num(lower, digits)}{RANGE_DASH}{fmt_num(upper, digits)})"
+
+
+def fmt_hr(
+    hr: float | None,
+    lower: float | None,
+    upper: float | None,
+    reason: str | None = None,
+) -> str:
+    """A hazard ratio with its 95% CI, 2 decimals: ``fmt_hr(2.053, 1.643, 2.564) == "2.05 (1.64–2.56)"``."""
+    return fmt_ci(hr, lower, upper, digits=2, reason=reason)
+
+
+def fmt_pct(value: float | None, reason: str | None = None) -> str:
+    """A percentage rounded to a whole number; values in (0, 0.5) print as "<1%"."""
+    if is_missing(value):
+        return fmt_missing(reason)
+    pct = float(value)
+    if 0 < pct < 0.5:
+        return "<1%"
+    return f"{pct:.0f}%"
+
+
+def fmt_n_pct(n: int | None, pct: float | None = None, reason: str | None = None) -> str:
+    """A count with its percentage: ``fmt_n_pct(40, 17.2) == "40 (17%)"``."""
+    if is_missing(n):
+        return fmt_missing(reason)
+    if is_missing(pct):
+        return fmt_int(n)
+    return f"{fmt_int(n)} ({fmt_pct(pct)})"
+
+
+def fmt_median_iqr(summary: Mapping[str, Any] | None, digits: int = 1, reason: str | None = None) -> str:
+    """Median and interquartile range from a Table 1 summary: "63.0 (57.0–69.0)"."""
+    if summary is None or is_missing(summary.get("median")):
+        return fmt_missing(reason)
+    return fmt_ci(summary["median"], summary.get("q1"), summary.get("q3"), digits=digits)
+
+
+def fmt_mean_sd(summary: Mapping[str, Any] | None, digits: int = 1, reason: str | None = None) -> str:
+    """Mean and standard deviation from a Table 1 summary: "62.8 (8.4)"."""
+    if summary is None or is_missing(summary.get("mean")):
+        return fmt_missing(reason)
+    return f"{fmt_num(summary['mean'], digits)} ({fmt_num(summary.get('sd'), digits)})"
+
+
+def fmt_seconds(value: float | None, reason: str | None = None) -> str:
+    """A duration: "1.8 s" below a minute, "6 min 28 s" below an hour, else "1 h 02 min"."""
+    if is_missing(value):
+        return fmt_missing(reason)
+    seconds = float(value)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(round(seconds))
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {(whole % 3600) // 60:02d} min"
+
+
+def fmt_datetime(value: str | None, reason: str | None = None) -> str:
+    """An ISO 8601 UTC timestamp as "14 January 2025, 09:30 UTC"."""
+    if is_missing(value) or value == "":
+        return fmt_missing(reason)
+    stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return f"{stamp.day} {stamp:%B %Y, %H:%M} UTC"
+
+
+def fmt_value(value: Any, reason: str | None = None) -> str:
+    """A setting value of any JSON type, for the methods tables (lists joined, booleans as yes/no)."""
+    if is_missing(value):
+        return fmt_missing(reason)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return _signed(f"{value:g}")
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return ", ".join(fmt_value(item) for item in value)
+    if isinstance(value, Mapping):
+        return "; ".join(f"{key}: {fmt_value(item)}" for key, item in value.items())
+    return str(value)
+
+
+def fmt_text(value: str | None, reason: str | None = None) -> str:
+    """Free text from results.json, or the em dash (with reason) when it is absent or empty."""
+    if is_missing(value) or str(value).strip() == "":
+        return fmt_missing(reason)
+    return str(value)
+
+
+def lower_first(label: str | None) -> str:
+    """A label for use inside a sentence: "Overall survival" -> "overall survival", while
+    labels that start with an acronym ("PD-L1 TPS", "ECOG status") are left as they are."""
+    text = fmt_text(label)
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        return text[0].lower() + text[1:]
+    return text
+
+
+FILTERS: dict[str, Callable[..., str]] = {
+    "fmt_num": fmt_num,
+    "fmt_int": fmt_int,
+    "fmt_p": fmt_p,
+    "fmt_p_eq": fmt_p_eq,
+    "fmt_ci": fmt_ci,
+    "fmt_hr": fmt_hr,
+    "fmt_pct": fmt_pct,
+    "fmt_n_pct": fmt_n_pct,
+    "fmt_median_iqr": fmt_median_iqr,
+    "fmt_mean_sd": fmt_mean_sd,
+    "fmt_seconds": fmt_seconds,
+    "fmt_datetime": fmt_datetime,
+    "fmt_value": fmt_value,
+    "fmt_text": fmt_text,
+    "fmt_missing": fmt_missing,
+    "lower_first": lower_first,
+}
