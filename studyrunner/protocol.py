@@ -255,6 +255,12 @@ class Protocol(_Strict):
                     raise ValueError(f"endpoints.{name}.not_after names {endpoint.not_after!r}, which is not a time_to_event endpoint")
         return self
 
+    def primary_endpoint(self) -> TimeToEventEndpoint:
+        """The time-to-event endpoint the statistics plan models."""
+        endpoint = self.endpoints[self.statistics.endpoint]
+        assert isinstance(endpoint, TimeToEventEndpoint)  # checked by _cross_references
+        return endpoint
+
     def time_to_event_endpoints(self) -> dict[str, TimeToEventEndpoint]:
         return {k: v for k, v in self.endpoints.items() if isinstance(v, TimeToEventEndpoint)}
 

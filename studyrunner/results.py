@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from studyrunner import __version__
-from studyrunner.protocol import LoadedProtocol, TimeToEventEndpoint
+from studyrunner.protocol import LoadedProtocol
 from studyrunner.run_folder import read_json
 
 SCREENING_ROWS_SHOWN = 15
@@ -46,7 +46,7 @@ def flow_section(loaded: LoadedProtocol, run_dir: Path) -> dict[str, Any]:
     }
 
 
-def model_section(run_dir: Path, p_threshold: float) -> dict[str, Any] | None:
+def model_section(run_dir: Path, p_threshold: float, r_packages: dict[str, str | None]) -> dict[str, Any] | None:
     model = _maybe(run_dir / "statistics" / "model.json")
     if model is None:
         return None
@@ -63,6 +63,8 @@ def model_section(run_dir: Path, p_threshold: float) -> dict[str, Any] | None:
         "coefficients": cox.get("coefficients", []),
         "fit": {k: cox.get(k) for k in ("concordance", "loglik", "aic", "n", "n_events")} if cox else None,
         "cutoff": {"value": model["cutoff"], "method": model["cutoff_method"]} if "cutoff" in model else None,
+        "normalisation": "z-score with the training mean and SD",
+        "implementation": {"cox": f"R survival {r_packages.get('survival')} (coxph, Efron ties)"},
     }
 
 
@@ -73,7 +75,7 @@ def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, t
     cohort_labels = {"training": "Training cohort", "test": "Test cohort"}
     for name, block in evaluation.items():
         block.setdefault("cohort_label", cohort_labels.get(name, name))
-        block.setdefault("time_unit", protocol.endpoints[protocol.statistics.endpoint].unit)  # type: ignore[union-attr]
+        block.setdefault("time_unit", protocol.primary_endpoint().unit)
     radiomics = _maybe(run_dir / "radiomics" / "summary.json")
     if radiomics is not None:
         import yaml
@@ -96,7 +98,7 @@ def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, t
         "validation": read_json(run_dir / "cohort" / "validation.json"),
         "table_one": _maybe(run_dir / "statistics" / "table_one.json"),
         "radiomics": radiomics,
-        "model": model_section(run_dir, protocol.statistics.screening.p_threshold),
+        "model": model_section(run_dir, protocol.statistics.screening.p_threshold, environment["r_packages"]),
         "evaluation": evaluation,
         "oracle": _maybe(run_dir / "statistics" / "oracle.json"),
         "software": {
@@ -110,9 +112,3 @@ def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, t
         },
         "timings": timings,
     }
-
-
-def primary_endpoint(loaded: LoadedProtocol) -> TimeToEventEndpoint:
-    endpoint = loaded.protocol.endpoints[loaded.protocol.statistics.endpoint]
-    assert isinstance(endpoint, TimeToEventEndpoint)
-    return endpoint

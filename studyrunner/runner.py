@@ -25,6 +25,7 @@ from studyrunner.cohort.stage import build_cohort, cohort_input_files
 from studyrunner.environment import environment_report, git_revision
 from studyrunner.errors import InputError
 from studyrunner.imaging.stage import check_images
+from studyrunner.paths import repo_folder
 from studyrunner.protocol import LoadedProtocol
 from studyrunner.radiomics.stage import extract_features
 from studyrunner.results import assemble_results
@@ -111,16 +112,18 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
         truth_file = loaded.resolve(protocol.cohort.clinical_table).parent / "truth.csv"
         truth = (pd.read_csv(truth_file, dtype={"patient_id": str})
                  if protocol.study.synthetic and truth_file.exists() else None)
+        r_code = sorted(repo_folder("rscripts", "STUDYRUNNER_RSCRIPTS").glob("*.R"))
         stage("statistics", [protocol.section_digest("statistics", "endpoints"), protocol.study.seed],
               ["radiomics"], lambda d: _statistics(loaded, clinical, features, d, truth),
-              [truth_file] if truth is not None else [])
+              r_code + ([truth_file] if truth is not None else []))
 
         stage("model", [loaded.sha256], ["statistics"], lambda d: _freeze(loaded, run_dir, d))
 
         environment = environment_report()
         write_json(run_dir / "results.json",
                    assemble_results(loaded, run_dir, environment, folder.timings(), run_dir.name))
-        stage("report", [], ["model"], lambda d: _render(run_dir), [run_dir / "results.json"])
+        templates = sorted(p for p in repo_folder("reports", "STUDYRUNNER_REPORTS").rglob("*") if p.is_file())
+        stage("report", [], ["model"], lambda d: _render(run_dir), [run_dir / "results.json", *templates])
         write_json(run_dir / "manifest.json", _manifest(loaded, folder, inputs, image_files, environment, device,
                                                           options))
         return run_dir

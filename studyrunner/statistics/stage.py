@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from studyrunner.protocol import LoadedProtocol, TimeToEventEndpoint
+from studyrunner.protocol import LoadedProtocol
 from studyrunner.rbridge import r_function
 from studyrunner.run_folder import write_json
 from studyrunner.statistics.survival_model import evaluate_risk_score, fit_cox, linear_predictor, screen_features
@@ -67,8 +67,7 @@ def fit_and_evaluate(loaded: LoadedProtocol, clinical: pd.DataFrame, features: p
     """Run steps 1-6 (module docstring) and write the outputs into ``stage_dir``."""
     protocol = loaded.protocol
     plan = protocol.statistics
-    endpoint = protocol.endpoints[plan.endpoint]
-    assert isinstance(endpoint, TimeToEventEndpoint)
+    endpoint = protocol.primary_endpoint()
     time, event = endpoint.time, endpoint.event
     feature_names = [c for c in features.columns if c != "patient_id"]
 
@@ -137,8 +136,12 @@ def baseline_table(loaded: LoadedProtocol, clinical: pd.DataFrame, stage_dir: Pa
         comparisons.append((split.training[0].capitalize(), split.training[1].capitalize()))
     comparisons.append(("Training", "Test"))
     variables = protocol.cohort.baseline_variables
+    table = clinical.copy()
+    for v in variables:  # show levels in the protocol's order
+        if v.type == "categorical" and v.levels:
+            table[v.column] = pd.Categorical(table[v.column].astype("string"), categories=v.levels)
     result = table_one(
-        clinical, groups=groups, comparisons=comparisons,
+        table, groups=groups, comparisons=comparisons,
         categorical={v.column: v.label for v in variables if v.type == "categorical"},
         continuous={v.column: v.label for v in variables if v.type == "continuous"},
     )

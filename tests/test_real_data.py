@@ -1,0 +1,67 @@
+"""A study on real CT (../shared/data/nsclc_lung1_real, CC BY-NC 3.0; never copied here)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+import yaml
+from lifelines.utils import concordance_index
+
+from studyrunner.protocol import load_protocol
+from studyrunner.runner import RunOptions, run_study
+from tests.conftest import REPO, SHARED_DATA
+
+LUNG1 = SHARED_DATA / "nsclc_lung1_real"
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow,
+              pytest.mark.skipif(not LUNG1.is_dir(), reason=f"{LUNG1} not present")]
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("lung1")
+    data = yaml.safe_load((REPO / "protocols" / "lung1_real.yaml").read_text())
+    for key in ("clinical_table", "image_manifest"):
+        data["cohort"][key] = str(LUNG1 / data["cohort"][key].rsplit("/", 1)[1])
+    data["cohort"]["validation"]["suite"] = str(REPO / "validation" / "clinical_table.yaml")
+    data["predictors"]["radiomics"]["feature_classes"] = ["firstorder", "shape"]
+    protocol = work / "lung1.yaml"
+    protocol.write_text(yaml.safe_dump(data))
+    run_dir = run_study(load_protocol(protocol), RunOptions(out_dir=work / "run", workers=2))
+    return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def test_real_ct_is_read_and_features_match_numpy(real_run):
+    run_dir, _ = real_run
+    features = pd.read_csv(run_dir / "radiomics" / "features.csv", dtype={"patient_id": str}).set_index("patient_id")
+    manifest = pd.read_csv(LUNG1 / "manifest.csv").set_index("patient_id")
+    for pid in features.index[:3]:
+        image = sitk.GetArrayFromImage(sitk.ReadImage(str(LUNG1 / manifest.loc[pid, "image"]))).astype(float)
+        mask = sitk.GetArrayFromImage(sitk.ReadImage(str(LUNG1 / manifest.loc[pid, "mask"]))) == 1
+        assert features.loc[pid, "original_firstorder_Mean"] == pytest.approx(image[mask].mean(), rel=1e-9)
+        assert features.loc[pid, "original_shape_VoxelVolume"] == pytest.approx(mask.sum() * 1.0)  # 1 mm voxels
+    assert np.isfinite(features.to_numpy()).all()
+
+
+def test_real_cohort_exclusions_are_recorded_with_reasons(real_run):
+    _, results = real_run
+    reasons = {e["patient_id"]: e for e in results["flow"]["exclusions"]}
+    clinical = pd.read_csv(LUNG1 / "clinical.csv", dtype={"patient_id": str})
+    for pid in clinical.loc[clinical["age"].isna(), "patient_id"]:
+        assert reasons[pid]["reason"] == "Age not recorded"
+    assert reasons["P003"]["stage"] == "images" and "no voxel equal to label 1" in reasons["P003"]["reason"]
+    assert results["flow"]["n_included"] == len(clinical) - len(reasons)
+
+
+def test_real_cohort_c_index_matches_lifelines(real_run):
+    run_dir, results = real_run
+    if not results["evaluation"]:
+        pytest.skip("no feature passed screening on this cohort")
+    scores = pd.read_csv(run_dir / "statistics" / "scores.csv", dtype={"patient_id": str})
+    data = scores.merge(pd.read_csv(LUNG1 / "clinical.csv", dtype={"patient_id": str}), on="patient_id")
+    test = data[data["partition"] == "test"]
+    assert results["evaluation"]["test"]["c_index"] == pytest.approx(
+        concordance_index(test["os_days"], -test["risk_score"], test["os_event"]), abs=1e-9)
