@@ -112,7 +112,7 @@ def environment_report() -> dict:
 def git_revision() -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(repo_folder(".", "STUDYRUNNER_REPO")), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
+                             capture_output=True, text=True, encoding="utf-8", timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None

@@ -40,7 +40,7 @@ def finished_run(small_cohort_dir, tmp_path_factory):
 def test_pdf_text_shows_the_c_index_of_results_json(finished_run):
     _, run_dir, results = finished_run
     text = subprocess.run(["pdftotext", "-layout", str(run_dir / "report.pdf"), "-"],
-                          capture_output=True, text=True, check=True).stdout
+                          capture_output=True, text=True, encoding="utf-8", check=True).stdout
     test = results["evaluation"]["test"]
     assert fmt_ci(test["c_index"], test["c_lower"], test["c_upper"]) in text
     assert "SYNTHETIC DATA" in text.split("\f")[0]

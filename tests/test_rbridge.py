@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 def rscript(expression: str) -> str:
     """Output of ``Rscript -e expression`` in a separate R process."""
     return subprocess.run(["Rscript", "-e", expression], check=True, capture_output=True,
-                          text=True).stdout.strip()
+                          text=True, encoding="utf-8").stdout.strip()
 
 
 @pytest.fixture()
@@ -51,7 +51,7 @@ def test_importing_the_package_does_not_start_r() -> None:
     code = ("import sys, studyrunner.rbridge, studyrunner.statistics.survival_model, "
             "studyrunner.statistics.table_one; print('rpy2.robjects' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
-                         capture_output=True, text=True).stdout.strip()
+                         capture_output=True, text=True, encoding="utf-8").stdout.strip()
     assert out == "False"
 
 

@@ -49,7 +49,7 @@ needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="po
 def pdf_pages(pdf: Path) -> list[str]:
     """The text of each PDF page, whitespace collapsed (line breaks become spaces)."""
     text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], check=True, capture_output=True,
-                          text=True).stdout
+                          text=True, encoding="utf-8").stdout
     pages = text.split("\f")
     if pages and not pages[-1].strip():
         pages = pages[:-1]
