@@ -75,7 +75,7 @@ list(
     list(r = paste(R.version$major, R.version$minor, sep = "."),
          r_version_string = R.version.string,
          packages = lapply(setNames(packages, packages), function(p) {
-           tryCatch(as.character(utils::packageVersion(p)), error = function(e) NULL)
+           tryCatch(utils::packageDescription(p, fields = "Version"), warning = function(w) NULL, error = function(e) NULL)
          }))
   },
   available = function(name) {

@@ -147,7 +147,7 @@ def test_versions_match_a_separate_r_process() -> None:
     assert versions["r"] == rscript("cat(R.version$major, R.version$minor, sep = '.')")
     assert versions["r_version_string"] == rscript("cat(R.version.string)")
     assert versions["packages"] == {
-        "survival": rscript("cat(as.character(packageVersion('survival')))"),
+        "survival": rscript("cat(packageDescription('survival')$Version)"),  # as the package spells it (3.5-3)
         "surely.not.a.package": None}
     assert rbridge.r_package_available("survival") is True
     assert rbridge.r_package_available("surely.not.a.package") is False
