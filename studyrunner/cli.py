@@ -46,6 +46,9 @@ class RichSink:
     def __init__(self, progress: Progress):
         self.progress = progress
 
+    def note(self, text: str) -> None:
+        self.progress.console.print(f"  {text}")
+
     def stage(self, name: str, reused: bool, seconds: float) -> None:
         state = "[dim]unchanged, reused[/]" if reused else f"done in {seconds:.1f} s"
         self.progress.console.print(f"  [green]✓[/] {name:<11} {state}")
@@ -167,9 +170,13 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         table.add_column(col)
     cran = {c["package"]: c for c in env["cran_only"]}
     for name, version in env["r_packages"].items():
-        role = (f"optional (CRAN only); stand-in: {cran[name]['implementation']}" if name in cran and not version
-                else "optional (CRAN only), used" if name in cran else "required")
-        table.add_row(name, version or "[red]missing[/]" if name not in cran else version or "[yellow]missing[/]", role)
+        if name in cran:
+            shown = version or "[yellow]missing[/]"
+            role = ("optional (CRAN only), used" if version
+                    else f"optional (CRAN only); stand-in: {cran[name]['implementation']}")
+        else:
+            shown, role = version or "[red]missing[/]", "required"
+        table.add_row(name, shown, role)
     out.print(table)
     gpu = env["gpu"]
     out.print(f"GPU: {', '.join(gpu['devices']) if gpu['cuda_available'] else 'no CUDA GPU visible (runs on CPU)'}"

@@ -47,6 +47,8 @@ class RunOptions:
 class ProgressSink:
     """What the runner tells the terminal; the CLI supplies a rich implementation."""
 
+    def note(self, text: str) -> None: ...
+
     def stage(self, name: str, reused: bool, seconds: float) -> None: ...
 
     def task(self, description: str) -> Callable[[int, int], None]:
@@ -84,7 +86,7 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
             (run_dir / "SYNTHETIC_DATA.txt").write_text(SYNTHETIC_NOTICE)
         log.info("studyrunner %s: %s -> %s (device %s, workers %d)", __version__, loaded.path, run_dir,
                  device, options.workers)
-        inputs = cohort_input_files(loaded)
+        inputs = cohort_input_files(loaded, on_generate=sink.note)
 
         def stage(name: str, settings: object, upstream: list[str], work: Callable[[Path], None],
                   stage_inputs: list[Path] = ()) -> None:  # type: ignore[assignment]

@@ -11,6 +11,7 @@ Outputs in the stage folder:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -30,12 +31,14 @@ from studyrunner.run_folder import write_json
 IMAGE_COLUMNS = ("image", "mask", "mask_reader2")
 
 
-def cohort_input_files(loaded: LoadedProtocol) -> list[Path]:
+def cohort_input_files(loaded: LoadedProtocol, on_generate: Callable[[str], None] = lambda text: None) -> list[Path]:
     """The files whose content defines the cohort (materialising a synthetic cohort first)."""
     cohort = loaded.protocol.cohort
     clinical = loaded.resolve(cohort.clinical_table)
     manifest = loaded.resolve(cohort.image_manifest)
     if cohort.synthetic_source and not (clinical.exists() and manifest.exists()):
+        on_generate(f"generating the SYNTHETIC cohort ({cohort.synthetic_source.n_patients} patients) "
+                    f"into {clinical.parent}")
         materialise_synthetic_cohort(loaded)
     for path, key in ((clinical, "clinical_table"), (manifest, "image_manifest")):
         if not path.is_file():
