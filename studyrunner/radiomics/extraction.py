@@ -34,6 +34,7 @@ import yaml
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from studyrunner.imaging.io import read_image
+from studyrunner.run_folder import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ Progress = Callable[[int, int], None]
 _EXPLICIT_SETTINGS = ("binWidth", "binCount", "resampledPixelSpacing", "interpolator", "label")
 # shape2D needs force2D; "all" means every 3D feature class.
 _TWO_D_ONLY_CLASSES = ("shape2D",)
-_HASH_CHUNK_BYTES = 1 << 20
 
 
 def radiomics_params(
@@ -306,7 +306,7 @@ def _input_digest(path: Path) -> str:
     digest = hashlib.sha256()
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        digest.update(_file_sha256(file).encode())
+        digest.update(sha256_file(file).encode())
     return digest.hexdigest()
 
 
@@ -326,14 +326,6 @@ def _detached_data_files(header: Path) -> list[Path]:
     if data_file.is_file():
         return [data_file]
     return sorted(p for p in header.parent.iterdir() if p.is_file() and p != header)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _safe_name(patient_id: str) -> str:
