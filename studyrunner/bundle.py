@@ -23,7 +23,7 @@ class BundleError(Exception):
 
 
 def freeze_model(out_dir: Path, *, model: dict[str, Any], normalisation: dict[str, dict[str, float]],
-                 radiomics_params_text: str, protocol_sha256: str, study_name: str, synthetic: bool) -> Path:
+                 radiomics_params_text: str | None, protocol_sha256: str, study_name: str, synthetic: bool) -> Path:
     """Write ``bundle.json`` into ``out_dir`` and return its path."""
     selected = model["selected"]
     content = {
@@ -33,7 +33,7 @@ def freeze_model(out_dir: Path, *, model: dict[str, Any], normalisation: dict[st
         "synthetic_training_data": synthetic,
         "protocol_sha256": protocol_sha256,
         "endpoint": {"name": model["endpoint"], "time": model["time"], "event": model["event"]},
-        "radiomics_params_yaml": radiomics_params_text,
+        "radiomics_params_yaml": radiomics_params_text,  # None: features came from a feature table
         "features": selected,
         "normalisation": {name: normalisation[name] for name in selected},
         "coefficients": model["coefficients"],

@@ -57,6 +57,8 @@ class ManifestColumns(_Strict):
     second_reader_mask: str | None = None
 
 
+NO_SPLIT_PARTITION = "development"
+
 Operator = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "missing", "not_missing"]
 
 
@@ -78,20 +80,28 @@ class EligibilityRule(_Strict):
 
 
 class SplitSection(_Strict):
-    """How patients are allocated to partitions (seed 000: modelling/validation/test)."""
+    """How patients are allocated to partitions (seed 000: modelling/validation/test).
 
-    method: Literal["stratified", "site"] = "stratified"
+    ``method: none`` keeps every patient in one ``development`` partition: the study is
+    validated internally by cross-validation (seed 001).
+    """
+
+    method: Literal["stratified", "site", "none"] = "stratified"
     counts: dict[str, int] | None = None
     fractions: dict[str, float] | None = None
     stratify_on: list[str] = Field(default_factory=list)
     site_column: str | None = None
     sites: dict[str, str] | None = Field(None, description="site value -> partition (method: site)")
     training: list[str] = Field(description="partitions that form the training cohort")
-    test: list[str] = Field(description="partitions touched only at evaluation")
+    test: list[str] = Field(default_factory=list, description="partitions touched only at evaluation")
 
     @model_validator(mode="after")
     def _consistent(self) -> "SplitSection":
-        if self.method == "stratified":
+        if self.method == "none":
+            if self.counts or self.fractions or self.sites:
+                raise ValueError("split method 'none' takes no counts, fractions or sites")
+            names = {NO_SPLIT_PARTITION}
+        elif self.method == "stratified":
             if (self.counts is None) == (self.fractions is None):
                 raise ValueError("a stratified split needs exactly one of 'counts' or 'fractions'")
             names = set(self.counts or self.fractions or {})
@@ -108,6 +118,8 @@ class SplitSection(_Strict):
 
     @property
     def partitions(self) -> list[str]:
+        if self.method == "none":
+            return [NO_SPLIT_PARTITION]
         if self.method == "site":
             return list(dict.fromkeys((self.sites or {}).values()))
         return list(self.counts or self.fractions or {})
@@ -133,8 +145,10 @@ class ClinicalValidation(_Strict):
 class CohortSection(_Strict):
     clinical_table: str
     id_column: str = "patient_id"
-    image_manifest: str
+    image_manifest: str | None = Field(None, description="CSV of image and mask paths per patient")
     manifest_columns: ManifestColumns = ManifestColumns()
+    feature_table: str | None = Field(None, description="start from this feature table (id column + one column per feature) instead of images")
+    feature_table_second_reader: str | None = Field(None, description="features from the second segmentation (for the reproducibility filter)")
     synthetic_source: SyntheticSource | None = None
     value_mappings: dict[str, dict[str, str]] = Field(default_factory=dict)
     inclusion: list[EligibilityRule] = Field(default_factory=list)
@@ -142,6 +156,14 @@ class CohortSection(_Strict):
     baseline_variables: list[BaselineVariable] = Field(default_factory=list)
     validation: ClinicalValidation = ClinicalValidation()
     split: SplitSection
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CohortSection":
+        if (self.image_manifest is None) == (self.feature_table is None):
+            raise ValueError("give exactly one of 'image_manifest' (images) or 'feature_table' (precomputed features)")
+        if self.feature_table_second_reader and not self.feature_table:
+            raise ValueError("'feature_table_second_reader' goes with 'feature_table'")
+        return self
 
 
 # --- endpoints -----------------------------------------------------------------------
@@ -197,22 +219,82 @@ class PredictorsSection(_Strict):
 
 # --- statistics ----------------------------------------------------------------------
 
+class ReproducibilityPlan(_Strict):
+    """Keep features reproducible between two segmentations: ICC above a threshold.
+
+    The ICC form follows Shrout & Fleiss (Psychol Bull 1979) and Koo & Li (J Chiropr Med
+    2016); the default, two-way random effects, absolute agreement, single rater, is ICC(2,1).
+    Computed on the training patients that have a second segmentation.
+    """
+
+    icc_model: Literal["oneway", "twoway"] = "twoway"
+    icc_type: Literal["consistency", "agreement"] = "agreement"
+    icc_unit: Literal["single", "average"] = "single"
+    threshold: float = Field(0.8, gt=0, lt=1)
+
+
 class ScreeningPlan(_Strict):
     method: Literal["univariate_cox"] = "univariate_cox"
     p_threshold: float = Field(0.05, gt=0, le=1)
-    correlation_threshold: float = Field(0.9, gt=0, le=1, description="drop a feature whose |Pearson r| with a better-ranked kept feature exceeds this")
-    max_features: int = Field(5, ge=1, description="at most this many features enter the multivariable model")
+    correlation_threshold: float | None = Field(
+        0.9, gt=0, le=1, description="without 'selection': drop a feature whose |Pearson r| with a better-ranked kept feature exceeds this")
+    max_features: int | None = Field(5, ge=1, description="without 'selection': at most this many features enter the multivariable model")
+
+
+Learner = Literal["elastic_net", "lasso", "coxboost", "gbm", "rsf", "superpc"]
+ALL_LEARNERS: tuple[str, ...] = ("elastic_net", "lasso", "coxboost", "gbm", "rsf", "superpc")
+
+
+class SelectionPlan(_Strict):
+    """Machine-learning feature selection on the screened features (seed 001: six learners)."""
+
+    learners: list[Learner] = Field(default_factory=lambda: list(ALL_LEARNERS), min_length=1)
+    combine: Literal["intersection", "votes"] = "intersection"
+    min_votes: int | None = Field(None, ge=1, description="with combine: votes, features chosen by at least this many learners")
+    superpc_top: int = Field(50, ge=1, description="SuperPC keeps the top-N feature scores")
+    inner_folds: int = Field(5, ge=2, description="cross-validation folds inside glmnet, CoxBoost, GBM and SuperPC")
+
+    @model_validator(mode="after")
+    def _votes(self) -> "SelectionPlan":
+        if (self.combine == "votes") != (self.min_votes is not None):
+            raise ValueError("'min_votes' is needed with combine: votes, and only then")
+        if self.min_votes is not None and self.min_votes > len(self.learners):
+            raise ValueError(f"min_votes {self.min_votes} exceeds the {len(self.learners)} learners")
+        return self
 
 
 class RiskGroups(_Strict):
-    cutoff: Literal["training_median"] = "training_median"
+    cutoff: Literal["training_median", "maxstat"] = "training_median"
+    pmethod: Literal["Lau94", "HL", "Lau92", "exactGauss"] = Field(
+        "Lau94", description="maxstat p-value approximation (Lausen & Schumacher 1992, Hothorn & Lausen 2003)")
+
+
+class CrossValidationPlan(_Strict):
+    """Repeated K-fold cross-validation rerunning reproducibility, scaling, screening,
+    selection and the model inside each training fold (no leakage)."""
+
+    folds: int = Field(3, ge=2)
+    repeats: int = Field(10, ge=1)
+
+
+class EvaluationPlan(_Strict):
+    """Times are in the primary endpoint's unit."""
+
+    time_roc_times: list[float] = Field(default_factory=list, description="time-dependent ROC/AUC at these times")
+    calibration_times: list[float] = Field(default_factory=list)
+    decision_curve_times: list[float] = Field(default_factory=list)
+    cross_validation: CrossValidationPlan | None = None
 
 
 class StatisticsSection(_Strict):
     endpoint: str = Field(description="the time-to-event endpoint the model predicts")
+    reproducibility: ReproducibilityPlan | None = None
     screening: ScreeningPlan = ScreeningPlan()
-    model: Literal["cox"] = "cox"
+    selection: SelectionPlan | None = None
+    model: Literal["cox", "stepwise_cox"] = Field(
+        "cox", description="cox: all selected features; stepwise_cox: MASS::stepAIC in both directions (minimum AIC)")
     risk_groups: RiskGroups = RiskGroups()
+    evaluation: EvaluationPlan = EvaluationPlan()
     km_times: list[float] | None = Field(None, description="times for the numbers-at-risk table; default: 6 even steps")
 
 
@@ -249,6 +331,10 @@ class Protocol(_Strict):
         if not isinstance(primary, TimeToEventEndpoint):
             raise ValueError(f"statistics.endpoint {self.statistics.endpoint!r} must name a time_to_event endpoint "
                              f"(defined: {sorted(self.endpoints)})")
+        if self.statistics.reproducibility and not (self.cohort.manifest_columns.second_reader_mask
+                                                    or self.cohort.feature_table_second_reader):
+            raise ValueError("statistics.reproducibility needs a second segmentation: "
+                             "cohort.manifest_columns.second_reader_mask or cohort.feature_table_second_reader")
         for name, endpoint in self.endpoints.items():
             if isinstance(endpoint, TimeToEventEndpoint) and endpoint.not_after is not None:
                 if not isinstance(self.endpoints.get(endpoint.not_after), TimeToEventEndpoint):

@@ -77,7 +77,7 @@ def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, t
         block.setdefault("cohort_label", cohort_labels.get(name, name))
         block.setdefault("time_unit", protocol.primary_endpoint().unit)
     radiomics = _maybe(run_dir / "radiomics" / "summary.json")
-    if radiomics is not None:
+    if radiomics is not None and (run_dir / "radiomics" / "params.yaml").exists():
         import yaml
 
         radiomics["params_file"] = "radiomics/params.yaml"

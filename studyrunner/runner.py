@@ -27,6 +27,7 @@ from studyrunner.errors import InputError
 from studyrunner.imaging.stage import check_images
 from studyrunner.paths import repo_folder
 from studyrunner.protocol import LoadedProtocol
+from studyrunner.radiomics.feature_table import import_feature_tables
 from studyrunner.radiomics.stage import extract_features
 from studyrunner.results import assemble_results
 from studyrunner.run_folder import RunFolder, attach_log_file, read_json, sha256_file, write_json
@@ -99,16 +100,21 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
         image_files = [Path(p) for col in ("image", "mask", "mask_reader2") if col in clinical
                        for p in clinical[col].dropna() if p]
 
-        pre = protocol.preprocessing
-        stage("images", [pre.mask_label, pre.geometry_tolerance], ["cohort"],
-              lambda d: check_images(clinical, d, pre.mask_label, pre.geometry_tolerance,
-                                     sink.task("Checking image geometry")), image_files)
-        cases = pd.read_csv(run_dir / "images" / "cases.csv", dtype={"patient_id": str})
-        usable = clinical[clinical["patient_id"].isin(cases.loc[cases["ok"], "patient_id"])]
-
-        stage("radiomics", protocol.section_digest("preprocessing", "predictors"), ["images"],
-              lambda d: extract_features(protocol, usable, d, run_dir / "cache" / "radiomics", options.workers,
-                                         sink.task("Extracting radiomics features")))
+        if protocol.cohort.image_manifest:
+            pre = protocol.preprocessing
+            stage("images", [pre.mask_label, pre.geometry_tolerance], ["cohort"],
+                  lambda d: check_images(clinical, d, pre.mask_label, pre.geometry_tolerance,
+                                         sink.task("Checking image geometry")), image_files)
+            cases = pd.read_csv(run_dir / "images" / "cases.csv", dtype={"patient_id": str})
+            usable = clinical[clinical["patient_id"].isin(cases.loc[cases["ok"], "patient_id"])]
+            stage("radiomics", protocol.section_digest("preprocessing", "predictors"), ["images"],
+                  lambda d: extract_features(protocol, usable, d, run_dir / "cache" / "radiomics", options.workers,
+                                             sink.task("Extracting radiomics features")))
+        else:
+            tables = feature_table_paths(loaded)
+            stage("radiomics", [protocol.cohort.id_column], ["cohort"],
+                  lambda d: import_feature_tables(tables, protocol.cohort.id_column,
+                                                  clinical["patient_id"].tolist(), d), list(tables.values()))
         features = pd.read_csv(run_dir / "radiomics" / "features.csv", dtype={"patient_id": str})
 
         truth_file = loaded.resolve(protocol.cohort.clinical_table).parent / "truth.csv"
@@ -134,6 +140,14 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
         handler.close()
 
 
+def feature_table_paths(loaded: LoadedProtocol) -> dict[str, Path]:
+    cohort = loaded.protocol.cohort
+    paths = {"reader1": loaded.resolve(cohort.feature_table)}  # type: ignore[arg-type]
+    if cohort.feature_table_second_reader:
+        paths["reader2"] = loaded.resolve(cohort.feature_table_second_reader)
+    return paths
+
+
 def _statistics(loaded: LoadedProtocol, clinical: pd.DataFrame, features: pd.DataFrame, stage_dir: Path,
                 truth: pd.DataFrame | None) -> None:
     from studyrunner.statistics.stage import baseline_table, fit_and_evaluate
@@ -146,11 +160,12 @@ def _freeze(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path) -> None:
     from studyrunner.bundle import freeze_model
 
     model = read_json(run_dir / "statistics" / "model.json")
+    params = run_dir / "radiomics" / "params.yaml"
     if "coefficients" not in model:
         write_json(stage_dir / "not_frozen.json", {"reason": model.get("note", "no model was fitted")})
         return
     freeze_model(stage_dir, model=model, normalisation=read_json(run_dir / "statistics" / "normalisation.json"),
-                 radiomics_params_text=(run_dir / "radiomics" / "params.yaml").read_text(),
+                 radiomics_params_text=params.read_text() if params.exists() else None,
                  protocol_sha256=loaded.sha256, study_name=loaded.protocol.study.name,
                  synthetic=loaded.protocol.study.synthetic)
 

@@ -9,6 +9,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 import SimpleITK as sitk
 from lifelines.utils import concordance_index
 
@@ -98,3 +99,38 @@ def test_rerun_reuses_every_unchanged_stage_and_gives_the_same_numbers(finished_
     assert reused >= {"cohort", "images", "radiomics", "statistics", "model"}
     again = json.loads((run_dir / "results.json").read_text())
     assert again["evaluation"] == results["evaluation"]
+
+
+def test_a_study_can_start_from_a_feature_table_and_gives_the_same_numbers(finished_run, tmp_path):
+    loaded, run_dir, results = finished_run
+    data = loaded.protocol.model_dump(mode="json", exclude_none=True)
+    data["cohort"].pop("image_manifest")
+    data["cohort"].pop("synthetic_source")
+    data["cohort"]["feature_table"] = str(run_dir / "radiomics" / "features.csv")
+    # keep the image run's partitions (a site split on a column holding them), so the numbers must agree
+    clinical = pd.read_csv(data["cohort"]["clinical_table"], dtype=str)
+    partitions = pd.read_csv(run_dir / "cohort" / "clinical.csv", dtype=str).set_index("patient_id")["partition"]
+    clinical["earlier_partition"] = clinical["patient_id"].map(partitions)
+    clinical.to_csv(tmp_path / "clinical.csv", index=False)
+    data["cohort"]["clinical_table"] = str(tmp_path / "clinical.csv")
+    data["cohort"]["split"] = {"method": "site", "site_column": "earlier_partition",
+                               "sites": {"training": "training", "test": "test"},
+                               "training": ["training"], "test": ["test"]}
+    protocol = tmp_path / "from_features.yaml"
+    protocol.write_text(yaml.safe_dump(data))
+    again = run_study(load_protocol(protocol), RunOptions(out_dir=tmp_path / "run"))
+    new = json.loads((again / "results.json").read_text())
+    assert not (again / "images").exists()
+    for cohort in ("training", "test"):
+        for key in ("n", "n_events", "c_index", "hr", "logrank_p"):
+            assert new["evaluation"][cohort][key] == pytest.approx(results["evaluation"][cohort][key], rel=1e-9)
+
+
+def test_feature_table_errors_name_file_line_and_column(tmp_path):
+    from studyrunner.errors import InputError
+    from studyrunner.radiomics.feature_table import read_feature_table
+
+    path = tmp_path / "features.csv"
+    path.write_text("patient_id,f1,f2\nA,1.5,2\nB,0.3,n/a\n")
+    with pytest.raises(InputError, match=r"line 3, column 'f2': 'n/a' is not a number"):
+        read_feature_table(path, "patient_id")

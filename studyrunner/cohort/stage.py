@@ -1,4 +1,4 @@
-"""Cohort stage: clinical table (mapped, validated, eligibility) + image manifest + split.
+"""Cohort stage: clinical table (mapped, validated, eligibility) + image manifest or feature table + split.
 
 Outputs in the stage folder:
 - ``clinical.csv``: the mapped clinical table of eligible patients with ``partition`` and
@@ -25,7 +25,7 @@ from studyrunner.cohort.clinical_table import (
 from studyrunner.cohort.expectations import ClinicalRoles, validate_clinical_table
 from studyrunner.cohort.split import split_cohort
 from studyrunner.errors import ClinicalValidationFailed, InputError
-from studyrunner.protocol import LoadedProtocol, TimeToEventEndpoint
+from studyrunner.protocol import NO_SPLIT_PARTITION, LoadedProtocol, TimeToEventEndpoint
 from studyrunner.run_folder import write_json
 
 IMAGE_COLUMNS = ("image", "mask", "mask_reader2")
@@ -34,26 +34,44 @@ IMAGE_COLUMNS = ("image", "mask", "mask_reader2")
 def cohort_input_files(loaded: LoadedProtocol, on_generate: Callable[[str], None] = lambda text: None) -> list[Path]:
     """The files whose content defines the cohort (materialising a synthetic cohort first)."""
     cohort = loaded.protocol.cohort
-    clinical = loaded.resolve(cohort.clinical_table)
-    manifest = loaded.resolve(cohort.image_manifest)
-    if cohort.synthetic_source and not (clinical.exists() and manifest.exists()):
+    sources = {"clinical_table": cohort.clinical_table, "image_manifest": cohort.image_manifest,
+               "feature_table": cohort.feature_table, "feature_table_second_reader": cohort.feature_table_second_reader}
+    paths = {key: loaded.resolve(value) for key, value in sources.items() if value}
+    if cohort.synthetic_source and not all(p.exists() for p in paths.values()):
         on_generate(f"generating the SYNTHETIC cohort ({cohort.synthetic_source.n_patients} patients) "
-                    f"into {clinical.parent}")
+                    f"into {paths['clinical_table'].parent}")
         materialise_synthetic_cohort(loaded)
-    for path, key in ((clinical, "clinical_table"), (manifest, "image_manifest")):
+    for key, path in paths.items():
         if not path.is_file():
             raise InputError(f"{loaded.path}: cohort.{key}: file {path} not found")
-    return [clinical, manifest, loaded.resolve(cohort.validation.suite)]
+    return [*paths.values(), loaded.resolve(cohort.validation.suite)]
 
 
 def materialise_synthetic_cohort(loaded: LoadedProtocol) -> None:
     """Generate the protocol's synthetic cohort where its clinical table is expected."""
-    from studyrunner.synthetic import generate_nsclc_ici_cohort
+    from studyrunner.synthetic import GENERATORS
 
     source = loaded.protocol.cohort.synthetic_source
     assert source is not None
     out_dir = loaded.resolve(loaded.protocol.cohort.clinical_table).parent
-    generate_nsclc_ici_cohort(out_dir, n_patients=source.n_patients, seed=source.seed)
+    GENERATORS[source.generator](out_dir, n_patients=source.n_patients, seed=source.seed)
+
+
+def read_predictor_index(loaded: LoadedProtocol) -> tuple[pd.DataFrame, str]:
+    """Patients that have predictors, and how that is said when one has none: the image
+    manifest (with absolute image paths) or the ids of the feature table."""
+    cohort = loaded.protocol.cohort
+    if cohort.image_manifest:
+        return read_manifest(loaded.resolve(cohort.image_manifest), loaded), "no images in the image manifest"
+    path = loaded.resolve(cohort.feature_table)  # type: ignore[arg-type]
+    ids = pd.read_csv(path, dtype=str, usecols=[cohort.id_column]) if cohort.id_column in _header(path) else None
+    if ids is None:
+        raise InputError(f"{path}: the feature table has no id column {cohort.id_column!r}")
+    return ids.rename(columns={cohort.id_column: "patient_id"}), "no row in the feature table"
+
+
+def _header(path: Path) -> list[str]:
+    return list(pd.read_csv(path, nrows=0).columns)
 
 
 def read_manifest(path: Path, loaded: LoadedProtocol) -> pd.DataFrame:
@@ -112,13 +130,12 @@ def build_cohort(loaded: LoadedProtocol, stage_dir: Path) -> None:
     protocol = loaded.protocol
     cohort = protocol.cohort
     clinical_path = loaded.resolve(cohort.clinical_table)
-    manifest_path = loaded.resolve(cohort.image_manifest)
     clinical = read_clinical_table(clinical_path, cohort.id_column)
     clinical = coerce_columns(clinical, [c for c in numeric_columns(loaded) if c in clinical.columns], clinical_path)
     clinical, mapping_report = apply_value_mappings(clinical, cohort.value_mappings)
-    manifest = read_manifest(manifest_path, loaded)
+    predictor_index, no_predictors = read_predictor_index(loaded)
 
-    roles = clinical_roles(loaded, manifest["patient_id"].tolist())
+    roles = clinical_roles(loaded, predictor_index["patient_id"].tolist())
     validation = validate_clinical_table(clinical, loaded.resolve(cohort.validation.suite), roles,
                                          dict(cohort.validation.severities))
     write_json(stage_dir / "validation.json", validation.to_dict())
@@ -130,18 +147,21 @@ def build_cohort(loaded: LoadedProtocol, stage_dir: Path) -> None:
 
     eligible, exclusions = apply_eligibility(clinical, [Rule(**r.model_dump()) for r in cohort.inclusion],
                                              [Rule(**r.model_dump()) for r in cohort.exclusion], cohort.id_column)
-    without_images = eligible[~eligible[cohort.id_column].isin(manifest["patient_id"])]
-    exclusions += [{"patient_id": pid, "stage": "eligibility", "reason": "no images in the image manifest"}
-                   for pid in without_images[cohort.id_column]]
-    eligible = eligible[eligible[cohort.id_column].isin(manifest["patient_id"])]
+    without_predictors = eligible[~eligible[cohort.id_column].isin(predictor_index["patient_id"])]
+    exclusions += [{"patient_id": pid, "stage": "eligibility", "reason": no_predictors}
+                   for pid in without_predictors[cohort.id_column]]
+    eligible = eligible[eligible[cohort.id_column].isin(predictor_index["patient_id"])]
 
     split = cohort.split
-    partitions = split_cohort(eligible, cohort.id_column, method=split.method, counts=split.counts,
-                              fractions=split.fractions, stratify_on=split.stratify_on,
-                              site_column=split.site_column, site_map=split.sites, seed=protocol.study.seed)
     table = eligible.reset_index(drop=True)
-    table["partition"] = table[cohort.id_column].map(partitions)
-    table = table.merge(manifest, left_on=cohort.id_column, right_on="patient_id", how="left",
+    if split.method == "none":
+        table["partition"] = NO_SPLIT_PARTITION
+    else:
+        partitions = split_cohort(eligible, cohort.id_column, method=split.method, counts=split.counts,
+                                  fractions=split.fractions, stratify_on=split.stratify_on,
+                                  site_column=split.site_column, site_map=split.sites, seed=protocol.study.seed)
+        table["partition"] = table[cohort.id_column].map(partitions)
+    table = table.merge(predictor_index, left_on=cohort.id_column, right_on="patient_id", how="left",
                         suffixes=("", "_manifest"))
     if cohort.id_column != "patient_id":
         table = table.drop(columns=["patient_id"]).rename(columns={cohort.id_column: "patient_id"})
@@ -149,8 +169,8 @@ def build_cohort(loaded: LoadedProtocol, stage_dir: Path) -> None:
     write_json(stage_dir / "exclusions.json", exclusions)
     write_json(stage_dir / "summary.json", {
         "n_clinical": len(clinical),
-        "n_manifest": len(manifest),
-        "n_with_images": int(clinical[cohort.id_column].isin(manifest["patient_id"]).sum()),
+        "n_with_predictors": len(predictor_index),
+        "n_with_images": int(clinical[cohort.id_column].isin(predictor_index["patient_id"]).sum()),
         "n_eligible": len(table),
         "partitions": table["partition"].value_counts().reindex(split.partitions, fill_value=0).to_dict(),
         "value_mappings": {column: report.to_dict() for column, report in mapping_report.items()},

@@ -11,7 +11,11 @@ from studyrunner.synthetic.nsclc_ici import (
 )
 from studyrunner.synthetic.phantom import LesionParams, make_case, max_volume_ml
 
+# protocol `cohort.synthetic_source.generator` -> function(out_dir, n_patients=, seed=)
+GENERATORS = {"nsclc_ici": generate_nsclc_ici_cohort}
+
 __all__ = [
+    "GENERATORS",
     "GENERATOR_VERSION",
     "CohortFiles",
     "LesionParams",
