@@ -18,11 +18,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from studyrunner import __version__
+from studyrunner.cli_stats import stats_app
 from studyrunner.errors import StudyError
 from studyrunner.protocol import ProtocolError, json_schema, load_protocol
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Validated, reproducible CT imaging-biomarker studies from a protocol YAML.")
+app.add_typer(stats_app, name="stats")
 console = Console(stderr=True)
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

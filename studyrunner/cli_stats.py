@@ -1,0 +1,73 @@
+"""``studyrunner stats``: one analysis on a CSV, for the statistician who already has a table.
+
+Each command calls the same functions the pipeline uses and prints JSON on stdout. Rows
+with a missing value in a used column are dropped and counted (``n_dropped``); ``n`` and
+``n_events`` describe the rows analysed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import typer
+
+from studyrunner.errors import InputError
+from studyrunner.run_folder import to_jsonable
+
+stats_app = typer.Typer(no_args_is_help=True, help="One analysis on a CSV (JSON on stdout).")
+
+
+def _split(names: str) -> list[str]:
+    return [n.strip() for n in names.split(",") if n.strip()]
+
+
+def read_analysis_table(csv: Path, columns: list[str]) -> tuple[pd.DataFrame, int]:
+    """The used columns of ``csv`` as numbers, without rows that miss one; and how many were dropped."""
+    if not csv.is_file():
+        raise InputError(f"{csv}: file not found")
+    table = pd.read_csv(csv)
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(f"{csv}: column(s) {missing} not found (columns: {list(table.columns)})")
+    used = table[columns]
+    for column in columns:
+        numbers = pd.to_numeric(used[column], errors="coerce")
+        bad = used[column].notna() & numbers.isna()
+        if bad.any():
+            line = int(bad.idxmax()) + 2
+            raise InputError(f"{csv}:{line}: column {column!r}: {used[column][bad].iloc[0]!r} is not a number")
+    complete = used.apply(pd.to_numeric).dropna()
+    return complete.reset_index(drop=True), len(used) - len(complete)
+
+
+def _emit(payload: dict[str, Any], data: pd.DataFrame, event: str, n_dropped: int) -> None:
+    header = {"n": len(data), "n_events": int(data[event].sum()), "n_dropped": n_dropped}
+    typer.echo(json.dumps(to_jsonable({**header, **payload}), indent=2))
+
+
+def _run(work: Callable[[], None]) -> None:
+    try:
+        work()
+    except InputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from exc
+
+
+@stats_app.command("cox")
+def cox(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--time"),
+        event: str = typer.Option(..., "--event"), covariates: str = typer.Option(..., "--covariates")) -> None:
+    """Cox proportional-hazards model (R survival::coxph, Efron ties)."""
+    from studyrunner.statistics.survival_model import fit_cox
+
+    def work() -> None:
+        names = _split(covariates)
+        data, dropped = read_analysis_table(csv, [time, event, *names])
+        fit = fit_cox(data, time, event, names)
+        coefficients = {row["term"]: {k: row[k] for k in ("coef", "se", "hr", "hr_lower", "hr_upper", "p")}
+                        for row in fit["coefficients"]}
+        _emit({"coefficients": coefficients, "concordance": fit["concordance"], "loglik": fit["loglik"],
+               "aic": fit["aic"]}, data, event, dropped)
+    _run(work)

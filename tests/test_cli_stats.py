@@ -1,0 +1,53 @@
+"""`studyrunner stats` on CSV files, checked against published values and other packages."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from studyrunner import rbridge
+from studyrunner.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def lung_csv(tmp_path_factory):
+    """survival::lung written to CSV (status 1/2 -> event 0/1), with R's NAs kept."""
+    frame = rbridge.to_python(rbridge._r().ro.r("survival::lung"))
+    frame["event"] = frame["status"] - 1
+    path = tmp_path_factory.mktemp("lung") / "lung.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def invoke(*args: str) -> dict:
+    result = runner.invoke(app, ["stats", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_stats_cox_reproduces_the_published_lung_model(lung_csv):
+    out = invoke("cox", str(lung_csv), "--time", "time", "--event", "event", "--covariates", "age,sex")
+    assert out["coefficients"]["age"]["coef"] == pytest.approx(0.017045, abs=5e-7)
+    assert out["coefficients"]["sex"]["coef"] == pytest.approx(-0.513219, abs=5e-7)
+    assert out["concordance"] == pytest.approx(0.6029, abs=5e-5)
+    assert (out["n"], out["n_events"], out["n_dropped"]) == (228, 165, 0)
+
+
+def test_rows_missing_a_used_column_are_dropped_and_counted(lung_csv):
+    lung = pd.read_csv(lung_csv)
+    out = invoke("cox", str(lung_csv), "--time", "time", "--event", "event", "--covariates", "age,ph.ecog")
+    assert out["n_dropped"] == int(lung["ph.ecog"].isna().sum()) == 1
+    assert out["n"] == 227
+
+
+def test_a_bad_cell_names_file_line_and_column(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("time,event,x\n10,1,0.5\n12,zero,0.7\n")
+    result = runner.invoke(app, ["stats", "cox", str(path), "--time", "time", "--event", "event", "--covariates", "x"])
+    assert result.exit_code == 2
+    assert f"{path}:3: column 'event': 'zero' is not a number" in result.output
