@@ -71,3 +71,41 @@ def cox(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--time")
         _emit({"coefficients": coefficients, "concordance": fit["concordance"], "loglik": fit["loglik"],
                "aic": fit["aic"]}, data, event, dropped)
     _run(work)
+
+
+@stats_app.command("cutpoint")
+def cutpoint(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--time"),
+             event: str = typer.Option(..., "--event"), marker: str = typer.Option(..., "--marker"),
+             pmethod: str = typer.Option("Lau94", "--pmethod", help="Lau94 | HL | Lau92 | exactGauss")) -> None:
+    """Cut-off by maximally selected rank statistics (R maxstat, log-rank scores)."""
+    from studyrunner.statistics.score_performance import maxstat_cutpoint
+
+    def work() -> None:
+        if pmethod not in ("Lau94", "HL", "Lau92", "exactGauss"):
+            raise InputError(f"--pmethod must be Lau94, HL, Lau92 or exactGauss (got {pmethod!r})")
+        data, dropped = read_analysis_table(csv, [time, event, marker])
+        result = maxstat_cutpoint(data, time, event, marker, pmethod=pmethod)
+        _emit({k: result[k] for k in ("cutpoint", "statistic", "p_value", "pmethod")}, data, event, dropped)
+    _run(work)
+
+
+@stats_app.command("timeroc")
+def timeroc(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--time"),
+            event: str = typer.Option(..., "--event"), marker: str = typer.Option(..., "--marker"),
+            times: str = typer.Option(..., "--times", help="comma-separated times, in the unit of --time")) -> None:
+    """Time-dependent ROC AUC, cumulative cases / dynamic controls with IPCW (timeROC when
+    installed, otherwise studyrunner's implementation of the same estimator)."""
+    from studyrunner.statistics.score_performance import time_dependent_auc
+
+    def work() -> None:
+        try:
+            at = [float(t) for t in _split(times)]
+        except ValueError as exc:
+            raise InputError(f"--times must be numbers separated by commas (got {times!r})") from exc
+        data, dropped = read_analysis_table(csv, [time, event, marker])
+        result = time_dependent_auc(data, time, event, marker, at)
+        implementation = result["implementation"]
+        _emit({"auc": result["auc"], "se": result["se"], "lower": result["lower"], "upper": result["upper"],
+               "implementation": implementation.split()[0], "implementation_detail": implementation,
+               "se_method": result["se_method"]}, data, event, dropped)
+    _run(work)

@@ -51,3 +51,29 @@ def test_a_bad_cell_names_file_line_and_column(tmp_path):
     result = runner.invoke(app, ["stats", "cox", str(path), "--time", "time", "--event", "event", "--covariates", "x"])
     assert result.exit_code == 2
     assert f"{path}:3: column 'event': 'zero' is not a number" in result.output
+
+
+def test_stats_cutpoint_reproduces_maxstat_on_dlbcl(tmp_path):
+    frame = rbridge.to_python(rbridge._r().ro.r("local({data(DLBCL, package = 'maxstat'); DLBCL})"))
+    path = tmp_path / "dlbcl.csv"
+    frame.to_csv(path, index=False)
+    out = invoke("cutpoint", str(path), "--time", "time", "--event", "cens", "--marker", "MGE")
+    assert out["cutpoint"] == pytest.approx(0.1860526, abs=1e-7)
+    assert out["statistic"] == pytest.approx(3.1772, abs=1e-4)
+    assert out["n_dropped"] == int(frame["time"].isna().sum()) == 2
+    assert out["n"] == 40
+
+
+def test_stats_timeroc_agrees_with_riskregression_score(lung_csv):
+    out = invoke("timeroc", str(lung_csv), "--time", "time", "--event", "event", "--marker", "age",
+                 "--times", "200.5,400.5")  # no event time equals t (timeROC's cases are T < t)
+    reference = rbridge.to_python(rbridge._r().ro.r("""local({
+        suppressPackageStartupMessages({library(survival); library(riskRegression)})
+        d <- survival::lung; d$event <- d$status - 1
+        s <- Score(list(age = d$age), formula = Hist(time, event) ~ 1, data = d,
+                   times = c(200.5, 400.5), metrics = "auc", cens.model = "km", null.model = FALSE)
+        s$AUC$score$AUC })"""))
+    assert out["implementation"] in ("timeROC", "studyrunner")
+    for key, expected in zip(("200.5", "400.5"), reference):
+        assert out["auc"][key] == pytest.approx(expected, abs=1e-6)
+    assert out["n"] == 228
