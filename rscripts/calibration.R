@@ -53,12 +53,9 @@ calibration_at <- function(df, time, event, lp, times, groups = 3) {
     stop(sprintf("groups must be an integer between 2 and the number of patients (%d)",
                  length(score)))
   }
-  fit <- survival::coxph(y ~ score, ties = "efron")
-  beta <- unname(stats::coef(fit))
-  H0 <- survival::basehaz(fit, centered = FALSE)
+  model <- score_cox_model(y, score)
   rows <- lapply(times, function(t) {
-    H0_t <- cumulative_hazard_at(H0, t)
-    predicted <- 1 - exp(-H0_t * exp(beta * score))
+    predicted <- risk_at(model, score, t)
     group <- equal_size_groups(predicted, groups)
     do.call(rbind, lapply(seq_len(groups), function(g) {
       in_group <- group == g
@@ -71,8 +68,32 @@ calibration_at <- function(df, time, event, lp, times, groups = 3) {
   })
   out <- do.call(rbind, rows)
   rownames(out) <- NULL
-  attr(out, "coefficient") <- beta
+  attr(out, "coefficient") <- model$beta
   out
+}
+
+
+#' Each patient's predicted event probability by time t, 1 - exp(-H0(t) exp(beta * lp)),
+#' from the Cox model `Surv(time, event) ~ lp` fitted on `df` (as in calibration_at).
+#'
+#' @return numeric vector, one value per row of `df`.
+predicted_risk <- function(df, time, event, lp, t) {
+  y <- surv_outcome(df, time, event)
+  require_columns(df, lp)
+  risk_at(score_cox_model(y, df[[lp]]), df[[lp]], t)
+}
+
+
+#' Cox model of the outcome on a score: its coefficient and cumulative baseline hazard.
+score_cox_model <- function(y, score) {
+  fit <- survival::coxph(y ~ score, ties = "efron")
+  list(beta = unname(stats::coef(fit)), H0 = survival::basehaz(fit, centered = FALSE))
+}
+
+
+#' Predicted event probability by t under a score_cox_model.
+risk_at <- function(model, score, t) {
+  1 - exp(-cumulative_hazard_at(model$H0, t) * exp(model$beta * score))
 }
 
 

@@ -45,7 +45,7 @@ class StudySection(_Strict):
 class SyntheticSource(_Strict):
     """Materialise the cohort with studyrunner's generator when the files are absent."""
 
-    generator: Literal["nsclc_ici"]
+    generator: Literal["nsclc_ici", "escc_ici_chemo"]
     n_patients: int = Field(236, ge=8)
     seed: int = 20220415
 
@@ -253,6 +253,8 @@ class SelectionPlan(_Strict):
     min_votes: int | None = Field(None, ge=1, description="with combine: votes, features chosen by at least this many learners")
     superpc_top: int = Field(50, ge=1, description="SuperPC keeps the top-N feature scores")
     inner_folds: int = Field(5, ge=2, description="cross-validation folds inside glmnet, CoxBoost, GBM and SuperPC")
+    learner_settings: dict[Learner, dict[str, Any]] = Field(
+        default_factory=dict, description="extra arguments per learner, e.g. {gbm: {n_trees: 500}}")
 
     @model_validator(mode="after")
     def _votes(self) -> "SelectionPlan":

@@ -134,3 +134,23 @@ def test_decision_curve_edge_cases_and_bad_input() -> None:
                        "risk", 3.0, [0.5])
     with pytest.raises(RError, match="thresholds"):
         decision_curve(df, "time", "event", "risk", 3.0, [1.0])
+
+
+def test_predicted_risk_is_the_per_patient_prediction_behind_calibration():
+    from lifelines import CoxPHFitter
+
+    from studyrunner.statistics.score_performance import predicted_risk
+
+    rng = np.random.default_rng(3)
+    n = 60
+    lp = rng.normal(size=n)
+    t_event = rng.exponential(1 / np.exp(0.8 * lp))
+    t_cens = rng.uniform(0, 2.5, size=n)
+    df = pd.DataFrame({"time": np.minimum(t_event, t_cens), "event": (t_event <= t_cens).astype(int), "lp": lp})
+    risk = predicted_risk(df, "time", "event", "lp", 0.7)
+    cph = CoxPHFitter().fit(df, "time", "event")  # Breslow baseline at the mean score (no ties here)
+    baseline = cph.baseline_cumulative_hazard_["baseline cumulative hazard"]
+    h_mean = float(baseline[baseline.index <= 0.7].iloc[-1])  # the step function at t, not interpolated
+    beta = float(cph.params_["lp"])
+    expected = 1 - np.exp(-h_mean * np.exp(beta * (lp - lp.mean())))
+    np.testing.assert_allclose(risk, expected, rtol=5e-4)  # the two fits converge to ~1e-5 in beta

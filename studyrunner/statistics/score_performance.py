@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from studyrunner.rbridge import json_ready, r_function
@@ -33,6 +34,7 @@ from studyrunner.statistics.survival_model import KM_COLUMNS, select_columns
 
 _time_dependent_auc = r_function("timeroc", "time_dependent_auc")
 _calibration_at = r_function("calibration", "calibration_at")
+_predicted_risk = r_function("calibration", "predicted_risk")
 _decision_curve = r_function("decision_curve", "decision_curve")
 _maxstat_cutpoint = r_function("cutpoint", "maxstat_cutpoint")
 _groups_by_cutpoint = r_function("cutpoint", "groups_by_cutpoint")
@@ -104,6 +106,13 @@ def calibration_at(df: pd.DataFrame, time: str, event: str, lp: str,
     frame = _calibration_at(select_columns(df, [time, event, lp]), time, event, lp,
                             _times(times), int(groups))
     return json_ready(frame)
+
+
+def predicted_risk(df: pd.DataFrame, time: str, event: str, lp: str, t: float) -> np.ndarray:
+    """Each patient's predicted event probability by ``t`` from ``coxph(Surv ~ lp)`` fitted
+    on ``df`` (R ``predicted_risk``; the same prediction as :func:`calibration_at`)."""
+    values = _predicted_risk(select_columns(df, [time, event, lp]), time, event, lp, float(t))
+    return np.atleast_1d(np.asarray(values, dtype=float))
 
 
 def decision_curve(df: pd.DataFrame, time: str, event: str, risk_at_t: str, t: float,
