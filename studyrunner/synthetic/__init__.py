@@ -9,10 +9,11 @@ from studyrunner.synthetic.nsclc_ici import (
     oracle_concordance,
     simulate_nsclc_ici,
 )
+from studyrunner.synthetic.escc import generate_escc_cohort, simulate_escc
 from studyrunner.synthetic.phantom import LesionParams, make_case, max_volume_ml
 
 # protocol `cohort.synthetic_source.generator` -> function(out_dir, n_patients=, seed=)
-GENERATORS = {"nsclc_ici": generate_nsclc_ici_cohort}
+GENERATORS = {"nsclc_ici": generate_nsclc_ici_cohort, "escc_ici_chemo": generate_escc_cohort}
 
 __all__ = [
     "GENERATORS",
@@ -20,9 +21,11 @@ __all__ = [
     "CohortFiles",
     "LesionParams",
     "SimulatedCohort",
+    "generate_escc_cohort",
     "generate_nsclc_ici_cohort",
     "make_case",
     "max_volume_ml",
     "oracle_concordance",
+    "simulate_escc",
     "simulate_nsclc_ici",
 ]

@@ -23,16 +23,26 @@ random); the hazard uses every patient's true value, recorded in ``truth.csv``.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
-import SimpleITK as sitk
 
+from studyrunner.synthetic.common import (
+    STANDARD_NORMAL,
+    CohortFiles,
+    allocate_labels,
+    exact_counts,
+    oracle_concordance,  # re-exported by studyrunner.synthetic
+    shuffled_labels,
+    stratified_normals,
+    stratified_uniforms,
+    weibull_ph_times,
+    write_csv,
+    write_nifti,
+)
 from studyrunner.synthetic.phantom import LesionParams, make_case, max_volume_ml
 
 GENERATOR_VERSION = "1.0.0"
@@ -128,17 +138,6 @@ MANIFEST_COLUMNS = ("patient_id", "image", "mask", "mask_reader2")
 
 
 @dataclass(frozen=True)
-class CohortFiles:
-    """Where :func:`generate_nsclc_ici_cohort` wrote the cohort."""
-
-    clinical_csv: Path
-    manifest_csv: Path
-    truth_csv: Path
-    images_dir: Path
-    readme_txt: Path
-
-
-@dataclass(frozen=True)
 class SimulatedCohort:
     """The cohort's tables before any file is written.
 
@@ -152,39 +151,6 @@ class SimulatedCohort:
     lesions: list[LesionParams]
     spacings: list[tuple[float, float, float]]
     image_seeds: list[np.random.SeedSequence]
-
-
-def exact_counts(n: int, proportions: Sequence[float]) -> np.ndarray:
-    """Counts summing to n closest to n * proportions (largest-remainder rounding)."""
-    shares = np.asarray(proportions, dtype=float) / float(np.sum(proportions)) * n
-    counts = np.floor(shares).astype(int)
-    remainders = shares - counts
-    counts[np.argsort(-remainders, kind="stable")[: n - counts.sum()]] += 1
-    return counts
-
-
-def _shuffled(rng: np.random.Generator, labels: Sequence[str], counts: Sequence[int]) -> np.ndarray:
-    """Each label repeated its count times, in random order."""
-    return rng.permutation(np.repeat(np.array(labels, dtype=object), counts))
-
-
-def _allocate(rng: np.random.Generator, n: int, categories: dict[str, float]) -> np.ndarray:
-    """n labels with exact-count proportions, in random order."""
-    return _shuffled(rng, list(categories), exact_counts(n, list(categories.values())))
-
-
-_STANDARD_NORMAL = NormalDist()
-
-
-def _stratified_uniforms(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Latin-hypercube uniforms (McKay, Beckman & Conover, Technometrics 1979): one draw in each
-    of n equal strata of (0, 1), in random order. Each value is still Uniform(0, 1), but the
-    sample covers the range evenly, so event rates vary less between small cohorts."""
-    return np.maximum((rng.permutation(n) + rng.uniform(size=n)) / n, 1e-300)  # inv_cdf needs u > 0
-
-
-def _stratified_normals(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.array([_STANDARD_NORMAL.inv_cdf(u) for u in _stratified_uniforms(rng, n)])
 
 
 def linear_predictor(
@@ -213,7 +179,7 @@ def linear_predictor(
 
 def _weibull_times(model: HazardModel, lp: np.ndarray, uniform: np.ndarray) -> np.ndarray:
     """Inverse-cumulative-hazard times in days (Bender et al. 2005, Table II)."""
-    return (-np.log(uniform) / (model.baseline_rate_per_day * np.exp(lp))) ** (1.0 / model.weibull_shape)
+    return weibull_ph_times(lp, uniform, model.baseline_rate_per_day, model.weibull_shape)
 
 
 def _lesions_and_spacings(
@@ -222,7 +188,7 @@ def _lesions_and_spacings(
     """Per-patient voxel spacing and lesion phenotype; the volume is capped so the lesion fits."""
     in_plane = np.round(np.clip(rng.normal(IN_PLANE_SPACING_MEAN, IN_PLANE_SPACING_SD, n), *IN_PLANE_SPACING_RANGE), 3)
     thickness = rng.choice(list(SLICE_THICKNESS), size=n, p=list(SLICE_THICKNESS.values()))
-    volumes = np.exp(LOG_VOLUME_MEAN + LOG_VOLUME_SD * _stratified_normals(rng, n))
+    volumes = np.exp(LOG_VOLUME_MEAN + LOG_VOLUME_SD * stratified_normals(rng, n))
     heterogeneity = np.round(rng.beta(TRAIT_BETA, TRAIT_BETA, n), 4)
     irregularity = np.round(rng.beta(TRAIT_BETA, TRAIT_BETA, n), 4)
     spacings = [(float(s), float(s), float(t)) for s, t in zip(in_plane, thickness)]
@@ -247,16 +213,16 @@ def simulate_nsclc_ici(
     clinical_rng, lesion_rng, outcome_rng = (np.random.default_rng(s) for s in streams[:3])
     n = n_patients
 
-    sex = _allocate(clinical_rng, n, SEX)
-    age = np.clip(np.rint(AGE_MEDIAN + AGE_SD * _stratified_normals(clinical_rng, n)), *AGE_RANGE).astype(int)
+    sex = allocate_labels(clinical_rng, n, SEX)
+    age = np.clip(np.rint(AGE_MEDIAN + AGE_SD * stratified_normals(clinical_rng, n)), *AGE_RANGE).astype(int)
     unknown = np.zeros(n, dtype=bool)
     unknown[clinical_rng.permutation(n)[: exact_counts(n, [UNKNOWN_CLINICAL_SHARE, 1 - UNKNOWN_CLINICAL_SHARE])[0]]] = True
     n_unknown = int(unknown.sum())
 
     def true_and_recorded(categories: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         true = np.empty(n, dtype=object)
-        true[~unknown] = _allocate(clinical_rng, n - n_unknown, categories)
-        true[unknown] = _allocate(clinical_rng, n_unknown, categories)
+        true[~unknown] = allocate_labels(clinical_rng, n - n_unknown, categories)
+        true[unknown] = allocate_labels(clinical_rng, n_unknown, categories)
         return true, np.where(unknown, UNKNOWN, true)
 
     ecog_true, ecog = true_and_recorded(ECOG_KNOWN)
@@ -267,8 +233,8 @@ def simulate_nsclc_ici(
     smoking_unknown = exact_counts(n, [SMOKING_UNKNOWN_SHARE, 1.0 - SMOKING_UNKNOWN_SHARE])[0]
     extra_unknown = min(max(0, smoking_unknown - n_unknown), n - n_unknown)
     known_counts = exact_counts(n - n_unknown - extra_unknown, list(SMOKING_KNOWN.values()))
-    smoking[~unknown] = _shuffled(clinical_rng, [*SMOKING_KNOWN, UNKNOWN], [*known_counts, extra_unknown])
-    histology_true = _allocate(clinical_rng, n, HISTOLOGY)
+    smoking[~unknown] = shuffled_labels(clinical_rng, [*SMOKING_KNOWN, UNKNOWN], [*known_counts, extra_unknown])
+    histology_true = allocate_labels(clinical_rng, n, HISTOLOGY)
     histology = np.array(
         [clinical_rng.choice(list(HISTOLOGY_LABELS[h]), p=list(HISTOLOGY_LABELS[h].values())) for h in histology_true],
         dtype=object,
@@ -279,13 +245,13 @@ def simulate_nsclc_ici(
 
     lp_os = np.round(linear_predictor(OS_HAZARD, lesions, age, ecog_true, stage_true, mutation_true), 6)
     lp_pfs = np.round(linear_predictor(PFS_HAZARD, lesions, age, ecog_true, stage_true, mutation_true), 6)
-    z_death = _stratified_normals(outcome_rng, n)
-    z_progression = OS_PFS_COPULA_RHO * z_death + math.sqrt(1 - OS_PFS_COPULA_RHO**2) * _stratified_normals(outcome_rng, n)
-    death = _weibull_times(OS_HAZARD, lp_os, np.array([_STANDARD_NORMAL.cdf(z) for z in z_death]))
-    progression = _weibull_times(PFS_HAZARD, lp_pfs, np.array([_STANDARD_NORMAL.cdf(z) for z in z_progression]))
+    z_death = stratified_normals(outcome_rng, n)
+    z_progression = OS_PFS_COPULA_RHO * z_death + math.sqrt(1 - OS_PFS_COPULA_RHO**2) * stratified_normals(outcome_rng, n)
+    death = _weibull_times(OS_HAZARD, lp_os, np.array([STANDARD_NORMAL.cdf(z) for z in z_death]))
+    progression = _weibull_times(PFS_HAZARD, lp_pfs, np.array([STANDARD_NORMAL.cdf(z) for z in z_progression]))
     admin_low, admin_high = ADMIN_CENSORING_DAYS
-    administrative = admin_low + (admin_high - admin_low) * _stratified_uniforms(outcome_rng, n)
-    censoring = np.minimum(administrative, DROPOUT_DAYS_MAX * _stratified_uniforms(outcome_rng, n))
+    administrative = admin_low + (admin_high - admin_low) * stratified_uniforms(outcome_rng, n)
+    censoring = np.minimum(administrative, DROPOUT_DAYS_MAX * stratified_uniforms(outcome_rng, n))
     progression_or_death = np.minimum(progression, death)
     os_days = np.maximum(np.ceil(np.minimum(death, censoring)), 1).astype(int)
     pfs_days = np.maximum(np.ceil(np.minimum(progression_or_death, censoring)), 1).astype(int)
@@ -330,28 +296,6 @@ def simulate_nsclc_ici(
     return SimulatedCohort(clinical, truth, lesions, spacings, image_seeds)
 
 
-def oracle_concordance(truth_lp: Sequence[float], time: Sequence[float], event: Sequence[int]) -> float:
-    """Harrell's C-index of a risk score (higher = earlier event) against right-censored times.
-
-    Harrell, Califf, Pryor, Lee & Rosati, JAMA 1982;247:2543-6. A pair is comparable when the
-    shorter time is an event; a censored time equal to an event time counts as longer (as in
-    R's survival::concordance and lifelines). Concordant pairs count 1, ties in the score 0.5.
-    """
-    lp, t, e = (np.asarray(a, dtype=float) for a in (truth_lp, time, event))
-    if not (lp.shape == t.shape == e.shape and lp.ndim == 1):
-        raise ValueError(f"truth_lp, time and event must be 1-D of equal length, got {lp.shape}, {t.shape}, {e.shape}")
-    if not (np.isfinite(lp).all() and np.isfinite(t).all() and np.isin(e, (0.0, 1.0)).all()):
-        raise ValueError("truth_lp and time must be finite and event must be 0 or 1")
-    concordant, comparable = 0.0, 0
-    for i in np.flatnonzero(e == 1.0):
-        later = (t > t[i]) | ((t == t[i]) & (e == 0.0))
-        comparable += int(later.sum())
-        concordant += float((lp[i] > lp[later]).sum()) + 0.5 * float((lp[i] == lp[later]).sum())
-    if comparable == 0:
-        raise ValueError("no comparable pair: the C-index is undefined (no event before another time)")
-    return concordant / comparable
-
-
 def _format(column: str, value: object) -> str:
     """CSV text of one value: fixed decimals so re-runs are byte-identical."""
     if column in ("true_lp_os", "true_lp_pfs"):
@@ -363,14 +307,6 @@ def _format(column: str, value: object) -> str:
     if column == "voxel_spacing_mm":
         return f"{value:.3f}"
     return str(value)
-
-
-def _write_csv(path: Path, columns: Sequence[str], table: dict[str, np.ndarray]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(columns)
-        for row in range(len(table[columns[0]])):
-            writer.writerow([_format(column, table[column][row]) for column in columns])
 
 
 def _readme(n_patients: int, seed: int, shape: tuple[int, int, int]) -> str:
@@ -423,7 +359,7 @@ def generate_nsclc_ici_cohort(
         volumes = make_case(np.random.default_rng(image_seed), lesion, shape, spacing)
         names = [f"images/{patient_id}_{suffix}.nii.gz" for suffix in ("ct", "mask", "mask_r2")]
         for volume, name in zip(volumes, names):
-            sitk.WriteImage(volume, str(out_dir / name), useCompression=True)
+            write_nifti(volume, out_dir / name)
         for column, value in zip(MANIFEST_COLUMNS, [patient_id, *names]):
             manifest[column].append(value)
 
@@ -434,8 +370,8 @@ def generate_nsclc_ici_cohort(
         images_dir=images_dir,
         readme_txt=out_dir / "README.txt",
     )
-    _write_csv(files.clinical_csv, CLINICAL_COLUMNS, cohort.clinical)
-    _write_csv(files.truth_csv, TRUTH_COLUMNS, cohort.truth)
-    _write_csv(files.manifest_csv, MANIFEST_COLUMNS, {k: np.array(v, dtype=object) for k, v in manifest.items()})
+    write_csv(files.clinical_csv, CLINICAL_COLUMNS, cohort.clinical, _format)
+    write_csv(files.truth_csv, TRUTH_COLUMNS, cohort.truth, _format)
+    write_csv(files.manifest_csv, MANIFEST_COLUMNS, {k: np.array(v, dtype=object) for k, v in manifest.items()}, _format)
     files.readme_txt.write_text(_readme(n_patients, seed, shape), encoding="utf-8")
     return files

@@ -169,7 +169,7 @@ def _spicula_profile(spiculae: _SphereField, directions: np.ndarray) -> np.ndarr
     return spiculae.bumps(directions).max(axis=1)
 
 
-def _gaussian_field(rng: np.random.Generator, shape_zyx: tuple[int, ...], spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:
+def gaussian_field(rng: np.random.Generator, shape_zyx: tuple[int, ...], spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:
     """White noise smoothed by a Gaussian of ``sigma_mm`` (FFT, periodic), rescaled to unit sd."""
     noise = rng.standard_normal(size=shape_zyx, dtype=np.float32)
     axes = tuple(range(len(shape_zyx)))
@@ -182,7 +182,7 @@ def _gaussian_field(rng: np.random.Generator, shape_zyx: tuple[int, ...], spacin
     return (field - field.mean()) / field.std()
 
 
-def _soft_step(signed_distance_mm: np.ndarray) -> np.ndarray:
+def soft_step(signed_distance_mm: np.ndarray) -> np.ndarray:
     """Partial-volume occupancy: 0.5 on the boundary, logistic over PARTIAL_VOLUME_MM."""
     return 0.5 * (1.0 + np.tanh(signed_distance_mm / (2.0 * PARTIAL_VOLUME_MM)))
 
@@ -221,12 +221,13 @@ def _vessel_occupancy(
         sitk.SignedMaurerDistanceMap(centreline_image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
     )
     low, high = VESSEL_RADIUS_RANGE_MM
-    calibre = _gaussian_field(rng, shape_zyx, spacing_zyx, 8.0)
+    calibre = gaussian_field(rng, shape_zyx, spacing_zyx, 8.0)
     radius = np.clip((low + high) / 2.0 + (high - low) / 4.0 * calibre, low, high)
-    return _soft_step(radius - np.maximum(distance, 0.0))
+    return soft_step(radius - np.maximum(distance, 0.0))
 
 
-def _to_image(array_zyx: np.ndarray, spacing: tuple[float, float, float], origin: tuple[float, float, float]) -> sitk.Image:
+def image_from_array(array_zyx: np.ndarray, spacing: tuple[float, float, float], origin: tuple[float, float, float]) -> sitk.Image:
+    """A SimpleITK image of a (z, y, x) array with (x, y, z) ``spacing`` and ``origin``, identity direction."""
     image = sitk.GetImageFromArray(array_zyx)
     image.SetSpacing(spacing)
     image.SetOrigin(origin)
@@ -290,25 +291,25 @@ def make_case(
     inside1, inside2, lesion_occupancy = (np.zeros(grid.shape[0], dtype=dtype) for dtype in (np.uint8, np.uint8, float))
     inside1[near] = rho <= boundary1
     inside2[near] = rho <= boundary2
-    lesion_occupancy[near] = _soft_step(boundary1 - rho)
+    lesion_occupancy[near] = soft_step(boundary1 - rho)
     inside1, inside2, lesion_occupancy = (a.reshape(shape_zyx) for a in (inside1, inside2, lesion_occupancy))
 
-    background = LUNG_HU + LUNG_DENSITY_SD_HU * _gaussian_field(rng, shape_zyx, spacing_zyx, LUNG_DENSITY_SIGMA_MM)
+    background = LUNG_HU + LUNG_DENSITY_SD_HU * gaussian_field(rng, shape_zyx, spacing_zyx, LUNG_DENSITY_SIGMA_MM)
     vessels = _vessel_occupancy(rng, shape_zyx, spacing_zyx, origin_zyx, centre, r0)
     background = background * (1.0 - vessels) + VESSEL_HU * vessels
     texture_sd = LESION_TEXTURE_SD_RANGE_HU[0] + lesion.heterogeneity * np.diff(LESION_TEXTURE_SD_RANGE_HU)[0]
     lesion_hu = (
         rng.normal(LESION_MEAN_HU, LESION_MEAN_SD_HU)
-        + texture_sd * _gaussian_field(rng, shape_zyx, spacing_zyx, LESION_TEXTURE_SIGMA_MM)
+        + texture_sd * gaussian_field(rng, shape_zyx, spacing_zyx, LESION_TEXTURE_SIGMA_MM)
     )
     noise_sd = rng.uniform(*NOISE_SD_RANGE_HU)
-    noise = noise_sd * _gaussian_field(rng, shape_zyx, np.ones(3), NOISE_SIGMA_VOXELS)
+    noise = noise_sd * gaussian_field(rng, shape_zyx, np.ones(3), NOISE_SIGMA_VOXELS)
     hounsfield = background * (1.0 - lesion_occupancy) + lesion_hu * lesion_occupancy + noise
     hounsfield = np.clip(np.rint(hounsfield), *HU_RANGE).astype(np.int16)
 
     origin = tuple(float(o) for o in origin_zyx[::-1])
     return (
-        _to_image(hounsfield, spacing, origin),
-        _to_image(inside1, spacing, origin),
-        _to_image(inside2, spacing, origin),
+        image_from_array(hounsfield, spacing, origin),
+        image_from_array(inside1, spacing, origin),
+        image_from_array(inside2, spacing, origin),
     )
