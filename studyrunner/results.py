@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from studyrunner import __version__
-from studyrunner.protocol import LoadedProtocol
+from studyrunner.protocol import LoadedProtocol, StatisticsSection
 from studyrunner.run_folder import read_json
 
 SCREENING_ROWS_SHOWN = 15
@@ -46,25 +46,75 @@ def flow_section(loaded: LoadedProtocol, run_dir: Path) -> dict[str, Any]:
     }
 
 
-def model_section(run_dir: Path, p_threshold: float, r_packages: dict[str, str | None]) -> dict[str, Any] | None:
+def model_section(run_dir: Path, plan: StatisticsSection, r_packages: dict[str, str | None]) -> dict[str, Any] | None:
     model = _maybe(run_dir / "statistics" / "model.json")
     if model is None:
         return None
     screening = pd.read_csv(run_dir / "statistics" / "screening.csv")
     top = screening.sort_values("p", na_position="last").head(SCREENING_ROWS_SHOWN)
-    cox = model.get("cox") or {}
+    fit = model.get("fit") or {}
     return {
         "endpoint": model["endpoint"],
+        "method": plan.model,
         "note": model.get("note"),
-        "screening": {"p_threshold": p_threshold, "n_candidates": model["n_candidates"],
+        "notes": model.get("notes", []),
+        "screening": {"p_threshold": plan.screening.p_threshold, "n_candidates": model["n_candidates"],
                       "n_features_extracted": model["n_features_extracted"],
                       "n_kept": len(model["screened"]), "selected_after_pruning": model["selected"],
                       "top": top[["feature", "hr", "hr_lower", "hr_upper", "p", "kept"]].to_dict("records")},
-        "coefficients": cox.get("coefficients", []),
-        "fit": {k: cox.get(k) for k in ("concordance", "loglik", "aic", "n", "n_events")} if cox else None,
-        "cutoff": {"value": model["cutoff"], "method": model["cutoff_method"]} if "cutoff" in model else None,
+        "coefficients": fit.get("coefficients", []),
+        "aic": fit.get("aic"),
+        "fit": {k: fit.get(k) for k in ("concordance", "loglik", "aic", "n", "n_events")} if fit else None,
+        "cutoff": model.get("cutoff_detail"),
         "normalisation": "z-score with the training mean and SD",
-        "implementation": {"cox": f"R survival {r_packages.get('survival')} (coxph, Efron ties)"},
+        "implementation": {"cox": f"R survival {r_packages.get('survival')} (coxph, Efron ties)"
+                                  + (f"; MASS {r_packages.get('MASS')} stepAIC" if plan.model == "stepwise_cox" else "")},
+    }
+
+
+def reproducibility_section(run_dir: Path, plan: StatisticsSection) -> dict[str, Any] | None:
+    """ICC summary: the form, threshold, how many features were kept, the distribution."""
+    if plan.reproducibility is None:
+        return None
+    path = run_dir / "statistics" / "icc.csv"
+    if not path.exists():
+        return {"not_run": "no second segmentation was available for the training patients"}
+    icc = pd.read_csv(path)
+    r = plan.reproducibility
+    form_names = {("twoway", "agreement"): "two-way random effects, absolute agreement",
+                  ("twoway", "consistency"): "two-way mixed effects, consistency",
+                  ("oneway", "agreement"): "one-way random effects"}
+    index = {"oneway": "1", "twoway": "2" if r.icc_type == "agreement" else "3"}[r.icc_model]
+    raters = "1" if r.icc_unit == "single" else "k"
+    return {
+        "form": f"ICC({index},{raters}): {form_names.get((r.icc_model, r.icc_type), r.icc_model)}, "
+                f"{r.icc_unit} rater",
+        "threshold": r.threshold,
+        "n_patients": int(icc["n"].max()) if len(icc) else 0,
+        "n_features": len(icc),
+        "n_kept": int(icc["kept"].astype(bool).sum()),
+        "icc": icc["icc"].dropna().round(4).tolist(),
+        "lowest": icc.dropna(subset=["icc"]).nsmallest(10, "icc")[["feature", "icc", "lower", "upper"]].to_dict("records"),
+    }
+
+
+def selection_section(run_dir: Path, plan: StatisticsSection, n_candidates: int | None) -> dict[str, Any] | None:
+    """What each learner chose and how the choices were combined."""
+    if plan.selection is None:
+        return None
+    selection = _maybe(run_dir / "statistics" / "selection.json")
+    if selection is None:
+        return {"not_run": "the statistics stage wrote no selection record"}
+    return {
+        "p_threshold": plan.screening.p_threshold,
+        "n_candidates": n_candidates,
+        "screened": selection["screened"],
+        "learners": {name: {"features": entry.get("features") or [], "implementation": entry.get("implementation"),
+                            "error": entry.get("error")} for name, entry in selection["learners"].items()},
+        "combine": plan.selection.combine,
+        "min_votes": plan.selection.min_votes,
+        "combined": selection["combined"],
+        "notes": selection["notes"],
     }
 
 
@@ -76,6 +126,7 @@ def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, t
     for name, block in evaluation.items():
         block.setdefault("cohort_label", cohort_labels.get(name, name))
         block.setdefault("time_unit", protocol.primary_endpoint().unit)
+    model = model_section(run_dir, protocol.statistics, environment["r_packages"])
     radiomics = _maybe(run_dir / "radiomics" / "summary.json")
     if radiomics is not None and (run_dir / "radiomics" / "params.yaml").exists():
         import yaml
@@ -98,7 +149,10 @@ def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, t
         "validation": read_json(run_dir / "cohort" / "validation.json"),
         "table_one": _maybe(run_dir / "statistics" / "table_one.json"),
         "radiomics": radiomics,
-        "model": model_section(run_dir, protocol.statistics.screening.p_threshold, environment["r_packages"]),
+        "model": model,
+        "reproducibility": reproducibility_section(run_dir, protocol.statistics),
+        "selection": selection_section(run_dir, protocol.statistics, (model or {}).get("screening", {}).get("n_candidates")),
+        "cross_validation": _maybe(run_dir / "statistics" / "cross_validation.json"),
         "evaluation": evaluation,
         "oracle": _maybe(run_dir / "statistics" / "oracle.json"),
         "software": {

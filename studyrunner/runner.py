@@ -121,8 +121,11 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
         truth = (pd.read_csv(truth_file, dtype={"patient_id": str})
                  if protocol.study.synthetic and truth_file.exists() else None)
         r_code = sorted(repo_folder("rscripts", "STUDYRUNNER_RSCRIPTS").glob("*.R"))
+        reader2_file = run_dir / "radiomics" / "features_reader2.csv"
+        reader2 = pd.read_csv(reader2_file, dtype={"patient_id": str}) if reader2_file.exists() else None
         stage("statistics", [protocol.section_digest("statistics", "endpoints"), protocol.study.seed],
-              ["radiomics"], lambda d: _statistics(loaded, clinical, features, d, truth),
+              ["radiomics"], lambda d: _statistics(loaded, clinical, features, reader2, d, truth,
+                                                   sink.task("Cross-validating the model development")),
               r_code + ([truth_file] if truth is not None else []))
 
         stage("model", [loaded.sha256], ["statistics"], lambda d: _freeze(loaded, run_dir, d))
@@ -148,11 +151,12 @@ def feature_table_paths(loaded: LoadedProtocol) -> dict[str, Path]:
     return paths
 
 
-def _statistics(loaded: LoadedProtocol, clinical: pd.DataFrame, features: pd.DataFrame, stage_dir: Path,
-                truth: pd.DataFrame | None) -> None:
+def _statistics(loaded: LoadedProtocol, clinical: pd.DataFrame, features: pd.DataFrame,
+                reader2: pd.DataFrame | None, stage_dir: Path, truth: pd.DataFrame | None,
+                progress: Callable[[int, int], None]) -> None:
     from studyrunner.statistics.stage import baseline_table, fit_and_evaluate
 
-    fit_and_evaluate(loaded, clinical, features, stage_dir, truth)
+    fit_and_evaluate(loaded, clinical, features, reader2, stage_dir, truth, progress)
     baseline_table(loaded, clinical, stage_dir)
 
 

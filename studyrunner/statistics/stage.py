@@ -1,51 +1,46 @@
-"""Statistics stage: radiomics Cox model on the training cohort, evaluated on training and test.
+"""Statistics stage: develop the model on the training cohort, evaluate it on every cohort.
 
-Steps (all estimation on the training cohort only; the test cohort is touched at evaluation):
-1. z-score every feature with the training mean and SD (constant features are dropped);
-2. univariate Cox screening (R ``survival::coxph``, Wald p < threshold);
-3. greedy correlation pruning of the screened features, at most ``max_features``;
-4. multivariable Cox model (Efron ties) -> risk score = linear predictor;
-5. risk groups split at the training median of the score;
-6. per cohort: Harrell's C-index with 95% CI, HR high vs low with CI, log-rank test,
-   Kaplan-Meier estimates with numbers at risk (R ``survival``).
-A synthetic cohort's true linear predictor gives the oracle C-index, computed the same way.
+Development (``development.develop_model``, training cohort only): reproducibility filter,
+z-scoring, univariate Cox screening, the learners' selection or correlation pruning, Cox or
+stepwise Cox -> risk score = linear predictor. Risk groups are cut at the training median or
+at the maximally selected log-rank statistic of the training cohort (maxstat). Then, per
+cohort (the test cohort is touched only here): Harrell's C-index with 95% CI, HR high vs low,
+log-rank test, Kaplan-Meier with numbers at risk and median survival per group,
+time-dependent ROC/AUC at the planned times; on the training cohort also calibration and
+decision curves at the planned times, and repeated K-fold cross-validation that reruns the
+whole development inside every training fold. A synthetic cohort's true linear predictor
+gives the oracle C-index, computed the same way.
 
-Outputs: normalisation.json, screening.csv, model.json, scores.csv, evaluation.json,
-oracle.json (synthetic cohorts), table_one.json.
+Outputs: normalisation.json, screening.csv, icc.csv, selection.json, model.json, scores.csv,
+evaluation.json, cross_validation.json + folds.csv, oracle.json, table_one.json.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from studyrunner.protocol import LoadedProtocol
-from studyrunner.rbridge import r_function
+from studyrunner.protocol import LoadedProtocol, StatisticsSection
 from studyrunner.run_folder import write_json
-from studyrunner.statistics.survival_model import evaluate_risk_score, fit_cox, linear_predictor, screen_features
+from studyrunner.statistics.cross_validation import cross_validate, summarise_folds
+from studyrunner.statistics.development import DevelopedModel, develop_model
+from studyrunner.statistics.score_performance import (
+    calibration_at,
+    decision_curve,
+    groups_by_cutpoint,
+    maxstat_cutpoint,
+    predicted_risk,
+    time_dependent_auc,
+)
+from studyrunner.statistics.survival_model import evaluate_risk_score
 from studyrunner.statistics.table_one import table_one
 
 TRAINING, TEST = "training", "test"
-
-
-def training_normalisation(train: pd.DataFrame, features: list[str]) -> dict[str, dict[str, float]]:
-    """Mean and SD of each non-constant, finite feature on the training cohort."""
-    stats = {}
-    for name in features:
-        values = pd.to_numeric(train[name], errors="coerce")
-        mean, sd = float(values.mean()), float(values.std(ddof=1))
-        if np.isfinite(mean) and np.isfinite(sd) and sd > 0:
-            stats[name] = {"mean": mean, "sd": sd}
-    return stats
-
-
-def apply_normalisation(df: pd.DataFrame, normalisation: dict[str, dict[str, float]]) -> pd.DataFrame:
-    names = list(normalisation)
-    means = np.array([normalisation[n]["mean"] for n in names])
-    sds = np.array([normalisation[n]["sd"] for n in names])
-    return pd.DataFrame((df[names].to_numpy(dtype=float) - means) / sds, columns=names, index=df.index)
+DECISION_THRESHOLDS = [round(x, 2) for x in np.arange(0.0, 0.96, 0.01)]
+Progress = Callable[[int, int], None]
 
 
 def default_km_times(times: pd.Series, steps: int = 6) -> list[float]:
@@ -59,82 +54,154 @@ def default_km_times(times: pd.Series, steps: int = 6) -> list[float]:
 
 def cohort_masks(loaded: LoadedProtocol, table: pd.DataFrame) -> dict[str, pd.Series]:
     split = loaded.protocol.cohort.split
-    return {TRAINING: table["partition"].isin(split.training), TEST: table["partition"].isin(split.test)}
+    masks = {TRAINING: table["partition"].isin(split.training), TEST: table["partition"].isin(split.test)}
+    return {name: mask for name, mask in masks.items() if mask.any()}
+
+
+def risk_cutoff(train: pd.DataFrame, time: str, event: str, plan: StatisticsSection, seed: int) -> dict:
+    """The risk-group cut-off on the training scores: their median, or maxstat's."""
+    if plan.risk_groups.cutoff == "maxstat":
+        result = maxstat_cutpoint(train, time, event, "risk_score", pmethod=plan.risk_groups.pmethod, seed=seed)
+        return {"value": result["cutpoint"], "method": "maxstat", "statistic": result["statistic"],
+                "p_value": result["p_value"], "pmethod": result["pmethod"]}
+    return {"value": float(np.median(train["risk_score"])), "method": "training median"}
+
+
+def evaluate_cohort(rows: pd.DataFrame, time: str, event: str, cutoff: float, plan: StatisticsSection,
+                    km_times: list[float]) -> dict:
+    """Discrimination and stratification of the risk score in one cohort."""
+    block = evaluate_risk_score(rows, time, event, "risk_score", cutoff, km_times)
+    groups = groups_by_cutpoint(rows, time, event, "risk_score", cutoff)["groups"]
+    block["median_survival"] = {g: {"median": v["median"], "lower": v["median_lower"], "upper": v["median_upper"]}
+                                for g, v in groups.items()}
+    times = plan.evaluation.time_roc_times
+    if times:
+        auc = time_dependent_auc(rows, time, event, "risk_score", times)
+        keys = list(auc["auc"])
+        reasons = {r["time"]: r["reason"] for r in auc["table"] if r.get("reason")}
+        block["time_roc"] = {"times": times, "auc": [auc["auc"][k] for k in keys],
+                             "se": [auc["se"][k] for k in keys], "lower": [auc["lower"][k] for k in keys],
+                             "upper": [auc["upper"][k] for k in keys], "implementation": auc["implementation"],
+                             "se_method": auc["se_method"], "roc": auc["roc"],
+                             "reasons": {str(k): v for k, v in reasons.items()}}
+    return block
+
+
+def calibration_and_decision(rows: pd.DataFrame, time: str, event: str, plan: StatisticsSection) -> dict:
+    """Apparent calibration and decision curves on the development cohort."""
+    out: dict = {}
+    evaluation = plan.evaluation
+    if evaluation.calibration_times:
+        out["calibration"] = calibration_at(rows, time, event, "risk_score", evaluation.calibration_times)
+    if evaluation.decision_curve_times:
+        curves = {}
+        for t in evaluation.decision_curve_times:
+            scored = rows.assign(risk_at_t=predicted_risk(rows, time, event, "risk_score", t))
+            curves[f"{t:g}"] = decision_curve(scored, time, event, "risk_at_t", t, DECISION_THRESHOLDS)
+        out["decision_curves"] = curves
+    return out
+
+
+def write_development(model: DevelopedModel, stage_dir: Path, endpoint: str, n_extracted: int) -> dict:
+    """The development record: normalisation, screening, ICC, selection, model.json."""
+    write_json(stage_dir / "normalisation.json", model.normalisation)
+    model.screening.to_csv(stage_dir / "screening.csv", index=False)
+    if model.icc is not None:
+        model.icc.to_csv(stage_dir / "icc.csv", index=False)
+    if model.selection is not None:
+        write_json(stage_dir / "selection.json", {k: v for k, v in model.selection.items() if k != "screening"})
+    screened = model.screening[model.screening["kept"].astype(bool)].sort_values("p")["feature"].tolist()
+    record = {"endpoint": endpoint, "time": model.time, "event": model.event, "screened": screened,
+              "selected": model.features, "n_candidates": model.n_candidates,
+              "n_features_extracted": n_extracted, "notes": model.notes}
+    if model.features:
+        record.update({"fit": model.fit, "coefficients": model.coefficients})
+    else:
+        record["note"] = "; ".join(model.notes) or "no feature was selected; no model was fitted"
+    return record
 
 
 def fit_and_evaluate(loaded: LoadedProtocol, clinical: pd.DataFrame, features: pd.DataFrame,
-                     stage_dir: Path, truth: pd.DataFrame | None = None) -> None:
-    """Run steps 1-6 (module docstring) and write the outputs into ``stage_dir``."""
+                     reader2: pd.DataFrame | None, stage_dir: Path, truth: pd.DataFrame | None = None,
+                     progress: Progress | None = None) -> None:
+    """Develop, score, cut, evaluate and cross-validate (module docstring) into ``stage_dir``."""
     protocol = loaded.protocol
-    plan = protocol.statistics
+    plan, seed = protocol.statistics, protocol.study.seed
     endpoint = protocol.primary_endpoint()
     time, event = endpoint.time, endpoint.event
-    feature_names = [c for c in features.columns if c != "patient_id"]
+    n_extracted = features.shape[1] - 1
 
     data = clinical[["patient_id", "partition", time, event]].merge(features, on="patient_id", how="inner")
     data = data.dropna(subset=[time, event]).reset_index(drop=True)
     masks = cohort_masks(loaded, data)
     train = data[masks[TRAINING]]
 
-    normalisation = training_normalisation(train, feature_names)
-    write_json(stage_dir / "normalisation.json", normalisation)
-    z = pd.concat([data[["patient_id", "partition", time, event]], apply_normalisation(data, normalisation)], axis=1)
-    z_train = z[masks[TRAINING]]
-
-    screening = screen_features(z_train, time, event, list(normalisation), plan.screening.p_threshold)
-    screening.to_csv(stage_dir / "screening.csv", index=False)
-    ranked = screening[screening["kept"].astype(bool)].sort_values("p")["feature"].tolist()
-    selected = list(r_function("selection", "prune_correlated")(
-        z_train[ranked], ranked, plan.screening.correlation_threshold, plan.screening.max_features)) if ranked else []
-
-    model: dict = {"endpoint": plan.endpoint, "time": time, "event": event, "screened": ranked, "selected": selected,
-                   "n_candidates": len(normalisation), "n_features_extracted": len(feature_names)}
-    if not selected:
-        model["note"] = (f"no feature passed univariate Cox screening at p < {plan.screening.p_threshold}; "
-                         "no model was fitted")
-        write_json(stage_dir / "model.json", model)
+    model = develop_model(train, reader2, time, event, plan, seed)
+    record = write_development(model, stage_dir, plan.endpoint, n_extracted)
+    if not model.features:
+        write_json(stage_dir / "model.json", record)
         write_json(stage_dir / "evaluation.json", {})
         return
-    cox = fit_cox(z_train, time, event, selected)
-    coefficients = {row["term"]: row["coef"] for row in cox["coefficients"]}
-    z["risk_score"] = linear_predictor(coefficients, z)
-    cutoff = float(np.median(z.loc[masks[TRAINING], "risk_score"]))
-    z["risk_group"] = np.where(z["risk_score"] > cutoff, "high", "low")
-    model.update({"cox": cox, "coefficients": coefficients, "cutoff": cutoff, "cutoff_method": "training median"})
-    write_json(stage_dir / "model.json", model)
-    z[["patient_id", "partition", "risk_score", "risk_group"]].to_csv(stage_dir / "scores.csv", index=False)
+    scored = data[["patient_id", "partition", time, event]].assign(risk_score=model.score(data))
+    cutoff = risk_cutoff(scored[masks[TRAINING]], time, event, plan, seed)
+    scored["risk_group"] = np.where(scored["risk_score"] > cutoff["value"], "high", "low")
+    record.update({"cutoff": cutoff["value"], "cutoff_method": cutoff["method"], "cutoff_detail": cutoff})
+    write_json(stage_dir / "model.json", record)
+    scored[["patient_id", "partition", "risk_score", "risk_group"]].to_csv(stage_dir / "scores.csv", index=False)
 
     km_times = plan.km_times or default_km_times(data[time])
-    evaluation = {name: evaluate_risk_score(z[mask], time, event, "risk_score", cutoff, km_times)
-                  for name, mask in masks.items() if mask.any()}
+    evaluation = {name: evaluate_cohort(scored[mask], time, event, cutoff["value"], plan, km_times)
+                  for name, mask in masks.items()}
+    evaluation[TRAINING].update(calibration_and_decision(scored[masks[TRAINING]], time, event, plan))
     write_json(stage_dir / "evaluation.json", evaluation)
 
+    if plan.evaluation.cross_validation is not None and plan.evaluation.time_roc_times:
+        run_cross_validation(train, reader2, time, event, plan, seed, endpoint.unit, stage_dir, progress)
     if truth is not None:
-        oracle = data[["patient_id", "partition", time, event]].merge(truth, on="patient_id")
-        oracle_masks = cohort_masks(loaded, oracle)
-        lp_column = f"true_lp_{plan.endpoint}"
-        write_json(stage_dir / "oracle.json", {
-            "description": f"the synthetic generator's true linear predictor ({lp_column}), scored like the model",
-            **{name: {"c_index": evaluate_risk_score(oracle[mask], time, event, lp_column,
-                                                     float(np.median(oracle.loc[oracle_masks[TRAINING], lp_column])),
-                                                     km_times)["c_index"]}
-               for name, mask in oracle_masks.items() if mask.any()},
-        })
+        write_oracle(loaded, data, truth, time, event, km_times, stage_dir)
+
+
+def run_cross_validation(train: pd.DataFrame, reader2: pd.DataFrame | None, time: str, event: str,
+                         plan: StatisticsSection, seed: int, unit: str, stage_dir: Path,
+                         progress: Progress | None) -> None:
+    results = cross_validate(
+        train, reader2, event, plan, seed,
+        develop=lambda rows, r2, fold_seed: develop_model(rows, r2, time, event, plan, fold_seed),
+        auc=lambda rows, times: time_dependent_auc(rows, time, event, "risk_score", times)["auc"],
+        progress=progress)
+    write_json(stage_dir / "cross_validation.json", summarise_folds(results, plan, unit))
+    pd.DataFrame([{"repeat": r.repeat + 1, "fold": r.fold + 1, "role": role, "patient_id": pid}
+                  for r in results for role, ids in (("training", r.training_ids), ("validation", r.validation_ids))
+                  for pid in ids]).to_csv(stage_dir / "folds.csv", index=False)
+
+
+def write_oracle(loaded: LoadedProtocol, data: pd.DataFrame, truth: pd.DataFrame, time: str, event: str,
+                 km_times: list[float], stage_dir: Path) -> None:
+    """C-index of the synthetic generator's true linear predictor, scored like the model."""
+    lp_column = f"true_lp_{loaded.protocol.statistics.endpoint}"
+    oracle = data[["patient_id", "partition", time, event]].merge(truth, on="patient_id")
+    masks = cohort_masks(loaded, oracle)
+    cut = float(np.median(oracle.loc[masks[TRAINING], lp_column]))
+    write_json(stage_dir / "oracle.json", {
+        "description": f"the synthetic generator's true linear predictor ({lp_column}), scored like the model",
+        **{name: {"c_index": evaluate_risk_score(oracle[mask], time, event, lp_column, cut, km_times)["c_index"]}
+           for name, mask in masks.items()},
+    })
 
 
 def baseline_table(loaded: LoadedProtocol, clinical: pd.DataFrame, stage_dir: Path) -> None:
     """Table 1 by cohort with p-values (chi-square / Mann-Whitney, as in seed 000)."""
     protocol = loaded.protocol
     split = protocol.cohort.split
-    groups: dict[str, pd.Series] = {"Total": pd.Series(True, index=clinical.index),
-                                    "Training": clinical["partition"].isin(split.training)}
-    if len(split.training) > 1:
-        groups.update({p.capitalize(): clinical["partition"] == p for p in split.training})
-    groups["Test"] = clinical["partition"].isin(split.test)
+    groups: dict[str, pd.Series] = {"Total": pd.Series(True, index=clinical.index)}
     comparisons = []
-    if len(split.training) > 1:
-        comparisons.append((split.training[0].capitalize(), split.training[1].capitalize()))
-    comparisons.append(("Training", "Test"))
+    if split.test:
+        groups["Training"] = clinical["partition"].isin(split.training)
+        if len(split.training) > 1:
+            groups.update({p.capitalize(): clinical["partition"] == p for p in split.training})
+            comparisons.append((split.training[0].capitalize(), split.training[1].capitalize()))
+        groups["Test"] = clinical["partition"].isin(split.test)
+        comparisons.append(("Training", "Test"))
     variables = protocol.cohort.baseline_variables
     table = clinical.copy()
     for v in variables:  # show levels in the protocol's order
