@@ -14,15 +14,16 @@ the report gives the median and range over all fits, as seed 001 does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
 
 from studyrunner.protocol import StatisticsSection
+from studyrunner.statistics.score_performance import time_key
 
-Developer = Callable[[pd.DataFrame, "pd.DataFrame | None", int], "object"]
-AucFunction = Callable[[pd.DataFrame, list[float]], dict[str, float | None]]
+Developer = Callable[[pd.DataFrame, Optional[pd.DataFrame], int], Any]  # -> model with .features, .score(rows)
+AucFunction = Callable[[pd.DataFrame, list[float]], dict[str, Optional[float]]]
 
 
 def stratified_folds(events: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:
@@ -90,7 +91,7 @@ def summarise_folds(results: list[FoldResult], plan: StatisticsSection, time_uni
     """Median and range of the fold AUCs per time, for training and validation folds."""
     cv = plan.evaluation.cross_validation
     assert cv is not None
-    times = [str(t) for t in plan.evaluation.time_roc_times]
+    times = [time_key(t) for t in plan.evaluation.time_roc_times]
 
     def spread(role: str) -> dict[str, dict]:
         out = {}

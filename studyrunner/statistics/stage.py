@@ -34,6 +34,7 @@ from studyrunner.statistics.score_performance import (
     maxstat_cutpoint,
     predicted_risk,
     time_dependent_auc,
+    time_key,
 )
 from studyrunner.statistics.survival_model import evaluate_risk_score
 from studyrunner.statistics.table_one import table_one
@@ -97,7 +98,7 @@ def calibration_and_decision(rows: pd.DataFrame, time: str, event: str, plan: St
         curves = {}
         for t in evaluation.decision_curve_times:
             scored = rows.assign(risk_at_t=predicted_risk(rows, time, event, "risk_score", t))
-            curves[f"{t:g}"] = decision_curve(scored, time, event, "risk_at_t", t, DECISION_THRESHOLDS)
+            curves[time_key(t)] = decision_curve(scored, time, event, "risk_at_t", t, DECISION_THRESHOLDS)
         out["decision_curves"] = curves
     return out
 
