@@ -23,17 +23,22 @@ from studyrunner.errors import InputError
 from studyrunner.report import render_report
 from studyrunner.report.figures import DPI, TEXT_WIDTH_IN, exclusion_lines
 from studyrunner.report.formatting import (
+    fmt_auc,
     fmt_ci,
     fmt_datetime,
     fmt_hr,
     fmt_int,
     fmt_median_iqr,
+    fmt_median_range,
     fmt_n_pct,
     fmt_num,
     fmt_p,
     fmt_p_eq,
+    fmt_range,
     fmt_seconds,
+    fmt_survival_median,
     fmt_text,
+    fmt_time,
     fmt_value,
     lower_first,
 )
@@ -103,6 +108,22 @@ def test_fmt_ci_hr_and_counts_hand_cases() -> None:
     assert fmt_n_pct(None) == EM
     assert fmt_median_iqr({"median": 63.0, "q1": 57.0, "q3": 70.0}) == f"63.0 (57.0{EN}70.0)"
     assert fmt_median_iqr(None) == EM
+
+
+def test_signature_filters_hand_cases() -> None:
+    assert fmt_auc(0.8439, 0.7558, 0.932) == f"0.844 (0.756{EN}0.932)"
+    assert fmt_auc(0.9007, 0.7715, 1) == f"0.901 (0.771{EN}1.000)"
+    assert fmt_auc(0.8439) == "0.844"
+    assert fmt_auc(None, None, None, "no controls at 60 months") == f"{EM} (no controls at 60 months)"
+    assert fmt_range(0.7313, 0.8955) == f"0.731{EN}0.895"
+    assert fmt_range(None, 0.8) == EM
+    assert fmt_median_range({"median": 0.6097, "min": 0.3991, "max": 0.7372, "n": 30}) == f"0.610 (0.399{EN}0.737)"
+    assert fmt_median_range(None) == EM
+    assert fmt_survival_median({"median": 10.2, "lower": 5.2, "upper": 13.1}) == f"10.2 (5.2{EN}13.1)"
+    assert fmt_survival_median({"median": 42.7, "lower": 36.1, "upper": None}) == f"42.7 (36.1{EN}NR)"
+    assert fmt_survival_median({"median": None, "lower": 36.1, "upper": None}) == "not reached"
+    assert fmt_survival_median(None, reason="not estimated") == f"{EM} (not estimated)"
+    assert (fmt_time(12), fmt_time(1.5), fmt_time(60.0)) == ("12", "1.5", "60")
 
 
 def test_other_filters_hand_cases() -> None:
@@ -190,6 +211,17 @@ def test_full_report_pdf_text(full_report: tuple[Path, Path], fixture_results: d
     assert fixture_results["study"]["protocol_sha256"] in pages[0]
     assert all(f"Page {i} of {len(pages)}" in page for i, page in enumerate(pages, start=1))
     assert all(fixture_results["study"]["name"] in page for page in pages[1:])
+
+
+@needs_poppler
+def test_seed_000_report_has_no_signature_sections(full_report: tuple[Path, Path]) -> None:
+    """A study without the radiomics-signature records renders exactly the seed-000 sections."""
+    _, pdf = full_report
+    text = " ".join(pdf_pages(pdf))
+    for title in ("Feature reproducibility", "Feature selection", "Time-dependent ROC", "Calibration",
+                  "Decision curves", "Internal validation: cross-validation"):
+        assert title not in text
+    assert "Not run" not in text
 
 
 def test_full_report_figures(full_report: tuple[Path, Path]) -> None:

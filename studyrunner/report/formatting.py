@@ -8,7 +8,11 @@ Conventions (journal style, as asked for by TRIPOD+AI item 23a, Collins et al., 
 - a missing value prints as an em dash, followed by the reason in brackets when one is known;
 - p-values print with 3 decimals, and as "<0.001" below 0.001;
 - estimates with a confidence interval print as "0.71 (0.65–0.77)" (en dash between limits);
-- counts with a percentage print as "40 (17%)".
+- counts with a percentage print as "40 (17%)";
+- time-dependent AUCs (and their cross-validation summaries) print with ``AUC_DIGITS`` (3)
+  decimals, as the radiomics-signature literature reports them (e.g. seed 001: "0.831");
+- a median survival that the Kaplan–Meier curve never reaches prints as "not reached", a
+  confidence limit that is not reached as "NR".
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ RANGE_DASH = "\u2013"  # en dash
 MINUS = "\u2212"  # typographic minus sign
 
 P_FLOOR = 0.001
+AUC_DIGITS = 3
+NOT_REACHED = "not reached"
+NOT_REACHED_SHORT = "NR"
 CI_LEVEL = 0.95  # the level of every interval in results.json (rscripts/evaluation.R, survival defaults)
 
 
@@ -146,6 +153,58 @@ def fmt_mean_sd(summary: Mapping[str, Any] | None, digits: int = 1, reason: str 
     return f"{fmt_num(summary['mean'], digits)} ({fmt_num(summary.get('sd'), digits)})"
 
 
+def fmt_auc(
+    auc: float | None,
+    lower: float | None = None,
+    upper: float | None = None,
+    reason: str | None = None,
+) -> str:
+    """A time-dependent AUC with its CI, 3 decimals: ``fmt_auc(0.8148, 0.7231, 0.9066) == "0.815 (0.723–0.907)"``.
+
+    Without limits (both None) only the estimate prints; a missing AUC prints the em dash
+    with the reason (e.g. "no controls at 60 months")."""
+    if lower is None and upper is None:
+        return fmt_num(auc, AUC_DIGITS, reason)
+    return fmt_ci(auc, lower, upper, digits=AUC_DIGITS, reason=reason)
+
+
+def fmt_range(lower: float | None, upper: float | None, digits: int = AUC_DIGITS) -> str:
+    """A range of values: ``fmt_range(0.7115, 0.8937) == "0.712–0.894"``."""
+    if is_missing(lower) or is_missing(upper):
+        return MISSING
+    return f"{fmt_num(lower, digits)}{RANGE_DASH}{fmt_num(upper, digits)}"
+
+
+def fmt_median_range(summary: Mapping[str, Any] | None, digits: int = AUC_DIGITS, reason: str | None = None) -> str:
+    """Median and range of a cross-validation summary {"median", "min", "max"}:
+    ``"0.822 (0.712–0.894)"``."""
+    if summary is None or is_missing(summary.get("median")):
+        return fmt_missing(reason)
+    return f"{fmt_num(summary['median'], digits)} ({fmt_range(summary.get('min'), summary.get('max'), digits)})"
+
+
+def fmt_survival_median(record: Mapping[str, Any] | None, digits: int = 1, reason: str | None = None) -> str:
+    """Kaplan–Meier median survival with its CI: "8.9 (7.2–15.0)".
+
+    A median of None means the curve never fell to 0.5 ("not reached"); a limit of None
+    means that limit was not reached ("NR"); no record at all prints the em dash."""
+    if record is None:
+        return fmt_missing(reason)
+    if is_missing(record.get("median")):
+        return NOT_REACHED
+    lower, upper = record.get("lower"), record.get("upper")
+    lo = NOT_REACHED_SHORT if is_missing(lower) else fmt_num(lower, digits)
+    hi = NOT_REACHED_SHORT if is_missing(upper) else fmt_num(upper, digits)
+    return f"{fmt_num(record['median'], digits)} ({lo}{RANGE_DASH}{hi})"
+
+
+def fmt_time(value: float | None, reason: str | None = None) -> str:
+    """A time point as recorded, without trailing zeros: 12 -> "12", 1.5 -> "1.5"."""
+    if is_missing(value):
+        return fmt_missing(reason)
+    return _signed(f"{float(value):g}")
+
+
 def fmt_seconds(value: float | None, reason: str | None = None) -> str:
     """A duration: "1.8 s" below a minute, "6 min 28 s" below an hour, else "1 h 02 min"."""
     if is_missing(value):
@@ -208,6 +267,11 @@ FILTERS: dict[str, Callable[..., str]] = {
     "fmt_pct": fmt_pct,
     "fmt_n_pct": fmt_n_pct,
     "fmt_median_iqr": fmt_median_iqr,
+    "fmt_auc": fmt_auc,
+    "fmt_range": fmt_range,
+    "fmt_median_range": fmt_median_range,
+    "fmt_survival_median": fmt_survival_median,
+    "fmt_time": fmt_time,
     "fmt_mean_sd": fmt_mean_sd,
     "fmt_seconds": fmt_seconds,
     "fmt_datetime": fmt_datetime,

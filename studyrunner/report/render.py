@@ -8,6 +8,11 @@ Nothing else of the run is read, so ``studyrunner report RUN`` can re-render a f
 Section order and the checklist follow TRIPOD+AI: Collins GS, Moons KGM, Dhiman P, et al.
 "TRIPOD+AI statement: updated guidance for reporting clinical prediction models that use
 regression or machine learning methods", BMJ 2024;385:e078378.
+
+A radiomics-signature study (seed 001: reproducibility filter, six learners, stepwise Cox,
+time-dependent ROC, calibration, decision curves, cross-validation) is recognised by its
+records (``signature_study``); its extra sections are printed only then, each as "Not run"
+when its record is absent, so a study without them (seed 000) renders as before.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from studyrunner.errors import InputError
 from studyrunner.paths import repo_folder
-from studyrunner.report.figures import draw_figures, stage_label
-from studyrunner.report.formatting import FILTERS, ci_label, ci_words
+from studyrunner.report.figures import draw_figures, learner_label, stage_label, uses_venn
+from studyrunner.report.formatting import AUC_DIGITS, FILTERS, ci_label, ci_words
 
 REPORTS_ENV_VAR = "STUDYRUNNER_REPORTS"
 MAIN_TEMPLATE = "report.html.j2"
@@ -114,6 +119,11 @@ SECTION_TITLES = {
     "stratification": "Risk stratification",
     "discrimination": "Discrimination",
     "software": "Software and reproducibility",
+    "reproducibility": "Feature reproducibility",
+    "selection": "Feature selection",
+    "calibration": "Calibration",
+    "decision-curves": "Decision curves",
+    "cross-validation": "Internal validation: cross-validation",
     "declarations": "Declarations",
     "checklist": "TRIPOD+AI checklist",
 }
@@ -132,7 +142,41 @@ SECTION_SOURCES = {
 }
 
 OPTIONAL_SECTIONS = ("flow", "validation", "table_one", "radiomics", "model", "evaluation", "oracle",
-                     "software", "timings")
+                     "software", "timings", "reproducibility", "selection", "cross_validation")
+
+# Records that only a radiomics-signature study (seed 001) writes.
+SIGNATURE_SECTIONS = ("reproducibility", "selection", "cross_validation")
+# Per-cohort evaluation records of a signature study.
+EVALUATION_PARTS = ("time_roc", "calibration", "decision_curves", "median_survival")
+LEARNER_ORDER = ("elastic_net", "lasso", "coxboost", "gbm", "rsf", "superpc")
+# The R package each learner is named after (CoxBoost, randomForestSRC and superpc are CRAN-only).
+LEARNER_PACKAGES = {"elastic_net": "glmnet", "lasso": "glmnet", "coxboost": "CoxBoost", "gbm": "gbm",
+                    "rsf": "randomForestSRC", "superpc": "superpc"}
+LEARNER_METHODS = {
+    "elastic_net": "elastic-net penalised Cox regression (Simon et al., J Stat Softw 2011)",
+    "lasso": "lasso penalised Cox regression (Tibshirani, Stat Med 1997)",
+    "coxboost": "likelihood-based componentwise boosting (Binder & Schumacher, BMC Bioinformatics 2008)",
+    "gbm": "gradient boosting machine with the Cox partial likelihood (Ridgeway; Friedman, Ann Stat 2001)",
+    "rsf": "random survival forest (Ishwaran et al., Ann Appl Stat 2008)",
+    "superpc": "supervised principal components (Bair & Tibshirani, PLoS Biol 2004)",
+}
+# Citations printed in the signature methods text (templates hold no digits, so the years live here).
+METHOD_REFERENCES = {
+    "icc": "Shrout & Fleiss, Psychol Bull 1979; McGraw & Wong, Psychol Methods 1996",
+    "stepwise": "Venables & Ripley, Modern Applied Statistics with S, 2002: MASS::stepAIC",
+    "maxstat": "Lausen & Schumacher, Biometrics 1992; R package maxstat",
+    "time_roc": "Blanche, Dartigues & Jacqmin-Gadda, Stat Med 2013",
+    "decision_curves": "Vickers & Elkin, Med Decis Making 2006; censored outcomes as in Vickers et al., "
+                       "BMC Med Inform Decis Mak 2008",
+}
+# maxstat's p-value approximations (maxstat::maxstat.test, argument pmethod).
+MAXSTAT_PMETHODS = {
+    "Lau94": "the improved Bonferroni inequality of Lausen, Sauerbrei & Schumacher (1994)",
+    "Lau92": "the asymptotic Brownian-bridge approximation of Lausen & Schumacher (1992)",
+    "HL": "the conditional approximation of Hothorn & Lausen (2003)",
+    "exactGauss": "the exact Gaussian approximation of Hothorn & Lausen (2003)",
+    "condMC": "conditional Monte-Carlo (Hothorn & Lausen 2003)",
+}
 META_FIELDS = ("funding", "ethics", "registration", "data_availability", "conflicts")
 
 
@@ -285,6 +329,140 @@ def sample_size_view(results: Mapping[str, Any]) -> dict[str, Any] | None:
             "epp_terms": events / n_terms if n_terms else None}
 
 
+def signature_study(results: Mapping[str, Any]) -> bool:
+    """True for a radiomics-signature study: results.json names one of its records (even as
+    not run) or its model is a stepwise Cox model."""
+    model = results.get("model")
+    return (any(key in results for key in SIGNATURE_SECTIONS)
+            or (isinstance(model, Mapping) and model.get("method") == "stepwise_cox"))
+
+
+def _part_reason(record: Any, cohort: str, key: str) -> str | None:
+    """Why an evaluation record of one cohort cannot be shown, or None when it is there."""
+    if isinstance(record, Mapping) and "not_run" in record:
+        return str(record["not_run"])
+    if not record:
+        return f"the {cohort} evaluation has no '{key}' record"
+    return None
+
+
+def learner_view(selection: Mapping[str, Any]) -> dict[str, Any]:
+    """The learners of the feature selection, for the methods text and the selection table.
+
+    Keys: ``learners`` (rows in the protocol's order: {"name", "label", "method", "package",
+    "package_ran" (the implementation string names the package), "implementation", "error",
+    "ran", "n_features", "features"}), ``n_ran``, ``failed`` (rows with an error),
+    ``combined`` (rows {"feature", "votes"}: how many learners chose each combined feature),
+    ``stand_ins`` (rows where another implementation replaced the named package), ``venn`` (the
+    sets figure is a Venn diagram rather than an UpSet plot).
+    """
+    recorded = selection.get("learners") or {}
+    names = [n for n in LEARNER_ORDER if n in recorded] + [n for n in recorded if n not in LEARNER_ORDER]
+    rows = []
+    for name in names:
+        record = recorded[name] or {}
+        package = LEARNER_PACKAGES.get(name)
+        implementation = record.get("implementation")
+        features = list(record.get("features") or [])
+        rows.append({"name": name, "label": learner_label(name), "method": LEARNER_METHODS.get(name),
+                     "package": package, "implementation": implementation, "error": record.get("error"),
+                     "ran": not record.get("error"), "n_features": len(features), "features": features,
+                     "package_ran": bool(package and implementation
+                                         and str(implementation).lower().startswith(package.lower()))})
+    votes = Counter(f for row in rows if row["ran"] for f in row["features"])
+    n_ran = sum(row["ran"] for row in rows)
+    return {"learners": rows, "n_ran": n_ran, "venn": uses_venn(n_ran),
+            "failed": [row for row in rows if not row["ran"]],
+            "stand_ins": [row for row in rows if row["ran"] and row["package"] and not row["package_ran"]],
+            "combined": [{"feature": f, "votes": votes[f]} for f in selection.get("combined") or []]}
+
+
+def time_roc_rows(time_roc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per time: {"time", "auc", "se", "lower", "upper", "reason"} (reason: why the AUC is missing)."""
+    times = list(time_roc.get("times") or [])
+    columns = {key: list(time_roc.get(key) or [None] * len(times)) for key in ("auc", "se", "lower", "upper")}
+    reasons = time_roc.get("reasons") or {}
+    return [{"time": t, **{key: columns[key][i] for key in columns},
+             "reason": reasons.get(FILTERS["fmt_time"](t)) or reasons.get(str(t))} for i, t in enumerate(times)]
+
+
+def calibration_by_time(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Calibration rows grouped by time: [{"time", "rows" (ordered by risk group)}] in recorded order."""
+    times: dict[Any, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        times.setdefault(row["time"], []).append({"n_events": None, **row})
+    return [{"time": t, "rows": sorted(group, key=lambda r: r["group"])} for t, group in times.items()]
+
+
+def decision_summary(curves: Mapping[str, list[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Per time, the threshold range where the model's net benefit exceeds both treating all and
+    treating none: [{"time", "from", "to", "n_better", "n_thresholds"}] ("from"/"to": the lowest and
+    highest such threshold, None when there is none; ``n_better`` of the ``n_thresholds`` qualify)."""
+    def beats_both(row: Mapping[str, Any]) -> bool:
+        model, treat_all = row.get("net_benefit"), row.get("treat_all")
+        return model is not None and model > (row.get("treat_none") or 0.0) and (treat_all is None or model > treat_all)
+
+    summary = []
+    for t, rows in curves.items():
+        better = [float(r["threshold"]) for r in rows if beats_both(r)]
+        summary.append({"time": t, "from": min(better) if better else None, "to": max(better) if better else None,
+                        "n_better": len(better), "n_thresholds": len(rows)})
+    return summary
+
+
+def evaluation_parts(evaluation: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The signature-study records of each evaluated cohort, ready for the templates.
+
+    Per cohort: the records themselves under ``time_roc``, ``calibration``, ``decision_curves``,
+    ``median_survival`` (None when not run), ``time_roc_rows``, ``calibration_by_time``,
+    ``decision_summary``, ``group_n`` (patients per risk group, from the numbers at risk at time 0)
+    and ``not_run`` {record: reason}."""
+    parts: dict[str, dict[str, Any]] = {}
+    for name, ev in evaluation.items():
+        reasons = {key: _part_reason(ev.get(key), str(ev.get("cohort_label", name)).lower(), key)
+                   for key in EVALUATION_PARTS}
+        view: dict[str, Any] = {key: None if reasons[key] else ev[key] for key in EVALUATION_PARTS}
+        view["not_run"] = reasons
+        view["time_roc_rows"] = time_roc_rows(view["time_roc"]) if view["time_roc"] else []
+        view["calibration_by_time"] = calibration_by_time(view["calibration"]) if view["calibration"] else []
+        view["decision_summary"] = decision_summary(view["decision_curves"]) if view["decision_curves"] else []
+        risk = ev.get("risk_table") or {}
+        starts_at_zero = bool(risk.get("times")) and float(risk["times"][0]) == 0
+        view["group_n"] = {g: risk[g][0] for g in ("low", "high") if starts_at_zero and risk.get(g)}
+        parts[name] = view
+    return parts
+
+
+def signature_methods(evaluation: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What the methods text says about the evaluation, from the first cohort that recorded each part.
+
+    Keys: ``time_roc`` (the record or None), ``calibration_times``, ``calibration_groups`` (number of
+    risk groups), ``decision_times``, ``threshold_min``, ``threshold_max`` (of the decision curves) and
+    ``not_run`` {part: why the first cohort lacks it}."""
+    def first(key: str) -> Any:
+        return next((ev[key] for ev in evaluation.values() if _part_reason(ev.get(key), "", key) is None), None)
+
+    calibration = first("calibration") or []
+    curves = first("decision_curves") or {}
+    thresholds = [float(r["threshold"]) for rows in curves.values() for r in rows]
+    return {"time_roc": first("time_roc"),
+            "calibration_times": list(dict.fromkeys(r["time"] for r in calibration)),
+            "calibration_groups": len({r["group"] for r in calibration}) or None,
+            "decision_times": list(curves),
+            "threshold_min": min(thresholds) if thresholds else None,
+            "threshold_max": max(thresholds) if thresholds else None,
+            "not_run": {key: next((_part_reason(ev.get(key), str(ev.get("cohort_label", name)).lower(), key)
+                                   for name, ev in evaluation.items()), "no cohort was evaluated")
+                        for key in EVALUATION_PARTS}}
+
+
+def cross_validation_rows(cv: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per time: {"time", "training", "validation"} (each {"median", "min", "max", "n"} or None)."""
+    fmt_time = FILTERS["fmt_time"]
+    return [{"time": t, **{key: (cv.get(key) or {}).get(fmt_time(t)) or (cv.get(key) or {}).get(str(t))
+                           for key in ("training", "validation")}} for t in cv.get("times") or []]
+
+
 def checklist_view(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The TRIPOD+AI items with the report section where each is reported.
 
@@ -342,6 +520,33 @@ def build_context(results: Mapping[str, Any], figures: Mapping[str, str], css: s
         "ci": ci_label(),
         "ci_words": ci_words(),
         "section_titles": SECTION_TITLES,
+        **signature_context(results, evaluation),
+    }
+
+
+def signature_context(results: Mapping[str, Any], evaluation: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The template variables of the radiomics-signature sections (all None/empty when the
+    study is not one: ``signature`` is False)."""
+    signature = signature_study(results)
+    selection = _section(results, "selection")
+    cv = _section(results, "cross_validation")
+    model = _section(results, "model") or {}
+    cutoff = model.get("cutoff") or {}
+    return {
+        "signature": signature,
+        "reproducibility": _section(results, "reproducibility"),
+        "selection": ({"min_votes": None, "notes": [], "screened": [], **selection} if selection else None),
+        "learner_view": learner_view(selection) if selection else None,
+        "cross_validation": ({"failures": [], "n_failed": None, "n_fits": None, "description": None, **cv}
+                             if cv else None),
+        "cv_rows": cross_validation_rows(cv) if cv else [],
+        "cv_by_time": {FILTERS["fmt_time"](row["time"]): row for row in (cross_validation_rows(cv) if cv else [])},
+        "eval_parts": evaluation_parts(evaluation) if signature else {},
+        "maxstat_pmethod": MAXSTAT_PMETHODS.get(str(cutoff.get("pmethod")), cutoff.get("pmethod")),
+        "model_aic": model.get("aic", (model.get("fit") or {}).get("aic")),
+        "auc_digits": AUC_DIGITS,
+        "refs": METHOD_REFERENCES,
+        "signature_methods": signature_methods(evaluation) if signature else None,
     }
 
 
