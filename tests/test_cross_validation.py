@@ -90,6 +90,7 @@ def test_summary_is_median_and_range_over_fits():
     folds = [FoldResult(0, k, [], [], ["f0"], {"1": a}, {"1": b})
              for k, (a, b) in enumerate([(0.8, 0.6), (0.9, 0.7), (0.7, None)])]
     summary = summarise_folds(folds, PLAN, "years")
-    assert summary["training"]["1"] == {"median": 0.8, "min": 0.7, "max": 0.9, "n": 3}
-    assert summary["validation"]["1"] == {"median": pytest.approx(0.65), "min": 0.6, "max": 0.7, "n": 2}
-    assert summary["training"]["2"] == {"median": None, "min": None, "max": None, "n": 0}
+    assert summary["training"]["1"] == {"median": 0.8, "min": 0.7, "max": 0.9, "n": 3, "values": [0.8, 0.9, 0.7]}
+    assert summary["validation"]["1"] == {"median": pytest.approx(0.65), "min": 0.6, "max": 0.7, "n": 2,
+                                          "values": [0.6, 0.7]}
+    assert summary["training"]["2"] == {"median": None, "min": None, "max": None, "n": 0, "values": []}

@@ -21,11 +21,20 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
+from radiomics import imageoperations
 from radiomics.featureextractor import RadiomicsFeatureExtractor
-from scipy import stats
+from scipy import ndimage, stats
 
 from studyrunner.paths import REPO_DIR
 from studyrunner.radiomics import extract_case, extract_cohort, radiomics_params, write_params_file
+from studyrunner.radiomics.preprocessing import (
+    LatticeBox,
+    crop,
+    full_lattice,
+    prepare_image,
+    prepare_mask,
+    pyradiomics_crop_box,
+)
 
 SHARED_DATA = REPO_DIR.parent / "shared" / "data"
 SPACING = (1.0, 0.8, 1.5)  # x, y, z (mm)
@@ -186,7 +195,7 @@ def test_cached_cases_are_not_recomputed(tmp_path: Path, cohort: list) -> None:
 
     # A sentinel written into P0's cache file comes back: the case was read, not recomputed.
     record = json.loads(cache_files[0].read_text())
-    record["features"]["original_firstorder_Mean"] = 12345.0
+    record["features"]["mask"]["original_firstorder_Mean"] = 12345.0  # single-mask cases: "mask"
     cache_files[0].write_text(json.dumps(record))
     third, _ = extract_cohort(good, params(), tmp_path / "cache")
     assert third.loc["P0", "original_firstorder_Mean"] == 12345.0
@@ -234,3 +243,114 @@ def test_real_lung1_crops_give_finite_features(tmp_path: Path) -> None:
     for patient_id, _, mask_path in cases:
         voxels = int((sitk.GetArrayFromImage(sitk.ReadImage(str(mask_path))) == 1).sum())
         assert features.loc[patient_id, "original_shape_VoxelVolume"] == voxels  # 1 mm^3 voxels
+
+
+# --- preprocessing (studyrunner.radiomics.preprocessing) ------------------------------------
+
+THICK = (0.8, 0.8, 5.0)  # x, y, z (mm): an arterial-phase CT with 5 mm slices
+
+
+def thick_slice_case(seed=0, dtype=np.int16) -> tuple[sitk.Image, sitk.Image]:
+    """A 40 x 40 x 12 image at 0.8 x 0.8 x 5 mm, smooth noise plus a brighter ellipsoid
+    lesion (semi-axes 9, 7, 16 mm) and its mask."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:12, :40, :40]
+    inside = ((x - 19.5) * 0.8 / 9) ** 2 + ((y - 21) * 0.8 / 7) ** 2 + ((z - 5.5) * 5 / 16) ** 2 <= 1
+    values = rng.normal(20, 40, (12, 40, 40)) + 80 * inside
+    image = sitk.GetImageFromArray(ndimage.gaussian_filter(values, 1).astype(dtype))
+    image.SetSpacing(THICK)
+    image.SetOrigin((-10.0, 5.0, -30.0))
+    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask.CopyInformation(image)
+    return image, mask
+
+
+def test_prepared_grid_is_pyradiomics_grid_by_hand() -> None:
+    image, _ = thick_slice_case()
+    prepared = prepare_image(image, [1, 1, 1], "sitkBSpline")
+    assert prepared.GetSize() == (32, 32, 60)  # ceil(40 * 0.8), ceil(12 * 5)
+    assert prepared.GetSpacing() == (1.0, 1.0, 1.0)
+    # First new voxel centre: half a new voxel in from the first old voxel's corner.
+    assert prepared.GetOrigin() == pytest.approx((-10.0 - 0.4 + 0.5, 5.0 - 0.4 + 0.5, -30.0 - 2.5 + 0.5))
+    assert prepared.GetPixelID() == sitk.sitkInt16
+    assert full_lattice(image, [1, 1, 0]).size == (32, 32, 12)  # 0 keeps the spacing
+
+
+def test_linear_resampling_reproduces_a_linear_ramp() -> None:
+    """Linear interpolation of f = 2x - 3y + 0.5z + 7 (physical mm) is exact inside the
+    input grid: every new voxel centre inside it carries f at that point."""
+    image = sitk.Image([10, 9, 6], sitk.sitkFloat64)
+    image.SetSpacing(THICK)
+    image.SetOrigin((3.0, -2.0, 1.0))
+    z, y, x = np.mgrid[:6, :9, :10]
+    ramp = lambda px, py, pz: 2 * px - 3 * py + 0.5 * pz + 7  # noqa: E731
+    physical = [np.asarray(image.GetOrigin())[i] + THICK[i] * g for i, g in enumerate((x, y, z))]
+    values = sitk.GetImageFromArray(ramp(*physical))
+    values.CopyInformation(image)
+    prepared = prepare_image(values, [1, 1, 1], "sitkLinear")
+    result = sitk.GetArrayFromImage(prepared)
+    checked = 0
+    for k, j, i in np.ndindex(result.shape):
+        point = prepared.TransformIndexToPhysicalPoint((i, j, k))
+        index = np.asarray(values.TransformPhysicalPointToContinuousIndex(point))
+        if np.all(index >= 0) and np.all(index <= np.asarray(values.GetSize()) - 1):
+            assert result[k, j, i] == pytest.approx(ramp(*point), abs=1e-9)
+            checked += 1
+    assert checked > 0.6 * result.size
+
+
+def test_prepared_mask_is_the_nearest_input_voxel() -> None:
+    _, mask = thick_slice_case()
+    reference = prepare_image(mask, [1, 1, 1], "sitkLinear")
+    prepared = prepare_mask(mask, reference, label=1)
+    assert prepared.GetPixelID() == sitk.sitkUInt32
+    source, result = sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(prepared)
+    for k, j, i in np.ndindex(result.shape):
+        point = prepared.TransformIndexToPhysicalPoint((i, j, k))
+        nearest = np.rint(mask.TransformPhysicalPointToContinuousIndex(point)).astype(int)
+        nearest = np.clip(nearest, 0, np.asarray(mask.GetSize()) - 1)
+        assert result[k, j, i] == source[nearest[2], nearest[1], nearest[0]]
+    with pytest.raises(ValueError, match=r"Label \(2\) not present in mask"):
+        prepare_mask(mask, reference, label=2)
+
+
+@pytest.mark.parametrize("spacing", [(1, 1, 1), (0.8, 0.8, 5.0), (0.5, 0.5, 2.0)])
+def test_crop_of_the_prepared_image_is_pyradiomics_resampled_image(spacing: tuple) -> None:
+    """Prepared once over the grid and cut per mask = PyRadiomics' resampleImage for that
+    mask, voxel for voxel and in geometry (also when nothing is interpolated)."""
+    image, mask = thick_slice_case()
+    edge = sitk.GetArrayFromImage(mask) * 0
+    edge[3:6, 0:8, 30:40] = 1  # a second ROI at the image's border: its box is clipped
+    masks = [imageoperations.getMask(mask), imageoperations.getMask(sitk.GetImageFromArray(edge))]
+    masks[1].CopyInformation(image)
+    boxes = [pyradiomics_crop_box(image, m, spacing, 1, 5) for m in masks]
+    region = boxes[0].union(boxes[1])
+    prepared = prepare_image(image, spacing, "sitkBSpline", region)
+    for roi, box in zip(masks, boxes):
+        expected_image, expected_mask = imageoperations.resampleImage(
+            image, roi, resampledPixelSpacing=list(spacing), interpolator="sitkBSpline", padDistance=5)
+        ours = crop(prepared, region, box, image, spacing)
+        ours_mask = prepare_mask(roi, ours, 1)
+        for expected, got in ((expected_image, ours), (expected_mask, ours_mask)):
+            assert got.GetSize() == expected.GetSize()
+            assert got.GetOrigin() == expected.GetOrigin()
+            assert got.GetSpacing() == expected.GetSpacing()
+            assert got.GetPixelID() == expected.GetPixelID()
+            np.testing.assert_array_equal(sitk.GetArrayFromImage(got), sitk.GetArrayFromImage(expected))
+
+
+def test_masks_on_another_grid_are_left_to_pyradiomics() -> None:
+    image, mask = thick_slice_case()
+    one_slice = sitk.GetArrayFromImage(mask) * 0
+    one_slice[6, 15:25, 15:25] = 1  # one 5 mm slice: PyRadiomics keeps z at 5 mm for it
+    flat = sitk.GetImageFromArray(one_slice)
+    flat.CopyInformation(image)
+    assert pyradiomics_crop_box(image, flat, [1, 1, 1], 1, 5) is None
+    moved = sitk.Image(mask)
+    moved.SetOrigin((-9.9, 5.0, -30.0))
+    assert pyradiomics_crop_box(image, moved, [1, 1, 1], 1, 5) is None
+    # Native spacing: the ROI box plus 5 voxels, clipped to the image.
+    box = pyradiomics_crop_box(image, mask, THICK, 1, 5)
+    bounds = np.argwhere(sitk.GetArrayFromImage(mask))[:, ::-1]
+    low, high = np.maximum(bounds.min(0) - 5, 0), np.minimum(bounds.max(0) + 5, [39, 39, 11])
+    assert box == LatticeBox(tuple(low), tuple(high - low + 1))

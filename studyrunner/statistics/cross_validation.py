@@ -99,7 +99,8 @@ def summarise_folds(results: list[FoldResult], plan: StatisticsSection, time_uni
             values = np.array([v for r in results if r.error is None
                                for v in [getattr(r, f"auc_{role}").get(t)] if v is not None], dtype=float)
             out[t] = ({"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max()),
-                       "n": int(values.size)} if values.size else {"median": None, "min": None, "max": None, "n": 0})
+                       "n": int(values.size), "values": values.round(6).tolist()}
+                      if values.size else {"median": None, "min": None, "max": None, "n": 0, "values": []})
         return out
 
     failures = [{"repeat": r.repeat + 1, "fold": r.fold + 1, "reason": r.error} for r in results if r.error]
