@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pandas as pd
 import typer
 
 from studyrunner.errors import InputError
+from studyrunner.protocol import ALL_LEARNERS
 from studyrunner.run_folder import to_jsonable
 
 stats_app = typer.Typer(no_args_is_help=True, help="One analysis on a CSV (JSON on stdout).")
@@ -108,4 +109,41 @@ def timeroc(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--ti
         _emit({"auc": result["auc"], "se": result["se"], "lower": result["lower"], "upper": result["upper"],
                "implementation": implementation.split()[0], "implementation_detail": implementation,
                "se_method": result["se_method"]}, data, event, dropped)
+    _run(work)
+
+
+@stats_app.command("select")
+def select(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--time"),
+           event: str = typer.Option(..., "--event"), id_column: Optional[str] = typer.Option(None, "--id"),
+           learners: str = typer.Option(",".join(ALL_LEARNERS), "--learners", help="comma-separated learners"),
+           p_threshold: float = typer.Option(0.05, "--p-threshold"),
+           combine: str = typer.Option("intersection", "--combine", help="intersection | votes"),
+           min_votes: Optional[int] = typer.Option(None, "--min-votes"),
+           seed: int = typer.Option(20231001, "--seed")) -> None:
+    """Screening, learners, combination and stepwise Cox on a feature table (z-scored here);
+    every other numeric column is a candidate feature."""
+    from studyrunner.protocol import StatisticsSection
+    from studyrunner.statistics.development import develop_model
+
+    def work() -> None:
+        table = pd.read_csv(csv) if csv.is_file() else None
+        if table is None:
+            raise InputError(f"{csv}: file not found")
+        excluded = {time, event} | ({id_column} if id_column else set())
+        features = [c for c in table.columns if c not in excluded and pd.api.types.is_numeric_dtype(table[c])]
+        data, dropped = read_analysis_table(csv, [time, event, *features])
+        try:
+            plan = StatisticsSection.model_validate({
+                "endpoint": "endpoint", "screening": {"p_threshold": p_threshold},
+                "selection": {"learners": _split(learners), "combine": combine, "min_votes": min_votes},
+                "model": "stepwise_cox"})
+        except ValueError as exc:
+            raise InputError(f"invalid selection options: {exc}") from exc
+        model = develop_model(data, None, time, event, plan, seed)
+        selection = model.selection or {}
+        _emit({"screened": selection.get("screened", []),
+               "learners": {name: {"features": entry.get("features") or [], "implementation": entry.get("implementation"),
+                                   "error": entry.get("error")} for name, entry in selection.get("learners", {}).items()},
+               "combined": selection.get("combined", []), "final": model.coefficients, "notes": model.notes},
+              data, event, dropped)
     _run(work)

@@ -107,7 +107,8 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
                                          sink.task("Checking image geometry")), image_files)
             cases = pd.read_csv(run_dir / "images" / "cases.csv", dtype={"patient_id": str})
             usable = clinical[clinical["patient_id"].isin(cases.loc[cases["ok"], "patient_id"])]
-            stage("radiomics", protocol.section_digest("preprocessing", "predictors"), ["images"],
+            stage("radiomics", [protocol.section_digest("preprocessing", "predictors"),
+                                protocol.statistics.reproducibility is not None], ["images"],
                   lambda d: extract_features(protocol, usable, d, run_dir / "cache" / "radiomics", options.workers,
                                              sink.task("Extracting radiomics features")))
         else:

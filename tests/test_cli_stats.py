@@ -77,3 +77,27 @@ def test_stats_timeroc_agrees_with_riskregression_score(lung_csv):
     for key, expected in zip(("200.5", "400.5"), reference):
         assert out["auc"][key] == pytest.approx(expected, abs=1e-6)
     assert out["n"] == 228
+
+
+def test_stats_select_finds_the_true_features_and_counts_dropped_rows(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    n = 90
+    x = rng.normal(size=(n, 10))
+    t_event = rng.exponential(np.exp(-(1.0 * x[:, 0] - 0.9 * x[:, 1])))
+    t_cens = rng.uniform(0.2, 3.0, size=n)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(10)])
+    frame.insert(0, "pid", [f"P{i}" for i in range(n)])
+    frame["time"] = np.minimum(t_event, t_cens)
+    frame["event"] = (t_event <= t_cens).astype(int)
+    frame.loc[5, "f7"] = np.nan
+    path = tmp_path / "features.csv"
+    frame.to_csv(path, index=False)
+    out = invoke("select", str(path), "--time", "time", "--event", "event", "--id", "pid",
+                 "--learners", "lasso,elastic_net,rsf")
+    assert out["n_dropped"] == 1 and out["n"] == 89
+    assert set(out["learners"]) == {"lasso", "elastic_net", "rsf"}
+    assert {"f0", "f1"} <= set(out["screened"]) and {"f0", "f1"} <= set(out["combined"])
+    assert set(out["final"]) >= {"f0", "f1"}
+    assert out["final"]["f0"] > 0 and out["final"]["f1"] < 0  # the true hazard directions

@@ -35,19 +35,37 @@ def params_from_protocol(protocol: Protocol) -> dict:
 
 def extract_features(protocol: Protocol, cases: pd.DataFrame, stage_dir: Path, cache_dir: Path,
                      workers: int, progress: Callable[[int, int], None] | None = None) -> None:
-    """Extract features for ``cases`` (columns patient_id, image, mask)."""
+    """Extract features for ``cases`` (columns patient_id, image, mask[, mask_reader2]).
+
+    The second reader's mask is extracted only when the statistics plan has a
+    reproducibility filter; the image of a case is then prepared once for both masks.
+    A first-reader failure excludes the patient; a second-reader failure only leaves the
+    patient out of the ICC, and is recorded in ``reader2_failures.json``.
+    """
     params = params_from_protocol(protocol)
     write_params_file(params, stage_dir / "params.yaml")
-    items = [(c.patient_id, Path(c.image), Path(c.mask)) for c in cases.itertuples(index=False)]
-    features, failures = extract_cohort(items, params, cache_dir, workers=workers, progress=progress)
-    features.index.name = "patient_id"
-    features.reset_index().to_csv(stage_dir / "features.csv", index=False)
-    write_json(stage_dir / "exclusions.json", failures)
+    second = protocol.statistics.reproducibility is not None and "mask_reader2" in cases.columns
+    items = []
+    for case in cases.itertuples(index=False):
+        masks = {"reader1": Path(case.mask)}
+        if second and isinstance(case.mask_reader2, str) and case.mask_reader2:
+            masks["reader2"] = Path(case.mask_reader2)
+        items.append((case.patient_id, Path(case.image), masks))
+    tables, failures = extract_cohort(items, params, cache_dir, workers=workers, progress=progress)
+    for reader, table in tables.items():
+        table.index.name = "patient_id"
+        name = "features.csv" if reader == "reader1" else f"features_{reader}.csv"
+        table.reset_index().to_csv(stage_dir / name, index=False)
+    write_json(stage_dir / "exclusions.json", [{k: v for k, v in f.items() if k != "mask"}
+                                              for f in failures if f["mask"] == "reader1"])
+    write_json(stage_dir / "reader2_failures.json", [f for f in failures if f["mask"] != "reader1"])
     import radiomics
 
+    features = tables.get("reader1", pd.DataFrame())
     write_json(stage_dir / "summary.json", {
         "n_cases": len(features),
         "n_features": features.shape[1],
+        "n_second_reader": len(tables.get("reader2", [])),
         "image_types": list(params.get("imageType", {})),
         "feature_classes": sorted({c.split("_")[1] for c in features.columns if c.count("_") >= 2}),
         "pyradiomics_version": str(radiomics.__version__),
