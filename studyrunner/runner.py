@@ -125,7 +125,7 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
         reader2_file = run_dir / "radiomics" / "features_reader2.csv"
         reader2 = pd.read_csv(reader2_file, dtype={"patient_id": str}) if reader2_file.exists() else None
         stage("statistics", [protocol.section_digest("statistics", "endpoints"), protocol.study.seed],
-              ["radiomics"], lambda d: _statistics(loaded, clinical, features, reader2, d, truth,
+              ["radiomics"], lambda d: _statistics(loaded, clinical, features, reader2, d, truth, options.workers,
                                                    sink.task("Cross-validating the model development")),
               r_code + ([truth_file] if truth is not None else []))
 
@@ -153,11 +153,11 @@ def feature_table_paths(loaded: LoadedProtocol) -> dict[str, Path]:
 
 
 def _statistics(loaded: LoadedProtocol, clinical: pd.DataFrame, features: pd.DataFrame,
-                reader2: pd.DataFrame | None, stage_dir: Path, truth: pd.DataFrame | None,
+                reader2: pd.DataFrame | None, stage_dir: Path, truth: pd.DataFrame | None, workers: int,
                 progress: Callable[[int, int], None]) -> None:
     from studyrunner.statistics.stage import baseline_table, fit_and_evaluate
 
-    fit_and_evaluate(loaded, clinical, features, reader2, stage_dir, truth, progress)
+    fit_and_evaluate(loaded, clinical, features, reader2, stage_dir, truth, workers, progress)
     baseline_table(loaded, clinical, stage_dir)
 
 

@@ -94,3 +94,16 @@ def test_summary_is_median_and_range_over_fits():
     assert summary["validation"]["1"] == {"median": pytest.approx(0.65), "min": 0.6, "max": 0.7, "n": 2,
                                           "values": [0.6, 0.7]}
     assert summary["training"]["2"] == {"median": None, "min": None, "max": None, "n": 0, "values": []}
+
+
+def test_two_worker_processes_give_the_same_folds_and_aucs(cohort):
+    import functools
+
+    from studyrunner.statistics.stage import fold_auc
+
+    kwargs = dict(develop=functools.partial(develop_model, time="time", event="event", plan=PLAN),
+                  auc=functools.partial(fold_auc, time="time", event="event"))
+    one = cross_validate(cohort, None, "event", PLAN, seed=3, workers=1, **kwargs)
+    two = cross_validate(cohort, None, "event", PLAN, seed=3, workers=2, **kwargs)
+    assert [(r.training_ids, r.features, r.auc_validation) for r in one] == \
+           [(r.training_ids, r.features, r.auc_validation) for r in two]

@@ -13,6 +13,8 @@ the report gives the median and range over all fits, as seed 001 does.
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -51,40 +53,60 @@ class FoldResult:
 
 
 def cross_validate(data: pd.DataFrame, reader2: pd.DataFrame | None, event: str, plan: StatisticsSection,
-                   seed: int, develop: Developer, auc: AucFunction,
+                   seed: int, develop: Developer, auc: AucFunction, workers: int = 1,
                    progress: Callable[[int, int], None] | None = None) -> list[FoldResult]:
     """Run ``plan.evaluation.cross_validation`` on ``data`` (the development cohort).
 
-    ``develop(train_rows, reader2_rows, seed)`` returns a model with ``features`` and
+    ``develop(train_rows, reader2_rows, seed=...)`` returns a model with ``features`` and
     ``score(rows)``; ``auc(rows_with_score, times)`` returns {time: AUC}. A fold whose
-    development or evaluation fails is recorded with its error; the others go on.
+    development or evaluation fails is recorded with its error; the others go on. With
+    ``workers > 1`` the fits run in that many processes (``develop`` and ``auc`` must then
+    be picklable, e.g. ``functools.partial`` of module functions); the folds and seeds are
+    the same, so are the results.
     """
     cv = plan.evaluation.cross_validation
     assert cv is not None
-    times = plan.evaluation.time_roc_times
     rng = np.random.default_rng(seed)
-    results: list[FoldResult] = []
-    total = cv.repeats * cv.folds
+    tasks = []
     for repeat in range(cv.repeats):
         assignment = stratified_folds(data[event].to_numpy().astype(int), cv.folds, rng)
         for fold in range(cv.folds):
             train, valid = data[assignment != fold], data[assignment == fold]
-            result = FoldResult(repeat, fold, train["patient_id"].tolist(), valid["patient_id"].tolist(), [], {}, {})
-            fold_reader2 = None if reader2 is None else reader2[reader2["patient_id"].isin(result.training_ids)]
-            try:
-                model = develop(train, fold_reader2, seed + 1000 * (repeat + 1) + fold)
-                result.features = list(model.features)
-                if not result.features:
-                    result.error = "no feature was selected in this training fold"
-                else:
-                    result.auc_training = auc(train.assign(risk_score=model.score(train)), times)
-                    result.auc_validation = auc(valid.assign(risk_score=model.score(valid)), times)
-            except Exception as exc:  # noqa: BLE001 - one failing fold is recorded, not fatal
-                result.error = f"{type(exc).__name__}: {exc}"
+            fold_reader2 = None if reader2 is None else reader2[reader2["patient_id"].isin(train["patient_id"])]
+            tasks.append((repeat, fold, train, valid, fold_reader2, seed + 1000 * (repeat + 1) + fold,
+                          plan.evaluation.time_roc_times, develop, auc))
+    if workers <= 1:
+        results = []
+        for task in tasks:
+            results.append(_fit_fold(task))
+            if progress:
+                progress(len(results), len(tasks))
+        return results
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        results = []
+        for result in pool.map(_fit_fold, tasks):
             results.append(result)
             if progress:
-                progress(len(results), total)
+                progress(len(results), len(tasks))
     return results
+
+
+def _fit_fold(task: tuple) -> FoldResult:
+    """Develop on the fold's training rows, score both sides, compute their AUCs."""
+    repeat, fold, train, valid, reader2, fold_seed, times, develop, auc = task
+    result = FoldResult(repeat, fold, train["patient_id"].tolist(), valid["patient_id"].tolist(), [], {}, {})
+    try:
+        model = develop(train, reader2, seed=fold_seed)
+        result.features = list(model.features)
+        if not result.features:
+            result.error = "no feature was selected in this training fold"
+        else:
+            result.auc_training = auc(train.assign(risk_score=model.score(train)), times)
+            result.auc_validation = auc(valid.assign(risk_score=model.score(valid)), times)
+    except Exception as exc:  # noqa: BLE001 - one failing fold is recorded, not fatal
+        result.error = f"{type(exc).__name__}: {exc}"
+    return result
 
 
 def summarise_folds(results: list[FoldResult], plan: StatisticsSection, time_unit: str) -> dict:

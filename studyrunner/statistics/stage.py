@@ -17,6 +17,7 @@ evaluation.json, cross_validation.json + folds.csv, oracle.json, table_one.json.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable
 
@@ -124,7 +125,7 @@ def write_development(model: DevelopedModel, stage_dir: Path, endpoint: str, n_e
 
 def fit_and_evaluate(loaded: LoadedProtocol, clinical: pd.DataFrame, features: pd.DataFrame,
                      reader2: pd.DataFrame | None, stage_dir: Path, truth: pd.DataFrame | None = None,
-                     progress: Progress | None = None) -> None:
+                     workers: int = 1, progress: Progress | None = None) -> None:
     """Develop, score, cut, evaluate and cross-validate (module docstring) into ``stage_dir``."""
     protocol = loaded.protocol
     plan, seed = protocol.statistics, protocol.study.seed
@@ -157,23 +158,27 @@ def fit_and_evaluate(loaded: LoadedProtocol, clinical: pd.DataFrame, features: p
     write_json(stage_dir / "evaluation.json", evaluation)
 
     if plan.evaluation.cross_validation is not None and plan.evaluation.time_roc_times:
-        run_cross_validation(train, reader2, time, event, plan, seed, endpoint.unit, stage_dir, progress)
+        run_cross_validation(train, reader2, time, event, plan, seed, endpoint.unit, stage_dir, workers, progress)
     if truth is not None:
         write_oracle(loaded, data, truth, time, event, km_times, stage_dir)
 
 
 def run_cross_validation(train: pd.DataFrame, reader2: pd.DataFrame | None, time: str, event: str,
                          plan: StatisticsSection, seed: int, unit: str, stage_dir: Path,
-                         progress: Progress | None) -> None:
+                         workers: int = 1, progress: Progress | None = None) -> None:
     results = cross_validate(
         train, reader2, event, plan, seed,
-        develop=lambda rows, r2, fold_seed: develop_model(rows, r2, time, event, plan, fold_seed),
-        auc=lambda rows, times: time_dependent_auc(rows, time, event, "risk_score", times)["auc"],
-        progress=progress)
+        develop=functools.partial(develop_model, time=time, event=event, plan=plan),
+        auc=functools.partial(fold_auc, time=time, event=event), workers=workers, progress=progress)
     write_json(stage_dir / "cross_validation.json", summarise_folds(results, plan, unit))
     pd.DataFrame([{"repeat": r.repeat + 1, "fold": r.fold + 1, "role": role, "patient_id": pid}
                   for r in results for role, ids in (("training", r.training_ids), ("validation", r.validation_ids))
                   for pid in ids]).to_csv(stage_dir / "folds.csv", index=False)
+
+
+def fold_auc(rows: pd.DataFrame, times: list[float], time: str, event: str) -> dict:
+    """{time: AUC} of the scored rows of one fold."""
+    return time_dependent_auc(rows, time, event, "risk_score", times)["auc"]
 
 
 def write_oracle(loaded: LoadedProtocol, data: pd.DataFrame, truth: pd.DataFrame, time: str, event: str,

@@ -104,6 +104,20 @@ def write_csv(
             writer.writerow([format_value(column, table[column][row]) for column in columns])
 
 
+def write_cohort_tables(out_dir: Path, tables: dict[str, tuple[Sequence[str], dict[str, np.ndarray]]],
+                        readme: str, format_value: Callable[[str, object], str]) -> CohortFiles:
+    """Write clinical.csv, truth.csv and manifest.csv (``tables[name] = (columns, table)``)
+    and README.txt into ``out_dir``, where the images already are (``images/``)."""
+    files = CohortFiles(clinical_csv=out_dir / "clinical.csv", manifest_csv=out_dir / "manifest.csv",
+                        truth_csv=out_dir / "truth.csv", images_dir=out_dir / "images",
+                        readme_txt=out_dir / "README.txt")
+    paths = {"clinical": files.clinical_csv, "truth": files.truth_csv, "manifest": files.manifest_csv}
+    for name, (columns, table) in tables.items():
+        write_csv(paths[name], columns, table, format_value)
+    files.readme_txt.write_text(readme, encoding="utf-8")
+    return files
+
+
 def write_nifti(image: sitk.Image, path: Path) -> None:
     """Write a compressed NIfTI (.nii.gz); same image, same bytes."""
     sitk.WriteImage(image, str(path), useCompression=True)

@@ -49,7 +49,7 @@ from studyrunner.synthetic.common import (
     stratified_normals,
     stratified_uniforms,
     weibull_ph_times,
-    write_csv,
+    write_cohort_tables,
     write_nifti,
 )
 from studyrunner.synthetic.phantom import gaussian_field, image_from_array, soft_step
@@ -556,15 +556,8 @@ def generate_escc_cohort(
         for column, value in zip(MANIFEST_COLUMNS, [patient_id, names[0], names[1], names[2] if has_second else ""]):
             manifest[column].append(value)
 
-    files = CohortFiles(
-        clinical_csv=out_dir / "clinical.csv",
-        manifest_csv=out_dir / "manifest.csv",
-        truth_csv=out_dir / "truth.csv",
-        images_dir=images_dir,
-        readme_txt=out_dir / "README.txt",
-    )
-    write_csv(files.clinical_csv, CLINICAL_COLUMNS, cohort.clinical, _format)
-    write_csv(files.truth_csv, TRUTH_COLUMNS, cohort.truth, _format)
-    write_csv(files.manifest_csv, MANIFEST_COLUMNS, {k: np.array(v, dtype=object) for k, v in manifest.items()}, _format)
-    files.readme_txt.write_text(_readme(n_patients, n_second_segmentation, seed, shape), encoding="utf-8")
-    return files
+    manifest_table = {k: np.array(v, dtype=object) for k, v in manifest.items()}
+    return write_cohort_tables(out_dir, {"clinical": (CLINICAL_COLUMNS, cohort.clinical),
+                                         "truth": (TRUTH_COLUMNS, cohort.truth),
+                                         "manifest": (MANIFEST_COLUMNS, manifest_table)},
+                               _readme(n_patients, n_second_segmentation, seed, shape), _format)
