@@ -126,6 +126,8 @@ def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, t
     for name, block in evaluation.items():
         block.setdefault("cohort_label", cohort_labels.get(name, name))
         block.setdefault("time_unit", protocol.primary_endpoint().unit)
+        if "time_roc" in block:
+            block["time_roc"].setdefault("time_unit", block["time_unit"])
     model = model_section(run_dir, protocol.statistics, environment["r_packages"])
     radiomics = _maybe(run_dir / "radiomics" / "summary.json")
     if radiomics is not None and (run_dir / "radiomics" / "params.yaml").exists():

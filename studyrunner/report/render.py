@@ -346,6 +346,9 @@ def _part_reason(record: Any, cohort: str, key: str) -> str | None:
     return None
 
 
+SCREENED_FEATURES_LISTED = 40  # the rest are in statistics/screening.csv of the run
+
+
 def learner_view(selection: Mapping[str, Any]) -> dict[str, Any]:
     """The learners of the feature selection, for the methods text and the selection table.
 
@@ -371,7 +374,10 @@ def learner_view(selection: Mapping[str, Any]) -> dict[str, Any]:
                                          and str(implementation).lower().startswith(package.lower()))})
     votes = Counter(f for row in rows if row["ran"] for f in row["features"])
     n_ran = sum(row["ran"] for row in rows)
+    screened = list(selection.get("screened") or [])
     return {"learners": rows, "n_ran": n_ran, "venn": uses_venn(n_ran),
+            "screened_shown": screened[:SCREENED_FEATURES_LISTED],
+            "screened_not_shown": max(0, len(screened) - SCREENED_FEATURES_LISTED),
             "failed": [row for row in rows if not row["ran"]],
             "stand_ins": [row for row in rows if row["ran"] and row["package"] and not row["package_ran"]],
             "combined": [{"feature": f, "votes": votes[f]} for f in selection.get("combined") or []]}
