@@ -68,7 +68,8 @@ def test_learners_ran_and_are_recorded_with_their_implementation(signature_run):
 
 def test_radscore_evaluation_matches_independent_references(signature_run):
     run_dir, results = signature_run
-    scores = pd.read_csv(run_dir / "statistics" / "scores.csv", dtype={"patient_id": str})
+    scores = pd.read_csv(run_dir / "statistics" / "scores.csv", dtype={"patient_id": str},
+                         float_precision="round_trip")  # the cut-off is one of the scores: compare exactly
     clinical = pd.read_csv(run_dir / "cohort" / "clinical.csv", dtype={"patient_id": str})
     data = scores.merge(clinical[["patient_id", "pfs_months", "pfs_event"]], on="patient_id")
     block = results["evaluation"]["training"]
