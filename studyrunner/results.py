@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from studyrunner import __version__
-from studyrunner.protocol import LoadedProtocol, StatisticsSection
+from studyrunner.protocol import LoadedProtocol, SplitSection, StatisticsSection
 from studyrunner.run_folder import read_json
 
 SCREENING_ROWS_SHOWN = 15
@@ -41,9 +41,16 @@ def flow_section(loaded: LoadedProtocol, run_dir: Path) -> dict[str, Any]:
         "partitions": analysed["partition"].value_counts().reindex(split.partitions, fill_value=0).to_dict(),
         "training_partitions": split.training,
         "test_partitions": split.test,
-        "split_method": (f"stratified randomisation on {', '.join(split.stratify_on)}" if split.method == "stratified"
-                         else f"by site ({split.site_column})"),
+        "split_method": split_description(split),
     }
+
+
+def split_description(split: SplitSection) -> str:
+    if split.method == "stratified":
+        return f"stratified randomisation on {', '.join(split.stratify_on)}" if split.stratify_on else "randomisation"
+    if split.method == "site":
+        return f"by site ({split.site_column})"
+    return "none: one development cohort, validated internally (cross-validation)"
 
 
 def model_section(run_dir: Path, plan: StatisticsSection, r_packages: dict[str, str | None]) -> dict[str, Any] | None:
