@@ -107,6 +107,9 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
                                          sink.task("Checking image geometry")), image_files)
             cases = pd.read_csv(run_dir / "images" / "cases.csv", dtype={"patient_id": str})
             usable = clinical[clinical["patient_id"].isin(cases.loc[cases["ok"], "patient_id"])]
+            if "mask_reader2" in usable:  # a second mask that failed its checks is not extracted
+                bad_second = cases.loc[cases["mask2_problems"].fillna("") != "", "patient_id"]
+                usable = usable.assign(mask_reader2=usable["mask_reader2"].where(~usable["patient_id"].isin(bad_second)))
             stage("radiomics", [protocol.section_digest("preprocessing", "predictors"),
                                 protocol.statistics.reproducibility is not None], ["images"],
                   lambda d: extract_features(protocol, usable, d, run_dir / "cache" / "radiomics", options.workers,

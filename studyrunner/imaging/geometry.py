@@ -39,10 +39,12 @@ class CaseLoadResult:
     mask2: sitk.Image | None
     problems: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    mask2_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when the case has no problem and can be analysed."""
+        """True when the case has no problem and can be analysed (a bad second mask only
+        leaves the case out of the reproducibility analysis: see ``mask2_problems``)."""
         return not self.problems
 
 
@@ -101,20 +103,22 @@ def load_case(
     """Read and check one case; a per-case problem is recorded, never raised.
 
     ``mask2_path`` is an optional second segmentation of the same tumour (e.g. a second
-    reader's), checked against the image like the first.
+    reader's), checked against the image like the first; its problems are recorded apart
+    (``mask2_problems``) because they exclude the case from the reproducibility analysis only.
     """
     problems: list[str] = []
+    mask2_problems: list[str] = []
     image = _read_or_record(image_path, "image", problems)
     mask = _read_or_record(mask_path, "mask", problems)
-    mask2 = None if mask2_path is None else _read_or_record(mask2_path, "mask2", problems)
+    mask2 = None if mask2_path is None else _read_or_record(mask2_path, "mask2", mask2_problems)
     info: dict[str, Any] = {}
     if image is not None and mask is not None:
         problems.extend(check_geometry(image, mask, tolerance, label))
         if image.GetDimension() == 3 and mask.GetDimension() == 3:
             info = _case_info(image, mask, label)
     if image is not None and mask2 is not None:
-        problems.extend(check_geometry(image, mask2, tolerance, label, mask_name="mask2"))
-    return CaseLoadResult(patient_id, image, mask, mask2, problems, info)
+        mask2_problems.extend(check_geometry(image, mask2, tolerance, label, mask_name="mask2"))
+    return CaseLoadResult(patient_id, image, mask, mask2, problems, info, mask2_problems)
 
 
 def max_diameter_mm(mask: sitk.Image, label: int = 1) -> float:

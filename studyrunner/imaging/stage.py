@@ -1,7 +1,8 @@
 """Images stage: read every included case with SimpleITK and check image/mask geometry.
 
 A case whose image cannot be read, whose mask does not match the image grid, or whose mask
-is empty is excluded with its reason; the study goes on with the others.
+is empty is excluded with its reason; the study goes on with the others. A bad second
+segmentation only keeps the case out of the reproducibility analysis (``mask2_problems``).
 
 Outputs: ``cases.csv`` (one row per case: ok, problems, size, spacing, tumour volume and
 3D maximum diameter) and ``exclusions.json``.
@@ -30,6 +31,7 @@ def check_images(clinical: pd.DataFrame, stage_dir: Path, label: int, tolerance:
         result = load_case(case.patient_id, Path(case.image), Path(case.mask), second,
                            label=label, tolerance=tolerance)
         rows.append({"patient_id": case.patient_id, "ok": result.ok, "problems": "; ".join(result.problems),
+                     "mask2_problems": "; ".join(result.mask2_problems),
                      **{k: _flat(v) for k, v in result.info.items()}})
         if not result.ok:
             exclusions.append({"patient_id": case.patient_id, "stage": "images",
