@@ -56,6 +56,26 @@ class ProgressSink:
         return lambda done, total: None
 
 
+# The Python code each stage runs: a change to it reruns the stage (and those after it).
+STAGE_CODE = {
+    "cohort": ["cohort", "synthetic", "protocol.py"],
+    "images": ["imaging"],
+    "radiomics": ["radiomics"],
+    "statistics": ["statistics", "rbridge.py"],
+    "model": ["bundle.py"],
+    "report": ["report", "results.py"],
+}
+
+
+def stage_code(name: str) -> list[Path]:
+    package = Path(__file__).resolve().parent
+    files: list[Path] = []
+    for part in STAGE_CODE.get(name, []):
+        path = package / part
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return files
+
+
 def resolve_device(requested: str) -> str:
     """``auto`` picks CUDA when a GPU is visible; ``cuda`` without one is an error."""
     import torch
@@ -91,7 +111,8 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
 
         def stage(name: str, settings: object, upstream: list[str], work: Callable[[Path], None],
                   stage_inputs: list[Path] = ()) -> None:  # type: ignore[assignment]
-            record = folder.run_stage(name, folder.fingerprint(name, settings, upstream, stage_inputs), work)
+            inputs_and_code = [*stage_inputs, *stage_code(name)]
+            record = folder.run_stage(name, folder.fingerprint(name, settings, upstream, inputs_and_code), work)
             sink.stage(name, record.reused, record.seconds)
 
         stage("cohort", [protocol.section_digest("cohort", "endpoints"), protocol.study.seed], [],

@@ -56,3 +56,14 @@ def test_json_output_is_plain_json(tmp_path):
     assert to_jsonable(payload) == {"a": 0.5, "b": 3, "c": None, "d": [None, 1.0]}
     write_json(tmp_path / "x.json", payload)
     assert read_json(tmp_path / "x.json") == json.loads('{"a": 0.5, "b": 3, "c": null, "d": [null, 1.0]}')
+
+
+def test_each_stage_fingerprint_covers_the_code_it_runs():
+    from studyrunner.runner import STAGE_CODE, stage_code
+
+    assert set(STAGE_CODE) == {"cohort", "images", "radiomics", "statistics", "model", "report"}
+    for name in STAGE_CODE:
+        files = stage_code(name)
+        assert files and all(f.is_file() and f.suffix == ".py" for f in files)
+    assert any(f.name == "development.py" for f in stage_code("statistics"))
+    assert any(f.name == "extraction.py" for f in stage_code("radiomics"))
