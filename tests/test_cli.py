@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from studyrunner.cli import app

@@ -15,7 +15,6 @@ import json
 import math
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 from PIL import Image
 
 from studyrunner.report import render_report
+from tests.test_report import pdf_pages, write_run
 from studyrunner.report.figures import DPI, TEXT_WIDTH_IN, draw_learner_sets, set_intersections, uses_venn
 from studyrunner.report.render import (
     calibration_by_time,
@@ -43,16 +43,7 @@ needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="po
 
 def pdf_text(pdf: Path) -> list[str]:
     """Text of each page, whitespace collapsed and line-end hyphen breaks joined ("4.1- 6" -> "4.1-6")."""
-    text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], check=True, capture_output=True,
-                          text=True, encoding="utf-8").stdout
-    pages = [p for p in text.split("\f") if p.strip()]
-    return [re.sub(r"-\s+", "-", re.sub(r"\s+", " ", p)).strip() for p in pages]
-
-
-def write_run(folder: Path, results: dict[str, Any]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps(results), encoding="utf-8")
-    return folder
+    return [re.sub(r"-\s+", "-", page) for page in pdf_pages(pdf)]
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,6 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from studyrunner.report.formatting import (  # noqa: E402
     AUC_DIGITS,
     ci_label,
-    fmt_auc,
     fmt_ci,
     fmt_hr,
     fmt_int,

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from studyrunner.rbridge import json_ready, r_function
-from studyrunner.statistics.survival_model import KM_COLUMNS, select_columns
+from studyrunner.statistics.survival_model import select_columns, shape_group_curves
 
 _time_dependent_auc = r_function("timeroc", "time_dependent_auc")
 _calibration_at = r_function("calibration", "calibration_at")
@@ -167,17 +167,10 @@ def groups_by_cutpoint(df: pd.DataFrame, time: str, event: str, marker: str,
     result = _groups_by_cutpoint(select_columns(df, [time, event, marker]), time, event,
                                  marker, float(cutpoint), [float(t) for t in km_times])
     groups = result["groups"]
-    risk_table = result["risk_table"]
-    shaped = {key: value for key, value in result.items()
-              if key not in ("groups", "km", "risk_table")}
+    shaped = shape_group_curves(result)
     shaped["groups"] = {
         row["group"]: {"n": int(row["n"]), "n_events": int(row["n_events"]),
                        "median": row["median"], "median_lower": row["median_lower"],
                        "median_upper": row["median_upper"]}
         for row in groups.to_dict(orient="records")}
-    shaped["km"] = {group: {column: steps[column].tolist() for column in KM_COLUMNS}
-                    for group, steps in result["km"].items()}
-    shaped["risk_table"] = {"times": risk_table["time"].astype(float).tolist(),
-                            **{group: risk_table[group].astype(int).tolist()
-                               for group in ("low", "high")}}
     return json_ready(shaped)

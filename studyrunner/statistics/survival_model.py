@@ -97,17 +97,22 @@ def evaluate_risk_score(df: pd.DataFrame, time: str, event: str, score_col: str,
     """
     result = _evaluate_risk_score(select_columns(df, [time, event, score_col]), time, event,
                                   score_col, float(cutoff), [float(t) for t in km_times])
-    groups = result["groups"]
-    risk_table = result["risk_table"]
-    shaped = {key: value for key, value in result.items()
-              if key not in ("groups", "km", "risk_table")}
+    shaped = shape_group_curves(result)
     shaped["cutoff"] = float(cutoff)
     shaped["n_events"] = int(shaped["n_events"])
     shaped["groups"] = {row.group: {"n": int(row.n), "n_events": int(row.n_events)}
-                        for row in groups.itertuples()}
+                        for row in result["groups"].itertuples()}
+    return json_ready(shaped)
+
+
+def shape_group_curves(result: dict[str, Any]) -> dict[str, Any]:
+    """R's low/high-group result as plain Python: every scalar entry as is, the Kaplan-Meier
+    step tables as lists per group and the numbers-at-risk table as {"times", "low", "high"}
+    (the caller shapes ``groups``)."""
+    risk_table = result["risk_table"]
+    shaped = {key: value for key, value in result.items() if key not in ("groups", "km", "risk_table")}
     shaped["km"] = {group: {column: steps[column].tolist() for column in KM_COLUMNS}
                     for group, steps in result["km"].items()}
     shaped["risk_table"] = {"times": risk_table["time"].astype(float).tolist(),
-                            **{group: risk_table[group].astype(int).tolist()
-                               for group in ("low", "high")}}
-    return json_ready(shaped)
+                            **{group: risk_table[group].astype(int).tolist() for group in ("low", "high")}}
+    return shaped
