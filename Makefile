@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # poppler-utils for pdftotext/pdftoppm, Pango and fonts for WeasyPrint.
 DEBIAN_PACKAGES := r-base-core r-base-dev r-cran-survival r-cran-maxstat r-cran-glmnet \
 	r-cran-gbm r-cran-ranger r-cran-riskregression r-cran-pec r-cran-rms r-cran-timereg \
-	r-cran-prodlim r-cran-psych r-cran-mass poppler-utils libpango-1.0-0 libpangoft2-1.0-0 \
+	r-cran-prodlim r-cran-psych r-cran-mass r-cran-proc poppler-utils libpango-1.0-0 libpangoft2-1.0-0 \
 	libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core
 
 .PHONY: install system-packages demo test schema clean

@@ -20,7 +20,7 @@ PYTHON_PACKAGES = ["numpy", "pandas", "scipy", "SimpleITK", "pyradiomics", "torc
 
 # R packages from Debian that the statistics need (`make install` installs them).
 R_REQUIRED = ["survival", "MASS", "maxstat", "glmnet", "gbm", "ranger", "riskRegression", "pec",
-              "rms", "timereg", "prodlim", "psych"]
+              "rms", "timereg", "prodlim", "psych", "pROC"]
 
 
 @dataclass(frozen=True)

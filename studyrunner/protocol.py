@@ -213,8 +213,91 @@ class RadiomicsPredictors(_Strict):
         return self
 
 
+class CropSettings(_Strict):
+    """Tumour-centred crop fed to the CNNs (seed 000: 82x82x78 voxels, HU clipped to +-1024)."""
+
+    size_voxels: list[int] = Field(default_factory=lambda: [82, 82, 78], min_length=3, max_length=3,
+                                   description="crop size (x, y, z) in voxels")
+    spacing_mm: list[float] = Field(default_factory=lambda: [1.0, 1.0, 1.0], min_length=3, max_length=3,
+                                    description="voxel spacing (x, y, z) of the crop")
+    hu_window: list[float] = Field(default_factory=lambda: [-1024.0, 1024.0], min_length=2, max_length=2)
+
+
+class NetworkSettings(_Strict):
+    """Dense-like 3D CNN (Huang et al., CVPR 2017); seed 000: dense blocks of 6, 12, 12, 6 layers,
+    508 deep features (growth 32 from 32 initial features with compression 0.5) and a
+    256-unit hidden layer."""
+
+    block_layers: list[int] = Field(default_factory=lambda: [6, 12, 12, 6], min_length=1)
+    growth_rate: int = Field(32, ge=1)
+    initial_features: int = Field(32, ge=1)
+    hidden_units: int = Field(256, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class TrainingPlan(_Strict):
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int | None = Field(15, ge=1, description="stop after this many epochs without a better validation loss")
+    augment: bool = Field(True, description="multi-view augmentation: flips, 90-degree axial rotations, shifts")
+    max_shift: int = Field(4, ge=0, description="largest shift of the augmentation, voxels")
+
+
+class SurvivalLossSettings(_Strict):
+    """Scale gamma, margin m and threshold score s0 of the seed-000 interval loss (equations
+    [1]/[2]); the seed does not print their values, so the protocol must."""
+
+    gamma: float = Field(gt=0)
+    margin: float
+    threshold: float
+
+
+class ResponseTask(_Strict):
+    """Dual-task network (seed 000: PR and PD heads on the survival network's backbone)."""
+
+    endpoint: str = Field(description="the categorical endpoint with the best overall response")
+    partial_response: str = "PR"
+    progressive_disease: str = "PD"
+
+
+class DeviceProfile(_Strict):
+    """Settings that replace the main ones when the run's device is the CPU; a section given
+    here replaces the whole section."""
+
+    crop: CropSettings | None = None
+    network: NetworkSettings | None = None
+    training: TrainingPlan | None = None
+
+
+class DeepLearningPredictors(_Strict):
+    """CNN risk vectors and scores (seed 000)."""
+
+    enabled: bool = False
+    survival_endpoints: list[str] = Field(default_factory=list, description="one survival network per time-to-event endpoint")
+    n_intervals: int = Field(3, ge=2, description="risk-vector length: cut-offs at the quantiles of training event times")
+    survival_loss: SurvivalLossSettings | None = None
+    response: ResponseTask | None = None
+    fit_partition: str = Field("modelling", description="partition the networks are fitted on")
+    model_choice_partition: str = Field("validation", description="partition for early stopping and model choice")
+    crop: CropSettings = CropSettings()
+    network: NetworkSettings = NetworkSettings()
+    training: TrainingPlan = TrainingPlan()
+    cpu: DeviceProfile | None = Field(None, description="settings used instead when the run's device is the CPU")
+    gradcam_patients: int = Field(3, ge=0, description="patients per score whose Grad-CAM overlays the report shows")
+
+    def profile(self, device: str) -> tuple[CropSettings, NetworkSettings, TrainingPlan, str]:
+        """The crop, network and training settings that run on ``device`` and the profile's name."""
+        if device == "cpu" and self.cpu is not None:
+            return (self.cpu.crop or self.crop, self.cpu.network or self.network,
+                    self.cpu.training or self.training, "cpu")
+        return self.crop, self.network, self.training, "main"
+
+
 class PredictorsSection(_Strict):
     radiomics: RadiomicsPredictors = RadiomicsPredictors()
+    deep_learning: DeepLearningPredictors = DeepLearningPredictors()
 
 
 # --- statistics ----------------------------------------------------------------------
@@ -288,6 +371,22 @@ class EvaluationPlan(_Strict):
     cross_validation: CrossValidationPlan | None = None
 
 
+class RiskScorePlan(_Strict):
+    """Statistics of the CNN risk vectors (seed 000): backward Cox selection over each
+    endpoint's interval scores (-> OSRS, PFSRS), Cox fusion into a multi-endpoint score for
+    ``fusion_endpoint`` (-> MOSRS), cut-offs, clinical Cox models, nomogram, subgroups."""
+
+    selection_p: float = Field(0.05, gt=0, le=1, description="backward elimination drops terms with Wald p above this")
+    cutoff: Literal["xtile", "maxstat", "training_median"] = Field(
+        "xtile", description="high/low cut-off chosen on the training cohort")
+    fusion_endpoint: str | None = Field(None, description="endpoint of the fused score (seed: OS -> MOSRS)")
+    clinical_covariates: list[str] = Field(default_factory=list, description="baseline columns for the Cox tables and nomogram")
+    multivariable_p: float = Field(0.05, gt=0, le=1, description="univariate p below which a covariate enters the multivariable model")
+    nomogram_times: list[float] = Field(default_factory=list, description="survival probabilities drawn on the nomogram")
+    subgroups: list[str] = Field(default_factory=list, description="columns for subgroup KM/HR; 'tumour_size' splits at the training median 3D diameter")
+    response_subgroups: list[str] = Field(default_factory=list, description="columns for subgroup ROC of the response scores")
+
+
 class StatisticsSection(_Strict):
     endpoint: str = Field(description="the time-to-event endpoint the model predicts")
     reproducibility: ReproducibilityPlan | None = None
@@ -298,6 +397,7 @@ class StatisticsSection(_Strict):
     risk_groups: RiskGroups = RiskGroups()
     evaluation: EvaluationPlan = EvaluationPlan()
     km_times: list[float] | None = Field(None, description="times for the numbers-at-risk table; default: 6 even steps")
+    risk_scores: RiskScorePlan | None = Field(None, description="statistics of the CNN risk scores (needs predictors.deep_learning)")
 
 
 # --- report --------------------------------------------------------------------------
@@ -337,11 +437,50 @@ class Protocol(_Strict):
                                                     or self.cohort.feature_table_second_reader):
             raise ValueError("statistics.reproducibility needs a second segmentation: "
                              "cohort.manifest_columns.second_reader_mask or cohort.feature_table_second_reader")
+        self._check_deep_learning()
         for name, endpoint in self.endpoints.items():
             if isinstance(endpoint, TimeToEventEndpoint) and endpoint.not_after is not None:
                 if not isinstance(self.endpoints.get(endpoint.not_after), TimeToEventEndpoint):
                     raise ValueError(f"endpoints.{name}.not_after names {endpoint.not_after!r}, which is not a time_to_event endpoint")
         return self
+
+    def _check_deep_learning(self) -> None:
+        deep = self.predictors.deep_learning
+        plan = self.statistics.risk_scores
+        if plan is not None and not deep.enabled:
+            raise ValueError("statistics.risk_scores needs predictors.deep_learning.enabled: true")
+        if not deep.enabled:
+            return
+        if not self.cohort.image_manifest:
+            raise ValueError("predictors.deep_learning needs images: cohort.image_manifest")
+        if not deep.survival_endpoints and deep.response is None:
+            raise ValueError("predictors.deep_learning: give survival_endpoints, a response task, or both")
+        for name in deep.survival_endpoints:
+            if not isinstance(self.endpoints.get(name), TimeToEventEndpoint):
+                raise ValueError(f"predictors.deep_learning.survival_endpoints names {name!r}, "
+                                 f"which is not a time_to_event endpoint (defined: {sorted(self.endpoints)})")
+        if deep.survival_endpoints and deep.survival_loss is None:
+            raise ValueError("predictors.deep_learning.survival_loss (gamma, margin, threshold) is needed "
+                             "with survival_endpoints")
+        if deep.response is not None:
+            response = self.endpoints.get(deep.response.endpoint)
+            if not isinstance(response, CategoricalEndpoint):
+                raise ValueError(f"predictors.deep_learning.response.endpoint {deep.response.endpoint!r} "
+                                 "must name a categorical endpoint")
+            for level in (deep.response.partial_response, deep.response.progressive_disease):
+                if level not in response.levels:
+                    raise ValueError(f"predictors.deep_learning.response: level {level!r} is not one of "
+                                     f"endpoints.{deep.response.endpoint}.levels {response.levels}")
+        partitions = set(self.cohort.split.training)
+        for key in ("fit_partition", "model_choice_partition"):
+            if getattr(deep, key) not in partitions:
+                raise ValueError(f"predictors.deep_learning.{key} {getattr(deep, key)!r} must be one of the "
+                                 f"training partitions {sorted(partitions)}")
+        if deep.fit_partition == deep.model_choice_partition:
+            raise ValueError("predictors.deep_learning: fit_partition and model_choice_partition must differ")
+        if plan is not None and plan.fusion_endpoint is not None and plan.fusion_endpoint not in deep.survival_endpoints:
+            raise ValueError(f"statistics.risk_scores.fusion_endpoint {plan.fusion_endpoint!r} must be one of "
+                             f"predictors.deep_learning.survival_endpoints {deep.survival_endpoints}")
 
     def primary_endpoint(self) -> TimeToEventEndpoint:
         """The time-to-event endpoint the statistics plan models."""

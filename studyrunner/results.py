@@ -164,6 +164,9 @@ def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, t
         "cross_validation": _maybe(run_dir / "statistics" / "cross_validation.json"),
         "evaluation": evaluation,
         "oracle": _maybe(run_dir / "statistics" / "oracle.json"),
+        "deep": deep_section(run_dir),
+        "risk_scores": risk_scores_section(run_dir),
+        "explanations": _maybe(run_dir / "explanations" / "explanations.json"),
         "software": {
             "python": environment["python"],
             "platform": environment["platform"],
@@ -175,3 +178,23 @@ def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, t
         },
         "timings": timings,
     }
+
+
+def deep_section(run_dir: Path) -> dict[str, Any] | None:
+    """The CNNs: crop settings, networks, training records (deep/*.json)."""
+    training = _maybe(run_dir / "deep" / "training.json")
+    if training is None:
+        return None
+    return {**training, "crops": read_json(run_dir / "deep" / "crops.json"),
+            "architectures": read_json(run_dir / "deep" / "networks.json")}
+
+
+def risk_scores_section(run_dir: Path) -> dict[str, Any] | None:
+    """Statistics of the CNN scores plus the per-patient table the figures draw from."""
+    section = _maybe(run_dir / "statistics" / "risk_scores.json")
+    if section is None:
+        return None
+    table = pd.read_csv(run_dir / "statistics" / "risk_scores.csv", dtype={"patient_id": str})
+    table = table.astype(object).where(table.notna(), None)
+    section["patients"] = {column: table[column].tolist() for column in table.columns}
+    return section

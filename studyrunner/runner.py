@@ -3,7 +3,10 @@
 Stages do not call each other; each reads the previous stages' files and writes its own
 folder (see run_folder.RunFolder for how unchanged stages are reused):
 
-    cohort -> images -> radiomics -> statistics -> model -> report
+    cohort -> images -> radiomics -> deep -> statistics -> explanations -> model -> report
+
+``deep`` (the CNNs' risk vectors and response scores) and ``explanations`` (their Grad-CAM
+maps) run only when the protocol enables ``predictors.deep_learning``.
 
 The run folder also holds ``results.json`` (every number the report shows),
 ``manifest.json`` (protocol and input hashes, versions, seed, stage timings) and ``logs/``.
@@ -61,7 +64,9 @@ STAGE_CODE = {
     "cohort": ["cohort", "synthetic", "protocol.py"],
     "images": ["imaging"],
     "radiomics": ["radiomics"],
+    "deep": ["deep"],
     "statistics": ["statistics", "rbridge.py"],
+    "explanations": ["deep", "explanations"],
     "model": ["bundle.py"],
     "report": ["report", "results.py"],
 }
@@ -141,6 +146,11 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
                   lambda d: import_feature_tables(tables, protocol.cohort.id_column,
                                                   clinical["patient_id"].tolist(), d), list(tables.values()))
         features = pd.read_csv(run_dir / "radiomics" / "features.csv", dtype={"patient_id": str})
+        deep = protocol.predictors.deep_learning
+        if deep.enabled:
+            stage("deep", [deep.model_dump(mode="json"), protocol.section_digest("endpoints"),
+                           protocol.preprocessing.mask_label, protocol.study.seed, device], ["images"],
+                  lambda d: _deep(loaded, usable, d, device, sink.task("Training and scoring the CNNs")))
 
         truth_file = loaded.resolve(protocol.cohort.clinical_table).parent / "truth.csv"
         truth = (pd.read_csv(truth_file, dtype={"patient_id": str})
@@ -149,11 +159,16 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
         reader2_file = run_dir / "radiomics" / "features_reader2.csv"
         reader2 = pd.read_csv(reader2_file, dtype={"patient_id": str}) if reader2_file.exists() else None
         stage("statistics", [protocol.section_digest("statistics", "endpoints"), protocol.study.seed],
-              ["radiomics"], lambda d: _statistics(loaded, clinical, features, reader2, d, truth, options.workers,
-                                                   sink.task("Cross-validating the model development")),
+              ["radiomics", *(["deep"] if deep.enabled else [])],
+              lambda d: _statistics(loaded, clinical, features, reader2, d, truth, options.workers,
+                                    sink.task("Cross-validating the model development")),
               r_code + ([truth_file] if truth is not None else []))
+        if deep.enabled:
+            stage("explanations", [deep.gradcam_patients, device], ["deep", "statistics"],
+                  lambda d: _explanations(loaded, run_dir, usable, d, device, sink.task("Grad-CAM maps")))
 
-        stage("model", [loaded.sha256], ["statistics"], lambda d: _freeze(loaded, run_dir, d))
+        stage("model", [loaded.sha256], ["statistics", *(["explanations"] if deep.enabled else [])],
+              lambda d: _freeze(loaded, run_dir, d))
 
         environment = environment_report()
         write_json(run_dir / "results.json",
@@ -183,6 +198,27 @@ def _statistics(loaded: LoadedProtocol, clinical: pd.DataFrame, features: pd.Dat
 
     fit_and_evaluate(loaded, clinical, features, reader2, stage_dir, truth, workers, progress)
     baseline_table(loaded, clinical, stage_dir)
+    if loaded.protocol.statistics.risk_scores is not None:
+        from studyrunner.statistics.risk_score_stage import evaluate_risk_scores
+        from studyrunner.statistics.stage import default_km_times
+
+        protocol = loaded.protocol
+        km_times = protocol.statistics.km_times or default_km_times(clinical[protocol.primary_endpoint().time])
+        evaluate_risk_scores(loaded, clinical, stage_dir.parent / "deep", features, stage_dir, km_times, truth)
+
+
+def _deep(loaded: LoadedProtocol, patients: pd.DataFrame, stage_dir: Path, device: str,
+          progress: Callable[[int, int], None]) -> None:
+    from studyrunner.deep.stage import build_deep_predictors
+
+    build_deep_predictors(loaded, patients, stage_dir, device, progress)
+
+
+def _explanations(loaded: LoadedProtocol, run_dir: Path, patients: pd.DataFrame, stage_dir: Path, device: str,
+                  progress: Callable[[int, int], None]) -> None:
+    from studyrunner.explanations.stage import explain_scores
+
+    explain_scores(loaded, run_dir, patients, stage_dir, device, progress)
 
 
 def _freeze(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path) -> None:

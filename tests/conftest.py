@@ -34,6 +34,8 @@ def small_study(tmp: Path, n_patients: int = 40, **overrides) -> Path:
     data["statistics"]["endpoint"] = "pfs"
     data["statistics"]["screening"]["p_threshold"] = 0.2
     data["statistics"]["km_times"] = None
+    data["predictors"]["deep_learning"]["enabled"] = False  # the CNN tests build their own protocol
+    data["statistics"].pop("risk_scores", None)
     for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")

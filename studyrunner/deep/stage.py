@@ -1,0 +1,193 @@
+"""Deep-learning stage: the seed-000 CNNs, trained and scored (Transl Lung Cancer Res
+2022;11(4):670-685, "Acquisition and verification of OSRS and PFSRS" and "of PRS and PDS").
+
+For every patient whose images passed their checks: a tumour-centred crop
+(:func:`studyrunner.deep.crops.tumour_crop`), z-scored with the fitting partition's
+statistics. Then
+
+* one survival network per time-to-event endpoint: interval cut-offs at the quantiles of
+  the training cohort's event times, interval labels, the interval margin loss
+  (:class:`studyrunner.deep.survival_loss.SurvivalIntervalLoss`) -> a risk vector of K
+  scores per patient;
+* one dual-task network for the best overall response: a partial-response (PR) and a
+  progressive-disease (PD) head trained with binary cross-entropy -> PRS and PDS, the
+  heads' probabilities.
+
+Every network is fitted on ``fit_partition``; its epoch is chosen on
+``model_choice_partition`` (lowest validation loss); the test cohort is only scored. The
+settings that ran (the protocol's main ones, or its ``cpu`` profile on a CPU) are recorded.
+
+Outputs: crops.json (crop settings, z-score statistics, excluded cases), scores.csv (one row
+per scored patient: partition, ``<endpoint>_score_<k>``, ``prs``, ``pds``), training.json
+(per network: cut-offs, history, chosen epoch, throughput, macro-accuracy per cohort),
+weights/<network>.npz and networks.json (each network's configuration).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from studyrunner.deep.crops import apply_zscore, tumour_crop, zscore_statistics
+from studyrunner.deep.intervals import interval_cutoffs, interval_labels
+from studyrunner.deep.network import DualTaskNetwork, NetworkConfig, SurvivalNetwork
+from studyrunner.deep.scoring import macro_accuracy, score_volumes
+from studyrunner.deep.survival_loss import SurvivalIntervalLoss
+from studyrunner.deep.training import TrainingResult, TrainingSettings, train_network
+from studyrunner.deep.weights import save_weights
+from studyrunner.errors import InputError, StudyError
+from studyrunner.protocol import CropSettings, LoadedProtocol, NetworkSettings, TrainingPlan
+from studyrunner.run_folder import write_json
+
+log = logging.getLogger("studyrunner")
+
+Progress = Callable[[int, int], None]
+RESPONSE_COLUMNS = ("prs", "pds")
+
+
+def score_columns(endpoint: str, n_intervals: int) -> list[str]:
+    """Names of one endpoint's risk-vector columns in scores.csv."""
+    return [f"{endpoint}_score_{k}" for k in range(1, n_intervals + 1)]
+
+
+def network_config(settings: NetworkSettings) -> NetworkConfig:
+    return NetworkConfig(block_layers=tuple(settings.block_layers), growth_rate=settings.growth_rate,
+                         initial_features=settings.initial_features, hidden_units=settings.hidden_units,
+                         dropout=settings.dropout)
+
+
+def training_settings(plan: TrainingPlan, seed: int) -> TrainingSettings:
+    return TrainingSettings(epochs=plan.epochs, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
+                            weight_decay=plan.weight_decay, patience=plan.patience, augment=plan.augment,
+                            max_shift=plan.max_shift, seed=seed)
+
+
+def load_crops(patients: pd.DataFrame, crop: CropSettings, mask_label: int,
+               progress: Progress) -> tuple[list[str], np.ndarray, list[dict]]:
+    """Crops of every patient; a case whose crop fails is left out with its reason."""
+    ids, volumes, excluded = [], [], []
+    for done, row in enumerate(patients.itertuples(index=False), start=1):
+        try:
+            volumes.append(tumour_crop(row.image, row.mask, mask_label=mask_label,
+                                       spacing_mm=tuple(crop.spacing_mm), size_voxels=tuple(crop.size_voxels),
+                                       hu_window=tuple(crop.hu_window)))
+            ids.append(row.patient_id)
+        except (InputError, RuntimeError) as error:  # SimpleITK raises RuntimeError
+            excluded.append({"patient_id": row.patient_id, "reason": f"CNN crop failed: {error}"})
+            log.warning("patient %s left out of the CNNs: %s", row.patient_id, error)
+        progress(done, len(patients))
+    if not volumes:
+        raise StudyError("no patient has a usable crop for the CNNs (see deep/crops.json)")
+    return ids, np.stack(volumes)[:, None].astype(np.float32), excluded
+
+
+def survival_targets(rows: pd.DataFrame, time: str, event: str, cutoffs: tuple[float, ...]) -> dict[str, np.ndarray]:
+    targets, known = interval_labels(rows[time].to_numpy(float), rows[event].to_numpy(int), cutoffs)
+    return {"targets": targets.astype(np.float32), "known": known}
+
+
+def response_targets(rows: pd.DataFrame, column: str, pr: str, pd_level: str) -> dict[str, np.ndarray]:
+    values = rows[column]
+    return {"labels": np.stack([(values == pr).to_numpy(np.float32), (values == pd_level).to_numpy(np.float32)],
+                               axis=1)}
+
+
+def build_deep_predictors(loaded: LoadedProtocol, patients: pd.DataFrame, stage_dir: Path, device: str,
+                          progress: Progress) -> None:
+    """Train and score the protocol's CNNs on ``patients`` (clinical rows with image, mask
+    and partition, already restricted to cases whose images passed their checks)."""
+    protocol = loaded.protocol
+    deep = protocol.predictors.deep_learning
+    crop, net_settings, plan, profile = deep.profile(device)
+    split = protocol.cohort.split
+    torch.manual_seed(protocol.study.seed)
+
+    ids, volumes, excluded = load_crops(patients, crop, protocol.preprocessing.mask_label, progress)
+    table = patients.set_index("patient_id").loc[ids].reset_index()
+    fit = (table["partition"] == deep.fit_partition).to_numpy()
+    choose = (table["partition"] == deep.model_choice_partition).to_numpy()
+    training = table["partition"].isin(split.training).to_numpy()
+    for name, mask in ((deep.fit_partition, fit), (deep.model_choice_partition, choose)):
+        if not mask.any():
+            raise StudyError(f"partition {name!r} has no patient with a usable crop; the CNNs cannot be trained")
+    mean, sd = zscore_statistics(volumes[fit])
+    volumes = apply_zscore(volumes, mean, sd)
+    write_json(stage_dir / "crops.json", {"profile": profile, "crop": crop.model_dump(), "zscore": {"mean": mean, "sd": sd,
+               "computed_on": deep.fit_partition}, "n_cropped": len(ids), "excluded": excluded})
+
+    weights_dir = stage_dir / "weights"
+    weights_dir.mkdir(exist_ok=True)
+    config = network_config(net_settings)
+    scores = table[["patient_id", "partition"]].copy()
+    records: dict[str, dict] = {}
+    networks: dict[str, dict] = {}
+    cohorts = {"training": training, "test": table["partition"].isin(split.test).to_numpy()}
+
+    def train(name: str, model: torch.nn.Module, loss_fn, targets: dict[str, np.ndarray], usable: np.ndarray,
+              offset: int) -> tuple[TrainingResult, np.ndarray]:
+        settings = training_settings(plan, protocol.study.seed + offset)
+        result = train_network(model, loss_fn, volumes[fit & usable], {k: v[fit & usable] for k, v in targets.items()},
+                               volumes[choose & usable], {k: v[choose & usable] for k, v in targets.items()},
+                               settings, device)
+        save_weights(model, weights_dir / f"{name}.npz")
+        networks[name] = {"class": type(model).__name__, "config": asdict(config),
+                          "outputs": int(result_outputs(model)), "weights": f"weights/{name}.npz"}
+        log.info("%s network: epoch %d of %d chosen on %s", name, result.best_epoch, len(result.history),
+                 deep.model_choice_partition)
+        return result, score_volumes(model, volumes, device)
+
+    for offset, endpoint_name in enumerate(deep.survival_endpoints, start=1):
+        endpoint = protocol.endpoints[endpoint_name]
+        time, event = endpoint.time, endpoint.event  # type: ignore[union-attr]
+        cutoffs = interval_cutoffs(table.loc[training, time], table.loc[training, event], deep.n_intervals)
+        targets = survival_targets(table, time, event, cutoffs)
+        loss = SurvivalIntervalLoss(**deep.survival_loss.model_dump())  # type: ignore[union-attr]
+        model = SurvivalNetwork(config, n_intervals=deep.n_intervals)
+        result, out = train(endpoint_name, model, lambda o, t, f=loss: f(o, t["targets"], t["known"]), targets,
+                            np.ones(len(table), bool), offset)
+        columns = score_columns(endpoint_name, deep.n_intervals)
+        scores[columns] = out
+        records[endpoint_name] = {
+            "kind": "survival", "endpoint": endpoint_name, "cutoffs": list(cutoffs), "unit": endpoint.unit,  # type: ignore[union-attr]
+            "score_columns": columns, **training_record(result),
+            "macro_accuracy": {name: macro_accuracy(out[mask], targets["targets"][mask], targets["known"][mask])
+                               for name, mask in cohorts.items() if mask.any()}}
+
+    if deep.response is not None:
+        task = deep.response
+        column = protocol.endpoints[task.endpoint].column  # type: ignore[union-attr]
+        known = table[column].notna().to_numpy()
+        targets = response_targets(table, column, task.partial_response, task.progressive_disease)
+        bce = torch.nn.BCEWithLogitsLoss()
+        model = DualTaskNetwork(config)
+        result, out = train("response", model, lambda o, t: bce(o, t["labels"]), targets, known,
+                            len(deep.survival_endpoints) + 1)
+        scores[list(RESPONSE_COLUMNS)] = 1.0 / (1.0 + np.exp(-out))
+        records["response"] = {"kind": "response", "endpoint": task.endpoint, "positive_levels":
+                               {"prs": task.partial_response, "pds": task.progressive_disease},
+                               "n_without_response": int((~known).sum()), **training_record(result)}
+
+    scores.to_csv(stage_dir / "scores.csv", index=False, float_format="%.10g")
+    write_json(stage_dir / "networks.json", networks)
+    write_json(stage_dir / "training.json", {
+        "device": device, "profile": profile, "network": net_settings.model_dump(), "training": plan.model_dump(),
+        "fit_partition": deep.fit_partition, "model_choice_partition": deep.model_choice_partition,
+        "n": {name: int(mask.sum()) for name, mask in
+              {"fit": fit, "model_choice": choose, **cohorts}.items()},
+        "networks": records})
+
+
+def result_outputs(model: torch.nn.Module) -> int:
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    return last.out_features
+
+
+def training_record(result: TrainingResult) -> dict:
+    return {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "history": result.history,
+            "train_samples_per_second": result.train_samples_per_second, "precision": result.precision}

@@ -1,0 +1,150 @@
+"""Explanations stage: 3D Grad-CAM of every CNN score and the similarity of the OSRS and
+PFSRS maps (seed 000, Transl Lung Cancer Res 2022;11(4):670-685, "Immune efficacy
+prediction in combination with OSRS and PFSRS" and Figure 6).
+
+Grad-CAM (Selvaraju et al., ICCV 2017) of a score that is a linear combination of a
+network's outputs (OSRS = sum_k b_k * score_k, the backward-Cox coefficients of the
+statistics stage) uses that combination as the target, so the map explains the score the
+study reports, not a single output. PRS and PDS are the dual-task network's two heads.
+
+Per patient: SSIM (Wang et al., IEEE TIP 2004) between its OSRS and PFSRS maps; then the
+Spearman correlation of that SSIM with every risk score, as the seed does. For
+``gradcam_patients`` test patients (the lowest, middle and highest fused score, or the
+first survival score when there is no fusion) the axial, coronal and sagittal mid-slices of
+the crop and of every map are kept for the report's overlays.
+
+Outputs: ssim.csv, explanations.json (SSIM summary per cohort, Spearman table, the
+selected patients), overlays.npz (mid-slices, read by the report's figures).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from studyrunner.deep.crops import apply_zscore, tumour_crop
+from studyrunner.deep.gradcam import grad_cam_3d
+from studyrunner.deep.network import DualTaskNetwork, NetworkConfig, SurvivalNetwork
+from studyrunner.deep.similarity import spearman_table, ssim_3d
+from studyrunner.deep.weights import load_weights
+from studyrunner.protocol import LoadedProtocol
+from studyrunner.run_folder import read_json, write_json
+
+GRADCAM_BATCH = 8
+RESPONSE_HEADS = {"prs": 0, "pds": 1}
+
+
+def load_network(run_dir: Path, name: str, entry: dict, device: str) -> torch.nn.Module:
+    config = NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()})
+    model = (DualTaskNetwork(config) if entry["class"] == "DualTaskNetwork"
+             else SurvivalNetwork(config, n_intervals=entry["outputs"]))
+    load_weights(model, run_dir / "deep" / entry["weights"])
+    return model.to(device).eval()
+
+
+def map_targets(run_dir: Path, device: str) -> dict[str, tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]]:
+    """Each explained score -> (network, function of its outputs giving the score)."""
+    networks = read_json(run_dir / "deep" / "networks.json")
+    scores = read_json(run_dir / "statistics" / "risk_scores.json")["scores"]
+    targets = {}
+    for name, score in scores.items():
+        coefficients = score.get("output_coefficients")
+        if not coefficients or score["network"] not in networks:
+            continue  # a fused score (MOSRS) has no single network
+        model = load_network(run_dir, score["network"], networks[score["network"]], device)
+        weights = torch.tensor(coefficients, dtype=torch.float32, device=device)
+        targets[name] = (model, lambda out, w=weights: out.float() @ w)
+    if "response" in networks:
+        model = load_network(run_dir, "response", networks["response"], device)
+        for name, head in RESPONSE_HEADS.items():
+            targets[name] = (model, lambda out, h=head: out[:, h].float())
+    return targets
+
+
+def crops_of(loaded: LoadedProtocol, run_dir: Path, patients: pd.DataFrame) -> np.ndarray:
+    """The z-scored crops of ``patients``, made exactly as the deep stage made them."""
+    record = read_json(run_dir / "deep" / "crops.json")
+    crop = record["crop"]
+    volumes = np.stack([tumour_crop(row.image, row.mask, mask_label=loaded.protocol.preprocessing.mask_label,
+                                    spacing_mm=tuple(crop["spacing_mm"]), size_voxels=tuple(crop["size_voxels"]),
+                                    hu_window=tuple(crop["hu_window"]))
+                        for row in patients.itertuples(index=False)])[:, None].astype(np.float32)
+    return apply_zscore(volumes, record["zscore"]["mean"], record["zscore"]["sd"])
+
+
+def mid_slices(volume: np.ndarray) -> dict[str, np.ndarray]:
+    """Axial, coronal and sagittal slices through the centre of a [z, y, x] volume."""
+    z, y, x = (s // 2 for s in volume.shape)
+    return {"axial": volume[z], "coronal": volume[:, y, :], "sagittal": volume[:, :, x]}
+
+
+def selected_patients(scores: pd.DataFrame, column: str, test: pd.Series, count: int) -> list[str]:
+    """``count`` test patients spread over the range of ``column`` (lowest ... highest)."""
+    rows = scores[test].sort_values(column, kind="stable")
+    if rows.empty or count == 0:
+        return []
+    positions = np.unique(np.round(np.linspace(0, len(rows) - 1, min(count, len(rows)))).astype(int))
+    return rows["patient_id"].iloc[positions].tolist()
+
+
+def explain_scores(loaded: LoadedProtocol, run_dir: Path, patients: pd.DataFrame, stage_dir: Path, device: str,
+                   progress: Callable[[int, int], None]) -> None:
+    protocol = loaded.protocol
+    scored = pd.read_csv(run_dir / "statistics" / "risk_scores.csv", dtype={"patient_id": str})
+    rows = patients.set_index("patient_id").loc[scored["patient_id"]].reset_index()
+    volumes = crops_of(loaded, run_dir, rows)
+    targets = map_targets(run_dir, device)
+    maps: dict[str, np.ndarray] = {}
+    for done, (name, (model, target)) in enumerate(targets.items(), start=1):
+        parts = [grad_cam_3d(model, model.gradcam_layer, torch.from_numpy(volumes[i:i + GRADCAM_BATCH]).to(device),
+                             target) for i in range(0, len(volumes), GRADCAM_BATCH)]
+        maps[name] = np.concatenate(parts)
+        progress(done, len(targets))
+
+    summary: dict = {"scores_explained": list(maps), "device": device}
+    pair = [name for name in ("osrs", "pfsrs") if name in maps]
+    table = scored[["patient_id", "partition"]].copy()
+    if len(pair) == 2:
+        table["ssim"] = [ssim_3d(a, b, data_range=1.0) for a, b in zip(maps[pair[0]], maps[pair[1]])]
+        score_columns = [c for c in ("osrs", "pfsrs", "mosrs", "prs", "pds") if c in scored]
+        summary["ssim"] = {"pair": pair, "by_cohort": ssim_summary(table, protocol.cohort.split)}
+        summary["spearman"] = spearman_table({c: scored[c].tolist() for c in score_columns}, table["ssim"].tolist())
+    table.to_csv(stage_dir / "ssim.csv", index=False, float_format="%.6g")
+
+    test = scored["partition"].isin(protocol.cohort.split.test)
+    order_by = "mosrs" if "mosrs" in scored else next(iter(maps), None)
+    chosen = selected_patients(scored, order_by, test, loaded.protocol.predictors.deep_learning.gradcam_patients) \
+        if order_by in scored else []
+    arrays: dict[str, np.ndarray] = {}
+    record = read_json(run_dir / "deep" / "crops.json")["zscore"]
+    for pid in chosen:
+        i = int(np.flatnonzero(scored["patient_id"] == pid)[0])
+        hu = volumes[i, 0] * record["sd"] + record["mean"]
+        for plane, image in mid_slices(hu).items():
+            arrays[f"{pid}/ct/{plane}"] = image
+        for name, volume_maps in maps.items():
+            for plane, image in mid_slices(volume_maps[i]).items():
+                arrays[f"{pid}/{name}/{plane}"] = image
+    np.savez_compressed(stage_dir / "overlays.npz", **arrays)
+    summary["selected"] = [{"patient_id": pid, "ordered_by": order_by,
+                            **{c: float(scored.loc[scored["patient_id"] == pid, c].iloc[0])
+                               for c in ("osrs", "pfsrs", "mosrs", "prs", "pds") if c in scored}}
+                           for pid in chosen]
+    summary["overlays_file"] = "explanations/overlays.npz"
+    summary["planes"] = ["axial", "coronal", "sagittal"]
+    write_json(stage_dir / "explanations.json", json.loads(json.dumps(summary, default=float)))
+
+
+def ssim_summary(table: pd.DataFrame, split) -> dict:
+    out = {}
+    for cohort, partitions in (("training", split.training), ("test", split.test)):
+        values = table.loc[table["partition"].isin(partitions), "ssim"].to_numpy(float)
+        if values.size:
+            q1, median, q3 = np.percentile(values, [25, 50, 75])
+            out[cohort] = {"n": int(values.size), "median": float(median), "q1": float(q1), "q3": float(q3)}
+    return out

@@ -1,0 +1,168 @@
+"""The seed-000 deep-learning study end to end on CPU with a tiny network (synthetic cohort).
+
+Checks the CNN scores against independent references: the Cox selection and fusion refitted
+with lifelines on the scores the run wrote, every C-index against lifelines, the interval
+cut-offs against numpy's tertiles, the z-score statistics against the fitting crops; and
+that the test cohort's outcomes never reach training or model choice.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from lifelines import CoxPHFitter
+from lifelines.utils import concordance_index
+
+from tests.conftest import REPO
+
+TINY_NETWORK = {"block_layers": [1, 1, 1, 1], "growth_rate": 4, "initial_features": 8, "hidden_units": 16,
+                "dropout": 0.0}
+TINY_CROP = {"size_voxels": [24, 24, 24], "spacing_mm": [3.5, 3.5, 3.5], "hu_window": [-1024, 1024]}
+TINY_TRAINING = {"epochs": 2, "batch_size": 8, "learning_rate": 0.001, "weight_decay": 0.0, "patience": None,
+                 "augment": True, "max_shift": 1}
+N_PATIENTS = 64
+COUNTS = {"modelling": 38, "validation": 10, "test": 16}
+
+
+def deep_protocol(tmp: Path, cohort: Path) -> Path:
+    data = yaml.safe_load((REPO / "protocols" / "nsclc_ici.yaml").read_text())
+    data["study"]["name"] = "deep_small"
+    c = data["cohort"]
+    c["clinical_table"] = str(cohort / "clinical.csv")
+    c["image_manifest"] = str(cohort / "manifest.csv")
+    c["synthetic_source"]["n_patients"] = N_PATIENTS
+    c["validation"]["suite"] = str(REPO / "validation" / "clinical_table.yaml")
+    c["split"]["counts"] = COUNTS
+    c["split"]["stratify_on"] = ["os_event"]
+    data["preprocessing"]["resample_spacing"] = None
+    data["predictors"]["radiomics"]["feature_classes"] = ["firstorder", "shape"]
+    deep = data["predictors"]["deep_learning"]
+    deep["crop"], deep["network"], deep["training"] = TINY_CROP, TINY_NETWORK, TINY_TRAINING
+    deep["cpu"] = None
+    deep["gradcam_patients"] = 2
+    data["statistics"]["screening"]["p_threshold"] = 0.5
+    data["statistics"]["risk_scores"]["clinical_covariates"] = ["age", "sex", "histology"]
+    data["statistics"]["risk_scores"]["multivariable_p"] = 0.5
+    path = tmp / "deep_study.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def deep_run(tmp_path_factory) -> Path:
+    from studyrunner.synthetic import generate_nsclc_ici_cohort
+
+    tmp = tmp_path_factory.mktemp("deep")
+    generate_nsclc_ici_cohort(tmp / "cohort", n_patients=N_PATIENTS, seed=20220415)
+    protocol = deep_protocol(tmp, tmp / "cohort")
+    run = tmp / "run"
+    done = subprocess.run([str(REPO / ".venv" / "bin" / "studyrunner"), "run", str(protocol), "--out", str(run),
+                           "--device", "cpu"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return run
+
+
+def results(run: Path) -> dict:
+    return json.loads((run / "results.json").read_text())
+
+
+def scored(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "statistics" / "risk_scores.csv", dtype={"patient_id": str})
+
+
+def test_interval_cutoffs_are_the_training_event_tertiles(deep_run):
+    training = json.loads((deep_run / "deep" / "training.json").read_text())
+    table = scored(deep_run)
+    train = table[table["partition"].isin(["modelling", "validation"])]
+    for endpoint, time, event in (("os", "os_days", "os_event"), ("pfs", "pfs_days", "pfs_event")):
+        expected = np.quantile(train.loc[train[event] == 1, time], [1 / 3, 2 / 3])
+        assert training["networks"][endpoint]["cutoffs"] == pytest.approx(expected.tolist())
+    assert training["n"] == {"fit": COUNTS["modelling"], "model_choice": COUNTS["validation"],
+                             "training": COUNTS["modelling"] + COUNTS["validation"], "test": COUNTS["test"]}
+
+
+def test_zscore_statistics_come_from_the_fitting_partition_only(deep_run):
+    from studyrunner.deep.crops import tumour_crop
+
+    crops = json.loads((deep_run / "deep" / "crops.json").read_text())
+    clinical = pd.read_csv(deep_run / "cohort" / "clinical.csv", dtype={"patient_id": str})
+    fit = clinical[clinical["partition"] == "modelling"]
+    volumes = np.stack([tumour_crop(r.image, r.mask, spacing_mm=TINY_CROP["spacing_mm"],
+                                    size_voxels=TINY_CROP["size_voxels"]) for r in fit.itertuples()])
+    assert crops["zscore"]["mean"] == pytest.approx(float(volumes.astype(float).mean()), rel=1e-9)
+    assert crops["zscore"]["sd"] == pytest.approx(float(volumes.astype(float).std()), rel=1e-9)
+
+
+def test_osrs_pfsrs_and_mosrs_equal_lifelines_cox_fits_on_the_training_cohort(deep_run):
+    res = results(deep_run)["risk_scores"]
+    table = scored(deep_run)
+    train = table[table["partition"].isin(["modelling", "validation"])]
+    for name, time, event in (("osrs", "os_days", "os_event"), ("pfsrs", "pfs_days", "pfs_event")):
+        kept = res["scores"][name]["selection"]["kept"]
+        kept = [kept] if isinstance(kept, str) else kept
+        fit = CoxPHFitter().fit(train[[time, event, *kept]], time, event)
+        coefs = res["scores"][name]["selection"]["lp_coefficients"]
+        for term in kept:
+            assert coefs[term] == pytest.approx(fit.params_[term], rel=1e-4, abs=1e-6)
+        rebuilt = sum(coefs[t] * table[t] for t in kept)
+        assert np.allclose(rebuilt, table[name], atol=1e-8)
+    fused = CoxPHFitter().fit(train[["os_days", "os_event", "osrs", "pfsrs"]], "os_days", "os_event")
+    fusion = res["scores"]["mosrs"]["fusion"]["fused_coefficients"]
+    assert fusion["osrs"] == pytest.approx(fused.params_["osrs"], rel=1e-4, abs=1e-6)
+    assert fusion["pfsrs"] == pytest.approx(fused.params_["pfsrs"], rel=1e-4, abs=1e-6)
+
+
+def test_every_reported_c_index_equals_lifelines_on_the_written_scores(deep_run):
+    res = results(deep_run)["risk_scores"]
+    table = scored(deep_run)
+    cohorts = {"training": table["partition"].isin(["modelling", "validation"]), "test": table["partition"] == "test"}
+    endpoints = {"os": ("os_days", "os_event"), "pfs": ("pfs_days", "pfs_event")}
+    for name, block in res["scores"].items():
+        time, event = endpoints[block["endpoint"]]
+        for cohort, mask in cohorts.items():
+            rows = table[mask]
+            expected = concordance_index(rows[time], -rows[name], rows[event])
+            assert block["evaluation"][cohort]["c_index"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_results_and_pdf_show_every_cnn_score_with_the_oracle(deep_run):
+    res = results(deep_run)
+    assert set(res["risk_scores"]["scores"]) == {"osrs", "pfsrs", "mosrs"}
+    assert set(res["risk_scores"]["response"]) == {"prs", "pds"}
+    assert res["risk_scores"]["oracle"]["os"]["test"] is not None
+    assert res["explanations"]["spearman"]
+    text = subprocess.run(["pdftotext", "-layout", str(deep_run / "report.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    for label in ("OSRS", "PFSRS", "MOSRS", "PRS", "PDS", "Grad-CAM", "oracle"):
+        assert label in text
+    test_c = res["risk_scores"]["scores"]["mosrs"]["evaluation"]["test"]["c_index"]
+    assert f"{test_c:.3f}" in text
+
+
+def test_the_test_cohort_outcomes_never_reach_training_or_model_choice(deep_run, tmp_path):
+    """Scramble the test patients' outcomes and responses: every network's weights and every
+    patient's CNN output stay bit-identical (the test cohort is only scored)."""
+    from studyrunner.deep.stage import build_deep_predictors
+    from studyrunner.protocol import load_protocol
+
+    loaded = load_protocol(deep_run.parent / "deep_study.yaml")
+    clinical = pd.read_csv(deep_run / "cohort" / "clinical.csv", dtype={"patient_id": str})
+    test = clinical["partition"] == "test"
+    rng = np.random.default_rng(7)
+    scrambled = clinical.copy()
+    for column in ("os_days", "os_event", "pfs_days", "pfs_event", "best_response"):
+        scrambled.loc[test, column] = rng.permutation(scrambled.loc[test, column].to_numpy())
+    scrambled.loc[test, "pfs_days"] = np.minimum(scrambled.loc[test, "pfs_days"], scrambled.loc[test, "os_days"])
+    build_deep_predictors(loaded, scrambled, tmp_path, "cpu", lambda done, total: None)
+    original = pd.read_csv(deep_run / "deep" / "scores.csv", dtype={"patient_id": str})
+    again = pd.read_csv(tmp_path / "scores.csv", dtype={"patient_id": str})
+    pd.testing.assert_frame_equal(original, again)
+    for weights in (deep_run / "deep" / "weights").glob("*.npz"):
+        a, b = np.load(weights), np.load(tmp_path / "weights" / weights.name)
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
