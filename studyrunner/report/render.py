@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from studyrunner.errors import InputError
 from studyrunner.paths import repo_folder
+from studyrunner.report.deep_view import deep_context
 from studyrunner.report.figures import draw_figures, learner_label, stage_label, uses_venn
 from studyrunner.report.formatting import AUC_DIGITS, FILTERS, ci_label, ci_words
 
@@ -168,6 +169,14 @@ METHOD_REFERENCES = {
     "time_roc": "Blanche, Dartigues & Jacqmin-Gadda, Stat Med 2013",
     "decision_curves": "Vickers & Elkin, Med Decis Making 2006; censored outcomes as in Vickers et al., "
                        "BMC Med Inform Decis Mak 2008",
+    "densenet": "Huang et al., CVPR 2017",
+    "gradcam": "Selvaraju et al., ICCV 2017",
+    "ssim": "Wang et al., IEEE Trans Image Process 2004",
+    "delong": "DeLong, DeLong & Clarke-Pearson, Biometrics 1988",
+    "youden": "Youden, Cancer 1950",
+    "xtile": "Camp, Dolled-Filhart & Rimm, Clin Cancer Res 2004",
+    "nomogram": "Harrell, Regression Modeling Strategies, 2015: rms::nomogram",
+    "seed000": "Transl Lung Cancer Res 2022;11(4):670-685",
 }
 # maxstat's p-value approximations (maxstat::maxstat.test, argument pmethod).
 MAXSTAT_PMETHODS = {
@@ -527,6 +536,7 @@ def build_context(results: Mapping[str, Any], figures: Mapping[str, str], css: s
         "ci_words": ci_words(),
         "section_titles": SECTION_TITLES,
         **signature_context(results, evaluation),
+        **deep_context(results),
     }
 
 
@@ -587,6 +597,10 @@ def render_report(run_dir: Path, templates_dir: Path | None = None) -> Path:
     report_dir = run_dir / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     figures = draw_figures(results, report_dir / "figures")
+    if results.get("deep"):
+        from studyrunner.report.deep_figures import draw_deep_figures
+
+        figures.update(draw_deep_figures(results, report_dir / "figures", run_dir))
     relative = {key: path.relative_to(report_dir).as_posix() for key, path in figures.items()}
     context = build_context(results, relative, css_path.read_text(encoding="utf-8"))
     html = environment.get_template(MAIN_TEMPLATE).render(**context)

@@ -57,17 +57,22 @@ def score_label(name: str) -> str:
     return name.upper()
 
 
+def bounded_p(p: float | None) -> float | None:
+    """maxstat's Lau94 p is an upper bound that can exceed 1; a p-value is reported as at most 1."""
+    return None if p is None else min(float(p), 1.0)
+
+
 def choose_cutoff(train: pd.DataFrame, time: str, event: str, column: str, plan: RiskScorePlan, seed: int) -> dict:
     """The high/low cut-off of one score on the training cohort (high = score > cut-off)."""
     if plan.cutoff == "xtile":
         found = xtile_cutpoint(train, time, event, column)
         return {"value": found["cutpoint"], "method": "X-tile best split (maximal log-rank chi-square)",
-                "chisq": found["chisq"], "p_naive": found["p_naive"], "p_corrected": found["p_corrected"],
+                "chisq": found["chisq"], "p_naive": found["p_naive"], "p_corrected": bounded_p(found["p_corrected"]),
                 "corrected_method": found["corrected_method"], "n_cutoffs": found["n_cutoffs"]}
     if plan.cutoff == "maxstat":
         found = maxstat_cutpoint(train, time, event, column, seed=seed)
         return {"value": found["cutpoint"], "method": "maxstat", "chisq": found["statistic"],
-                "p_corrected": found["p_value"], "corrected_method": found["pmethod"]}
+                "p_corrected": bounded_p(found["p_value"]), "corrected_method": found["pmethod"]}
     return {"value": float(np.median(train[column])), "method": "training median"}
 
 
