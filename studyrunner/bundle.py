@@ -4,18 +4,26 @@ A bundle never holds code or pickles, so loading one from another site cannot ex
 anything. It records the radiomics parameter file, the training normalisation, the Cox
 coefficients, the risk-group cut-off, the endpoint and the provenance (protocol hash,
 versions); ``content_sha256`` lets a user check that a bundle was not altered.
+
+A study with CNNs (seed 000) also freezes ``cnn_bundle.json`` with the network weights as
+numpy ``.npz`` files beside it (no pickle; each file's SHA-256 is in the bundle): the crop
+and z-score settings, each network's architecture, the interval cut-offs, the Cox
+coefficients that turn the networks' outputs into OSRS/PFSRS and MOSRS, every score's
+cut-off and the PRS/PDS Youden cut-offs.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from studyrunner import __version__
-from studyrunner.run_folder import read_json, sha256_json, write_json
+from studyrunner.run_folder import read_json, sha256_file, sha256_json, write_json
 
 BUNDLE_FORMAT = "studyrunner.radiomics-cox/1"
+CNN_BUNDLE_FORMAT = "studyrunner.cnn-scores/1"
 
 
 class BundleError(Exception):
@@ -45,15 +53,61 @@ def freeze_model(out_dir: Path, *, model: dict[str, Any], normalisation: dict[st
     return path
 
 
-def load_bundle(path: Path) -> dict[str, Any]:
-    """Read a bundle and check its format and integrity."""
+def freeze_cnn_model(out_dir: Path, run_dir: Path, *, protocol_sha256: str, study_name: str,
+                     synthetic: bool) -> Path:
+    """Write ``cnn_bundle.json`` and ``weights/*.npz`` into ``out_dir``; return the bundle path."""
+    networks = read_json(run_dir / "deep" / "networks.json")
+    training = read_json(run_dir / "deep" / "training.json")
+    crops = read_json(run_dir / "deep" / "crops.json")
+    risk = read_json(run_dir / "statistics" / "risk_scores.json")
+    (out_dir / "weights").mkdir(parents=True, exist_ok=True)
+    frozen_networks = {}
+    for name, entry in networks.items():
+        target = out_dir / entry["weights"]
+        shutil.copyfile(run_dir / "deep" / entry["weights"], target)
+        record = training["networks"].get(name, {})
+        frozen_networks[name] = {**entry, "weights_sha256": sha256_file(target),
+                                 "interval_cutoffs": record.get("cutoffs"), "endpoint": record.get("endpoint")}
+    scores = {}
+    for name, block in risk["scores"].items():
+        scores[name] = {"endpoint": block["endpoint"], "cutoff": block["cutoff"]["value"], "high_risk": "score > cutoff",
+                        **({"network": block["network"], "output_coefficients": block["output_coefficients"]}
+                           if "network" in block else {"fused_coefficients": block["fusion"]["fused_coefficients"]})}
+    response = {name: {"head": head, "youden_cutoff": (block["by_cohort"].get("training") or {}).get("cutoff"),
+                       "positive": "score >= cutoff"}
+                for (name, block), head in zip((risk.get("response") or {}).items(), (0, 1))}
+    content = {
+        "format": CNN_BUNDLE_FORMAT,
+        "studyrunner_version": __version__,
+        "study": study_name,
+        "synthetic_training_data": synthetic,
+        "protocol_sha256": protocol_sha256,
+        "crop": crops["crop"],
+        "zscore": crops["zscore"],
+        "networks": frozen_networks,
+        "scores": scores,
+        "response_scores": response,
+        "score_definition": "network outputs (raw) -> score = sum of output_coefficients x outputs; "
+                            "fused score = sum of fused_coefficients x component scores; PRS/PDS = sigmoid of the heads",
+    }
+    path = out_dir / "cnn_bundle.json"
+    write_json(path, {**content, "content_sha256": sha256_json(content)})
+    return path
+
+
+def load_bundle(path: Path, expected_format: str = BUNDLE_FORMAT) -> dict[str, Any]:
+    """Read a bundle and check its format and integrity (and, for a CNN bundle, its weights)."""
     try:
         bundle = read_json(path)
     except (OSError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path}: cannot read the model bundle: {exc}") from exc
-    if bundle.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path}: unknown bundle format {bundle.get('format')!r} (expected {BUNDLE_FORMAT})")
+    if bundle.get("format") != expected_format:
+        raise BundleError(f"{path}: unknown bundle format {bundle.get('format')!r} (expected {expected_format})")
     recorded = bundle.pop("content_sha256", None)
     if recorded != sha256_json(bundle):
         raise BundleError(f"{path}: content hash mismatch: the bundle was modified after it was frozen")
+    for name, network in (bundle.get("networks") or {}).items():
+        weights = path.parent / network["weights"]
+        if not weights.is_file() or sha256_file(weights) != network["weights_sha256"]:
+            raise BundleError(f"{weights}: weights of network {name!r} missing or altered after freezing")
     return bundle

@@ -226,6 +226,11 @@ def _freeze(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path) -> None:
 
     model = read_json(run_dir / "statistics" / "model.json")
     params = run_dir / "radiomics" / "params.yaml"
+    if (run_dir / "statistics" / "risk_scores.json").exists():
+        from studyrunner.bundle import freeze_cnn_model
+
+        freeze_cnn_model(stage_dir, run_dir, protocol_sha256=loaded.sha256, study_name=loaded.protocol.study.name,
+                         synthetic=loaded.protocol.study.synthetic)
     if "coefficients" not in model:
         write_json(stage_dir / "not_frozen.json", {"reason": model.get("note", "no model was fitted")})
         return

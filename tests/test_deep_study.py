@@ -166,3 +166,24 @@ def test_the_test_cohort_outcomes_never_reach_training_or_model_choice(deep_run,
     for weights in (deep_run / "deep" / "weights").glob("*.npz"):
         a, b = np.load(weights), np.load(tmp_path / "weights" / weights.name)
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_the_frozen_cnn_bundle_reproduces_every_score(deep_run):
+    from studyrunner.bundle import BundleError
+    from studyrunner.deep.frozen import score_with_cnn_bundle
+
+    clinical = pd.read_csv(deep_run / "cohort" / "clinical.csv", dtype={"patient_id": str})
+    test = clinical[clinical["partition"] == "test"]
+    frozen = score_with_cnn_bundle(deep_run / "model" / "cnn_bundle.json", test)
+    written = scored(deep_run).set_index("patient_id").loc[frozen["patient_id"]].reset_index()
+    for column in ("os_score_1", "pfs_score_3", "osrs", "pfsrs", "mosrs", "prs", "pds"):
+        assert np.allclose(frozen[column], written[column], rtol=1e-6, atol=1e-8), column
+
+    weights = next((deep_run / "model" / "weights").glob("*.npz"))
+    original = weights.read_bytes()
+    try:
+        weights.write_bytes(original[:-8] + b"\0" * 8)
+        with pytest.raises(BundleError, match="missing or altered"):
+            score_with_cnn_bundle(deep_run / "model" / "cnn_bundle.json", test)
+    finally:
+        weights.write_bytes(original)
