@@ -336,7 +336,8 @@ def nomogram_rows(results: Mapping[str, Any], nomogram: Mapping[str, Any]) -> li
     """The nomogram's axes top to bottom as {"label", "x", "ticks"}, x in the units of the
     Points axis: a predictor's ticks sit at their table points; the total-points, linear
     predictor and survival axes map total points linearly onto the Points range (the
-    total-points span covers every tick of those axes)."""
+    total-points span covers every tick of those axes). A survival axis's line ("span")
+    covers its survival grid, so an axis with a single labelled tick still shows its range."""
     predictors = nomogram.get("predictors") or {}
     top = max([max(p["points"]) for p in predictors.values() if p.get("points")] + [0.0]) or 100.0
     points = [float(v) for v in np.arange(0, top + 1e-9, 10.0)]
@@ -359,9 +360,13 @@ def nomogram_rows(results: Mapping[str, Any], nomogram: Mapping[str, Any]) -> li
         rows.append({"label": "Linear predictor", "x": to_x(lp_axis["total_points"]),
                      "ticks": [fmt_value(round(float(v), 6)) for v in lp_axis["lp"]]})
     unit = nomogram.get("time_unit") or "days"
+    grid = nomogram.get("survival_grid") or {}
     for axis in surv.values():
-        rows.append({"label": f"Survival at {fmt_value(float(axis['time']))} {unit}", "x": to_x(axis["total_points"]),
-                     "ticks": [fmt_value(round(float(s), 6)) for s in axis["survival"]]})
+        time = fmt_value(float(axis["time"]))
+        inside = [v for v in (grid.get(time) or {}).get("total_points") or [] if lo <= float(v) <= hi]
+        rows.append({"label": f"Survival at {time} {unit}", "x": to_x(axis["total_points"]),
+                     "ticks": [fmt_value(round(float(s), 6)) for s in axis["survival"]],
+                     "span": to_x([min(inside), max(inside)]) if inside else None})
     return rows
 
 
@@ -376,7 +381,8 @@ def draw_nomogram(rows: Sequence[Mapping[str, Any]], nomogram: Mapping[str, Any]
         for i, row in enumerate(rows):
             y = -i
             xs = row["x"]
-            ax.plot([min(xs), max(xs)], [y, y], color="#333333", lw=0.8)
+            ends = [*xs, *(row.get("span") or [])]
+            ax.plot([min(ends), max(ends)], [y, y], color="#333333", lw=0.8)
             ranked = sorted(range(len(xs)), key=lambda k: xs[k])
             crowded = any(xs[b] - xs[a] < 0.06 * top for a, b in zip(ranked, ranked[1:]))
             for rank, k in enumerate(ranked):
