@@ -19,6 +19,7 @@ Altman, Lancet 2002;359:1686-1689).
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,6 @@ from studyrunner.report.figures import (
     _risk_table,
     _save,
     draw_km,
-    km_annotation,
     time_colour,
 )
 from studyrunner.report.formatting import (
@@ -403,17 +403,26 @@ def draw_nomogram(rows: Sequence[Mapping[str, Any]], nomogram: Mapping[str, Any]
 # --------------------------------------------------------------------------- small Kaplan-Meier panels
 
 
+def km_note(block: Mapping[str, Any], width: int = 32) -> str:
+    """The log-rank p and the hazard ratio (high vs low) of a small panel, wrapped to ``width``."""
+    hr, reason = block.get("hr"), block.get("hr_reason")
+    label = f"HR ({reason})" if reason and hr is not None else "HR"
+    hr_text = fmt_hr(hr, block.get("hr_lower"), block.get("hr_upper"), reason=reason)
+    return "\n".join([f"Log-rank {fmt_p_eq(block.get('logrank_p'))}", *textwrap.wrap(f"{label} {hr_text}", width)])
+
+
 def _km_panel(fig: Figure, spec: Any, block: Mapping[str, Any], labels: Mapping[str, str], title: str,
-              unit: str, first: bool) -> Axes:
-    """A small Kaplan-Meier panel (curves, 95% bands, log-rank/HR note) over its numbers at risk."""
-    inner = spec.subgridspec(2, 1, height_ratios=[3.2, 1.0], hspace=0.5)
+              unit: str, first: bool, wrap: int) -> Axes:
+    """A small Kaplan-Meier panel: curves with 95% bands; under them the group sizes, log-rank
+    p and HR, then the numbers at risk."""
+    inner = spec.subgridspec(3, 1, height_ratios=[3.2, 1.3, 1.0], hspace=0.4)
     ax = fig.add_subplot(inner[0])
     km, risk = block.get("km") or {}, block.get("risk_table") or {}
     groups = block.get("groups") or {}
-    ax.set_title(title, loc="left", fontsize=FONT_SIZE)
+    ax.set_title(title, loc="left", fontsize=FONT_SIZE - 0.5)
     if not km:
-        ax.text(0.5, 0.5, block.get("reason") or "not estimated", ha="center", va="center", wrap=True,
-                transform=ax.transAxes, fontsize=FONT_SIZE - 1)
+        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(block.get("reason") or "not estimated", 28)), ha="center",
+                va="center", transform=ax.transAxes, fontsize=FONT_SIZE - 1)
         return ax
     times = [float(t) for t in risk.get("times") or []]
     for g in [g for g in ("low", "high") if g in km]:
@@ -431,18 +440,19 @@ def _km_panel(fig: Figure, spec: Any, block: Mapping[str, Any], labels: Mapping[
     ax.yaxis.set_major_formatter(_formatter(1))
     ax.tick_params(labelsize=FONT_SIZE - 1.5)
     ax.set_xlabel(f"Time ({unit})", fontsize=FONT_SIZE - 1)
-    ax.legend(loc="upper right", fontsize=FONT_SIZE - 2, handlelength=1.2)
-    ax.text(0.03, 0.03, km_annotation(block), transform=ax.transAxes, ha="left", va="bottom",
-            fontsize=FONT_SIZE - 2, bbox={"facecolor": "white", "edgecolor": "#bbbbbb", "linewidth": 0.5,
-                                          "boxstyle": "round,pad=0.3"})
+    note = fig.add_subplot(inner[1])
+    note.axis("off")
+    note.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(-0.03, 0.92), title=km_note(block, wrap),
+                fontsize=FONT_SIZE - 1.5, title_fontsize=FONT_SIZE - 1.5, handlelength=1.2, alignment="left",
+                labelspacing=0.2, borderpad=0.1)
     rows = [g for g in ("low", "high") if g in risk]
     if rows and times:
-        table = fig.add_subplot(inner[1])
+        table = fig.add_subplot(inner[2])
         table.set_xlim(ax.get_xlim())
         _risk_table(table, risk, rows, times)
         for text in table.texts:
             text.set_fontsize(FONT_SIZE - 2)
-        table.tick_params(axis="y", labelleft=first, labelsize=FONT_SIZE - 2, pad=2)
+        table.tick_params(axis="y", labelleft=first, labelsize=FONT_SIZE - 2)
     return ax
 
 
@@ -451,24 +461,26 @@ def draw_km_panels(panels: Sequence[tuple[str, Mapping[str, Any], Mapping[str, s
     """Small Kaplan-Meier panels in rows of ``columns``: (title, groups_by_cutpoint-shaped block, group labels)."""
     n_rows = math.ceil(len(panels) / columns)
     n_cols = min(columns, len(panels))
-    fig_h = 0.35 + 2.75 * n_rows
+    fig_h = 0.35 + 3.3 * n_rows
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(TEXT_WIDTH_IN, fig_h))
         grid = fig.add_gridspec(n_rows, n_cols, left=0.13 if n_cols > 1 else 0.2, right=0.98,
                                 top=1 - 0.5 / fig_h, bottom=0.1 / fig_h, wspace=0.3, hspace=0.35)
         unit = endpoint.get("unit") or "days"
         for k, (title, block, labels) in enumerate(panels):
-            ax = _km_panel(fig, grid[k // n_cols, k % n_cols], block, labels, title, unit, k % n_cols == 0)
+            ax = _km_panel(fig, grid[k // n_cols, k % n_cols], block, labels, title, unit, k % n_cols == 0,
+                           wrap=int(0.8 * TEXT_WIDTH_IN / n_cols / 0.055))
             if k % n_cols == 0:
                 ax.set_ylabel(f"{endpoint.get('label', 'Survival')} probability", fontsize=FONT_SIZE - 1)
         fig.text(0.01, 1 - 0.06 / fig_h, heading, ha="left", va="top", fontweight="bold")
+        fig.text(0.99, 1 - 0.06 / fig_h, f"{ci_label()} shaded", ha="right", va="top", fontsize=FONT_SIZE - 1, color="#444444")
         return _save(fig, path)
 
 
 def subgroup_panels(subgroup: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], Mapping[str, str]]]:
     """One panel per level: title "<level> (n, events)", the level's block, risk-group labels."""
     labels = {"low": "Low risk", "high": "High risk"}
-    return [(f"{level_label(lv['level'])} (n = {fmt_int(lv.get('n'))}, events = {fmt_int(lv.get('n_events'))})",
+    return [(f"{level_label(lv['level'])}\nn = {fmt_int(lv.get('n'))}, events = {fmt_int(lv.get('n_events'))}",
              lv, labels) for lv in subgroup.get("levels") or []]
 
 
@@ -480,7 +492,7 @@ def response_km_panels(results: Mapping[str, Any], endpoint: str) -> list[tuple[
         block = ((response.get(name) or {}).get("stratification") or {}).get(endpoint)
         if block and block.get("km"):
             label, cut = score_label(results, name), fmt_num(block.get("cutpoint"), 3)
-            panels.append((f"{label}, training cut-off {cut}", block,
+            panels.append((f"{label}\ntraining cut-off {cut}", block,
                            {"low": f"{label} \u2264 {cut}", "high": f"{label} > {cut}"}))
     return panels
 

@@ -339,10 +339,11 @@ def sample_size_view(results: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def signature_study(results: Mapping[str, Any]) -> bool:
-    """True for a radiomics-signature study: results.json names one of its records (even as
-    not run) or its model is a stepwise Cox model."""
+    """True for a radiomics-signature study: results.json has one of its records (a result,
+    or a "not_run" record saying why it is missing; null means the plan had none) or its model
+    is a stepwise Cox model."""
     model = results.get("model")
-    return (any(key in results for key in SIGNATURE_SECTIONS)
+    return (any(results.get(key) is not None for key in SIGNATURE_SECTIONS)
             or (isinstance(model, Mapping) and model.get("method") == "stepwise_cox"))
 
 
