@@ -44,11 +44,19 @@ from studyrunner.deep.scoring import score_volumes  # noqa: E402
 from studyrunner.deep.survival_loss import SurvivalIntervalLoss  # noqa: E402
 from studyrunner.deep.training import TrainingSettings, train_network  # noqa: E402
 
-CONFIGS = {
-    "full": NetworkConfig(),  # seed 000: blocks (6, 12, 12, 6), 508 deep features
-    "cpu": NetworkConfig(block_layers=(2, 2, 2, 2), growth_rate=8, initial_features=16, hidden_units=64,
-                         stem_kernel=3),
-}
+DEFAULT_PROTOCOL = REPO / "protocols" / "nsclc_ici.yaml"
+
+
+def protocol_settings(path: Path, profile: str):
+    """Network config, crop (x, y, z), batch size and loss settings of a protocol's profile:
+    ``full`` = the main settings (seed 000's network), ``cpu`` = the ``cpu`` profile."""
+    from studyrunner.deep.stage import network_config
+    from studyrunner.protocol import load_protocol
+
+    deep = load_protocol(path).protocol.predictors.deep_learning
+    crop, network, training, _ = deep.profile("cpu" if profile == "cpu" else "cuda")
+    return (network_config(network), tuple(crop.size_voxels), training.batch_size,
+            deep.survival_loss.model_dump() if deep.survival_loss else {"gamma": 8.0, "margin": 0.25, "threshold": 0.0})
 
 
 def _device_name(dev: torch.device) -> str:
@@ -102,9 +110,11 @@ def bare_throughput(model, loss, x, targets, known, dev, steps, warmup, memory_f
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--crop", type=int, nargs=3, default=(82, 82, 78), metavar=("X", "Y", "Z"))
-    ap.add_argument("--config", choices=sorted(CONFIGS), default="full")
+    ap.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL, help="network, crop and batch come from it")
+    ap.add_argument("--config", choices=("full", "cpu"), default="full",
+                    help="full: the protocol's main settings; cpu: its cpu profile")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the profile's batch size")
+    ap.add_argument("--crop", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"), help="default: the profile's crop")
     ap.add_argument("--steps", type=int, default=20, help="timed steps (a); the cohort of (b), (c) is batch x steps")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on CPU")
@@ -125,14 +135,14 @@ def main(argv=None) -> dict:
     torch.backends.cudnn.benchmark = cudnn_benchmark
     precision = "bf16" if dev.type == "cuda" else "fp32"
     memory_format = torch.channels_last_3d if args.channels_last else torch.contiguous_format
-    config = CONFIGS[args.config]
-    cx, cy, cz = args.crop
-    b = args.batch_size
+    config, profile_crop, profile_batch, loss_settings = protocol_settings(args.protocol, args.config)
+    cx, cy, cz = args.crop or profile_crop
+    b = args.batch_size or profile_batch
     n_cohort = b * args.steps
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    loss = SurvivalIntervalLoss(gamma=2.0, margin=0.25, threshold=0.0)
+    loss = SurvivalIntervalLoss(**loss_settings)
     model = SurvivalNetwork(config).to(dev, memory_format=memory_format)
     n_params = sum(p.numel() for p in model.parameters())
 

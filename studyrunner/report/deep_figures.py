@@ -7,19 +7,16 @@ of OSRS, PFSRS and MOSRS per cohort (Figures 2C,D and 3A,B, drawn by ``figures.d
 the patients sorted by MOSRS with their scores and their mis-ordered pairs (Figure 3C, the
 "sorting errors" of Harrell's C, Harrell et al., Stat Med 1996;15:361-387); the clinical Cox
 models as a forest plot and the rms nomogram (Harrell, Regression Modeling Strategies, 2nd
-ed. 2015, section 10.5; Figure 4A,B); MOSRS within subgroups (Figure 4C,D); and Kaplan-Meier
-curves by the response scores. The response, Grad-CAM and SSIM figures are drawn by
-``studyrunner.report.response_figures``.
+ed. 2015, section 10.5; Figure 4A,B); and MOSRS within subgroups (Figure 4C,D), drawn as
+the small Kaplan-Meier panels of ``response_figures.draw_km_panels``. The response, Grad-CAM
+and SSIM figures are drawn by ``studyrunner.report.response_figures``.
 
-Style, sizes and number formatting follow ``studyrunner.report.figures``; small Kaplan-Meier
-panels keep its curves, bands, annotation and numbers-at-risk rows (Pocock, Clayton &
-Altman, Lancet 2002;359:1686-1689).
+Style, sizes and number formatting follow ``studyrunner.report.figures``.
 """
 
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,10 +31,8 @@ from studyrunner.report.figures import (
     STYLE,
     TEXT_WIDTH_IN,
     THRESHOLD_COLOUR,
-    _from_zero,
     _panels,
     _recorded,
-    _risk_table,
     _save,
     draw_km,
     time_colour,
@@ -54,14 +49,14 @@ from studyrunner.report.formatting import (
 from studyrunner.report.response_figures import (
     COHORT_LABELS,
     column_label,
+    draw_km_panels,
     draw_response_figures,
     level_label,
     score_label,
+    tick_formatter,
 )
 
 import matplotlib.pyplot as plt  # noqa: E402  (figures chose the Agg backend)
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
@@ -74,10 +69,6 @@ FOREST_CLIP = (0.001, 1000.0)
 
 def _endpoint(results: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return (results.get("endpoints") or {}).get(name) or {}
-
-
-def _formatter(digits: int) -> FuncFormatter:
-    return FuncFormatter(lambda v, _: fmt_num(v, digits))
 
 
 def cohort_rows(patients: Mapping[str, Sequence[Any]], partitions: Sequence[str]) -> np.ndarray:
@@ -105,6 +96,7 @@ def draw_training(networks: Mapping[str, Any], path: Path) -> Path:
             best = record.get("best_epoch")
             if best is not None:
                 ax.axvline(best, color="#777777", lw=0.8, ls=":", label="Chosen epoch" if i == 0 else None)
+            ax.margins(x=0.08)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_int(v)))
             ax.set_title(NETWORK_LABELS.get(name, name), loc="left", fontsize=FONT_SIZE)
@@ -151,17 +143,19 @@ def draw_risk_vectors(points: Mapping[str, Any], cutoffs: Sequence[float], endpo
     names = interval_names(cutoffs, endpoint.get("unit") or "days")
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(TEXT_WIDTH_IN, 3.7))
-        ax = fig.add_axes((-0.02, -0.03, 0.66, 0.99), projection="3d")
+        ax = fig.add_axes((-0.02, 0.03, 0.66, 0.93), projection="3d")
         for cohort in COHORT_MARKERS:
             for k in range(len(names)):
                 mask = np.array([c == cohort for c in points["cohort"]], dtype=bool) & (points["interval"] == k)
                 if mask.any():
-                    ax.scatter(*points["xyz"][mask].T, marker=COHORT_MARKERS[cohort], color=time_colour(k), s=16,
+                    ax.scatter(*points["xyz"][mask].T, marker=COHORT_MARKERS[cohort], color=time_colour(k), s=22,
                                depthshade=False, edgecolors="white", linewidths=0.3)
         for setter, label in zip((ax.set_xlabel, ax.set_ylabel, ax.set_zlabel), axis_labels):
             setter(label, labelpad=2)
         ax.tick_params(labelsize=FONT_SIZE - 2, pad=0)
-        ax.set_box_aspect(None, zoom=0.95)
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_major_locator(MaxNLocator(4))
+        ax.set_box_aspect(None, zoom=0.92)
         handles = [plt.Line2D([], [], ls="", marker="o", color=time_colour(k), label=n) for k, n in enumerate(names)]
         handles += [plt.Line2D([], [], ls="", marker=m, color="#777777", label=f"{COHORT_LABELS[c]} "
                                f"(n = {fmt_int(sum(x == c for x in points['cohort']))})")
@@ -228,7 +222,7 @@ def draw_score_ordering(results: Mapping[str, Any], data: Mapping[str, Any], pat
             top.plot(progressed, [patients[pfs_ep["time"]][order[k]] for k in progressed], "_", color="#1a1a1a",
                      ms=6, mew=1.2, ls="", label="Progression")
         top.set_ylabel(f"Follow-up\n({os_ep.get('unit') or 'days'})")
-        top.yaxis.set_major_formatter(_formatter(0))
+        top.yaxis.set_major_formatter(tick_formatter(0))
         top.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, borderaxespad=0.2)
         names = list(data["scaled"])
         width = 0.8 / max(len(names), 1)
@@ -237,7 +231,7 @@ def draw_score_ordering(results: Mapping[str, Any], data: Mapping[str, Any], pat
                        color=SCORE_COLOURS.get(name, NEUTRAL), label=score_label(results, name))
         bottom.set_ylim(0, 1.05)
         bottom.set_ylabel("Score, scaled to\n0\u20131 over the cohort")
-        bottom.yaxis.set_major_formatter(_formatter(1))
+        bottom.yaxis.set_major_formatter(tick_formatter(1))
         twin = bottom.twinx()
         twin.spines["right"].set_visible(True)
         for name, counts in data["misordered"].items():
@@ -400,101 +394,11 @@ def draw_nomogram(rows: Sequence[Mapping[str, Any]], nomogram: Mapping[str, Any]
         return _save(fig, path)
 
 
-# --------------------------------------------------------------------------- small Kaplan-Meier panels
-
-
-def km_note(block: Mapping[str, Any], width: int = 32) -> str:
-    """The log-rank p and the hazard ratio (high vs low) of a small panel, wrapped to ``width``."""
-    hr, reason = block.get("hr"), block.get("hr_reason")
-    label = f"HR ({reason})" if reason and hr is not None else "HR"
-    hr_text = fmt_hr(hr, block.get("hr_lower"), block.get("hr_upper"), reason=reason)
-    return "\n".join([f"Log-rank {fmt_p_eq(block.get('logrank_p'))}", *textwrap.wrap(f"{label} {hr_text}", width)])
-
-
-def _km_panel(fig: Figure, spec: Any, block: Mapping[str, Any], labels: Mapping[str, str], title: str,
-              unit: str, first: bool, wrap: int) -> Axes:
-    """A small Kaplan-Meier panel: curves with 95% bands; under them the group sizes, log-rank
-    p and HR, then the numbers at risk."""
-    inner = spec.subgridspec(3, 1, height_ratios=[3.2, 1.3, 1.0], hspace=0.4)
-    ax = fig.add_subplot(inner[0])
-    km, risk = block.get("km") or {}, block.get("risk_table") or {}
-    groups = block.get("groups") or {}
-    ax.set_title(title, loc="left", fontsize=FONT_SIZE - 0.5)
-    if not km:
-        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(block.get("reason") or "not estimated", 28)), ha="center",
-                va="center", transform=ax.transAxes, fontsize=FONT_SIZE - 1)
-        return ax
-    times = [float(t) for t in risk.get("times") or []]
-    for g in [g for g in ("low", "high") if g in km]:
-        t, s = _from_zero(km[g]["time"], km[g]["surv"])
-        n = (groups.get(g) or {}).get("n")
-        ax.step(t, s, where="post", color=GROUP_COLOURS[g], lw=1.1, label=f"{labels[g]} (n = {fmt_int(n)})")
-        if km[g].get("lower") and km[g].get("upper"):
-            ax.fill_between(t, _from_zero(km[g]["time"], km[g]["lower"])[1], _from_zero(km[g]["time"], km[g]["upper"])[1],
-                            step="post", color=GROUP_COLOURS[g], alpha=0.13, linewidth=0)
-    ax.set_ylim(0, 1.03)
-    ax.set_xlim(0, max(times + [1.0]) * 1.02)
-    if times:
-        ax.set_xticks(times)
-    ax.xaxis.set_major_formatter(_formatter(0))
-    ax.yaxis.set_major_formatter(_formatter(1))
-    ax.tick_params(labelsize=FONT_SIZE - 1.5)
-    ax.set_xlabel(f"Time ({unit})", fontsize=FONT_SIZE - 1)
-    note = fig.add_subplot(inner[1])
-    note.axis("off")
-    note.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(-0.03, 0.92), title=km_note(block, wrap),
-                fontsize=FONT_SIZE - 1.5, title_fontsize=FONT_SIZE - 1.5, handlelength=1.2, alignment="left",
-                labelspacing=0.2, borderpad=0.1)
-    rows = [g for g in ("low", "high") if g in risk]
-    if rows and times:
-        table = fig.add_subplot(inner[2])
-        table.set_xlim(ax.get_xlim())
-        _risk_table(table, risk, rows, times)
-        for text in table.texts:
-            text.set_fontsize(FONT_SIZE - 2)
-        table.tick_params(axis="y", labelleft=first, labelsize=FONT_SIZE - 2)
-    return ax
-
-
-def draw_km_panels(panels: Sequence[tuple[str, Mapping[str, Any], Mapping[str, str]]], endpoint: Mapping[str, Any],
-                   heading: str, path: Path, columns: int = 3) -> Path:
-    """Small Kaplan-Meier panels in rows of ``columns``: (title, groups_by_cutpoint-shaped block, group labels)."""
-    n_rows = math.ceil(len(panels) / columns)
-    n_cols = min(columns, len(panels))
-    fig_h = 0.35 + 3.3 * n_rows
-    with plt.rc_context(STYLE):
-        fig = plt.figure(figsize=(TEXT_WIDTH_IN, fig_h))
-        grid = fig.add_gridspec(n_rows, n_cols, left=0.13 if n_cols > 1 else 0.2, right=0.98,
-                                top=1 - 0.5 / fig_h, bottom=0.1 / fig_h, wspace=0.3, hspace=0.35)
-        unit = endpoint.get("unit") or "days"
-        for k, (title, block, labels) in enumerate(panels):
-            ax = _km_panel(fig, grid[k // n_cols, k % n_cols], block, labels, title, unit, k % n_cols == 0,
-                           wrap=int(0.8 * TEXT_WIDTH_IN / n_cols / 0.055))
-            if k % n_cols == 0:
-                ax.set_ylabel(f"{endpoint.get('label', 'Survival')} probability", fontsize=FONT_SIZE - 1)
-        fig.text(0.01, 1 - 0.06 / fig_h, heading, ha="left", va="top", fontweight="bold")
-        fig.text(0.99, 1 - 0.06 / fig_h, f"{ci_label()} shaded", ha="right", va="top", fontsize=FONT_SIZE - 1, color="#444444")
-        return _save(fig, path)
-
-
 def subgroup_panels(subgroup: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], Mapping[str, str]]]:
     """One panel per level: title "<level> (n, events)", the level's block, risk-group labels."""
     labels = {"low": "Low risk", "high": "High risk"}
     return [(f"{level_label(lv['level'])}\nn = {fmt_int(lv.get('n'))}, events = {fmt_int(lv.get('n_events'))}",
              lv, labels) for lv in subgroup.get("levels") or []]
-
-
-def response_km_panels(results: Mapping[str, Any], endpoint: str) -> list[tuple[str, Mapping[str, Any], Mapping[str, str]]]:
-    """One panel per response score with a stratification for ``endpoint`` (low: score <= cut-off)."""
-    response = (results.get("risk_scores") or {}).get("response") or {}
-    panels = []
-    for name in ("prs", "pds"):
-        block = ((response.get(name) or {}).get("stratification") or {}).get(endpoint)
-        if block and block.get("km"):
-            label, cut = score_label(results, name), fmt_num(block.get("cutpoint"), 3)
-            panels.append((f"{label}\ntraining cut-off {cut}", block,
-                           {"low": f"{label} \u2264 {cut}", "high": f"{label} > {cut}"}))
-    return panels
 
 
 # --------------------------------------------------------------------------- entry point
@@ -504,8 +408,9 @@ def draw_deep_figures(results: Mapping[str, Any], figures_dir: Path, run_dir: Pa
     """Draw every seed-000 figure that results.json has data for; return {figure key: PNG path}.
 
     Keys: "deep_training", "risk_vectors_<os|pfs>", "km_<osrs|pfsrs|mosrs>_<training|test>",
-    "score_ordering", "clinical_forest", "nomogram", "subgroups_<column>", "response_km",
-    then those of ``response_figures.draw_response_figures``."""
+    "score_ordering", "clinical_forest", "nomogram", "subgroups_<column>", then those of
+    ``response_figures.draw_response_figures`` ("response_km", "response_roc",
+    "response_subgroups", "gradcam", "ssim_spearman")."""
     figures: dict[str, Path] = {}
     deep = results.get("deep") if _recorded(results.get("deep")) else {}
     networks = (deep or {}).get("networks") or {}
@@ -550,11 +455,5 @@ def draw_deep_figures(results: Mapping[str, Any], figures_dir: Path, run_dir: Pa
                 heading = f"{score_label(results, headline)} risk groups within {column_label(column).lower()} subgroups"
                 figures[f"subgroups_{column}"] = draw_km_panels(subgroup_panels(subgroup), endpoint, heading,
                                                                 figures_dir / f"subgroups_{column}.png")
-        panels = response_km_panels(results, "os")
-        if panels:
-            figures["response_km"] = draw_km_panels(panels, _endpoint(results, "os"),
-                                                    f"{_endpoint(results, 'os').get('label', 'Survival')} by the "
-                                                    "response scores (all patients)", figures_dir / "response_km.png",
-                                                    columns=2)
     figures.update(draw_response_figures(results, figures_dir, run_dir))
     return figures

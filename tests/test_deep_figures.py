@@ -1,0 +1,326 @@
+"""Seed-000 report figures (studyrunner.report.deep_figures and response_figures).
+
+The pure functions that decide what is drawn are checked against hand computations and
+numpy references; every figure is drawn from a small hand-made results dict (and, when
+present, from a finished run folder at /tmp/deep_sample) and checked for its size."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studyrunner.report.deep_figures import (
+    cohort_rows,
+    draw_deep_figures,
+    event_intervals,
+    forest_limits,
+    forest_rows,
+    interval_names,
+    nomogram_rows,
+    risk_vector_points,
+    scale_unit,
+    score_ordering,
+)
+from studyrunner.report.figures import DPI, TEXT_WIDTH_IN
+from studyrunner.report.response_figures import (
+    column_label,
+    gradcam_cells,
+    km_note,
+    lung_window,
+    response_subgroup_rows,
+    spearman_rows,
+    youden_point,
+)
+
+SAMPLE = Path("/tmp/deep_sample")
+COHORTS = {"training": ["modelling", "validation"], "test": ["test"]}
+
+
+# --------------------------------------------------------------------------- pure functions
+
+
+def test_event_intervals_equal_searchsorted_right() -> None:
+    cutoffs = [100.0, 250.0]
+    times = [5.0, 99.9, 100.0, 180.0, 250.0, 251.0, 900.0]
+    expected = np.searchsorted(cutoffs, times, side="right")  # a time at a cut-off goes right
+    assert event_intervals(times, cutoffs).tolist() == expected.tolist() == [0, 0, 1, 1, 2, 2, 2]
+    assert interval_names(cutoffs, "days") == ["< 100 days", "100\u2013250 days", "\u2265 250 days"]
+
+
+def test_risk_vector_points_keep_cohort_patients_with_the_event() -> None:
+    patients = {
+        "patient_id": ["a", "b", "c", "d", "e", "f"],
+        "partition": ["modelling", "validation", "test", "test", "excluded", "modelling"],
+        "os_days": [50, 300, 120, 40, 10, 260],
+        "os_event": [1, 1, 0, 1, 1, 1],
+        "s1": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+        "s2": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        "s3": [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0],
+    }
+    points = risk_vector_points(patients, ["s1", "s2", "s3"], "os_days", "os_event", [100.0, 250.0], COHORTS)
+    # c is censored, e is in no cohort
+    assert points["patient_id"] == ["a", "b", "d", "f"]
+    assert points["cohort"] == ["training", "training", "test", "training"]
+    np.testing.assert_allclose(points["xyz"], [[0.1, 1.0, -1.0], [0.2, 2.0, -2.0], [0.4, 4.0, -4.0],
+                                               [0.6, 6.0, -6.0]])
+    assert points["interval"].tolist() == np.searchsorted([100.0, 250.0], [50, 300, 40, 260], side="right").tolist()
+
+
+def test_scale_unit_is_min_max() -> None:
+    np.testing.assert_allclose(scale_unit([2.0, 6.0, 4.0, 3.0]), [0.0, 1.0, 0.5, 0.25])
+    np.testing.assert_allclose(scale_unit([-3.0, -1.0]), [0.0, 1.0])
+    np.testing.assert_allclose(scale_unit([7.0, 7.0]), [0.5, 0.5])
+
+
+def _ordering_input(local_rows: bool) -> dict[str, Any]:
+    partition = ["modelling", "test", "test", "validation", "test", "test"]
+    test_rows = [1, 2, 4, 5]
+    counts = {1: (3, 4), 2: (0, 1), 4: (2, 2), 5: (1, 5)}  # misordered_a (mosrs), misordered_b (osrs)
+    per_patient = [{"row": str(k if local_rows else r), "misordered_a": counts[r][0], "misordered_b": counts[r][1],
+                    "comparable": 5.0} for k, r in enumerate(test_rows)]
+    return {"cohorts": COHORTS, "comparison_scores": ["mosrs", "osrs"],
+            "comparison": {"test": {"per_patient": per_patient}},
+            "patients": {"partition": partition,
+                         "mosrs": [9.0, 0.4, -0.2, 8.0, 1.5, 0.1],
+                         "osrs": [0.0, 2.0, 4.0, 0.0, 10.0, 6.0],
+                         "pfsrs": [0.0, -1.0, -1.0, 0.0, -3.0, -5.0]}}
+
+
+@pytest.mark.parametrize("local_rows", [False, True])
+def test_score_ordering_sorts_by_mosrs_and_maps_pair_counts(local_rows: bool) -> None:
+    data = score_ordering(_ordering_input(local_rows), "test")
+    assert data is not None
+    rows = np.array([1, 2, 4, 5])
+    mosrs = np.array([0.4, -0.2, 1.5, 0.1])
+    assert data["order"].tolist() == rows[np.argsort(mosrs)].tolist() == [2, 5, 1, 4]
+    # OSRS of rows 2, 5, 1, 4 = 4, 6, 2, 10 over the cohort range 2..10
+    np.testing.assert_allclose(data["scaled"]["osrs"], [0.25, 0.5, 0.0, 1.0])
+    np.testing.assert_allclose(data["scaled"]["pfsrs"], [1.0, 0.0, 1.0, 0.5])  # -1, -5, -1, -3 over -5..-1
+    np.testing.assert_allclose(data["scaled"]["mosrs"], [0.0, 0.3 / 1.7, 0.6 / 1.7, 1.0])
+    assert data["misordered"]["mosrs"].tolist() == [0, 1, 3, 2]
+    assert data["misordered"]["osrs"].tolist() == [1, 5, 4, 2]
+
+
+def test_score_ordering_absent_cohort_or_score() -> None:
+    risk = _ordering_input(False)
+    assert score_ordering({**risk, "cohorts": {"test": ["nowhere"]}}, "test") is None
+    assert score_ordering({**risk, "patients": {"partition": risk["patients"]["partition"]}}, "test") is None
+    assert cohort_rows(risk["patients"], ["modelling", "validation"]).tolist() == [0, 3]
+
+
+def test_forest_rows_group_categorical_levels() -> None:
+    cox = {"univariate": [
+        {"covariate": "age", "level": None, "reference": None, "hr": 1.02, "hr_lower": 0.98, "hr_upper": 1.06, "p": 0.3},
+        {"covariate": "histology", "level": "Adeno", "reference": "Squamous", "hr": 0.5, "hr_lower": 0.2,
+         "hr_upper": 1.3, "p": 0.15},
+        {"covariate": "histology", "level": "Other", "reference": "Squamous", "hr": 2.0, "hr_lower": 0.04,
+         "hr_upper": 230.0, "p": 0.6}],
+        "multivariable": [{"covariate": "age", "level": None, "reference": None, "hr": 1.01, "hr_lower": 0.97,
+                           "hr_upper": 1.05, "p": 0.5}]}
+    rows = forest_rows({}, cox)
+    assert [(r["label"], r["indent"], r["hr"]) for r in rows] == [
+        ("Univariate Cox models", 0, None), ("Age", 1, 1.02), ("Histology (vs Squamous)", 1, None),
+        ("Adeno", 2, 0.5), ("Other", 2, 2.0), ("Multivariable Cox model", 0, None), ("Age", 1, 1.01)]
+    # decades around 0.04 .. 230
+    assert forest_limits(rows) == (0.01, 1000.0)
+    assert forest_limits([{"hr": 1.5, "lower": 1.2, "upper": 1.9}]) == (1.0, 10.0)
+
+
+def test_nomogram_rows_positions() -> None:
+    nomogram = {
+        "predictors": {"mosrs": {"values": ["-1", "0", "1"], "value_numeric": [-1.0, 0.0, 1.0],
+                                 "points": [0.0, 50.0, 100.0]},
+                       "sex": {"values": ["Female", "Male"], "value_numeric": None, "points": [0.0, 20.0]}},
+        "total_points": [0.0, 40.0, 80.0, 120.0],
+        "lp_axis": {"lp": [-0.5, 0.5], "total_points": [10.0, 110.0]},
+        "survival_axes": {"S180": {"time": 180.0, "survival": [0.9, 0.5], "total_points": [20.0, 132.0]}},
+        "survival_grid": {"180": {"total_points": [0.0, 60.0, 132.0]}},
+        "time_unit": "days"}
+    rows = {r["label"]: r for r in nomogram_rows({}, nomogram)}
+    assert rows["Points"]["x"] == [float(v) for v in range(0, 101, 10)]
+    # a predictor's value sits at its table points
+    assert rows["Mosrs"]["x"] == [0.0, 50.0, 100.0]
+    assert rows["Mosrs"]["ticks"] == ["\u22121", "0", "1"]
+    assert rows["Sex"]["x"] == [0.0, 20.0] and rows["Sex"]["ticks"] == ["Female", "Male"]
+    # total points 0..132 (the survival axis reaches 132) fill the 0..100 points range
+    np.testing.assert_allclose(rows["Total points"]["x"], [0.0, 40 / 1.32, 80 / 1.32, 120 / 1.32])
+    np.testing.assert_allclose(rows["Linear predictor"]["x"], [10 / 1.32, 110 / 1.32])
+    survival = rows["Survival at 180 days"]
+    np.testing.assert_allclose(survival["x"], [20 / 1.32, 100.0])
+    assert survival["ticks"] == ["0.9", "0.5"]
+    np.testing.assert_allclose(survival["span"], [0.0, 100.0])
+
+
+def test_response_helpers() -> None:
+    # Youden point = (1 - specificity, sensitivity)
+    assert youden_point({"sensitivity": 0.75, "specificity": 0.6}) == pytest.approx((0.4, 0.75))
+    assert youden_point({"sensitivity": None, "specificity": 0.6}) is None
+    rows = response_subgroup_rows({"voxel_spacing_mm": {"table": [
+        {"subgroup": "<= 0.7", "n": 30, "auc": 0.6, "auc_lower": 0.4, "auc_upper": 0.8, "reason": None},
+        {"subgroup": "> 0.7", "n": 9, "auc": None, "auc_lower": None, "auc_upper": None, "reason": "few"}]}})
+    assert [(r["label"], r["heading"]) for r in rows] == [("Voxel spacing (mm)", True), ("\u2264 0.7", False),
+                                                          ("> 0.7", False)]
+    assert rows[1]["auc"] == 0.6 and rows[2]["reason"] == "few"
+    assert column_label("tumour_size") == "Tumour size"
+    assert spearman_rows({"spearman": [{"name": "osrs", "rho": 0.2, "p": 0.1, "n": 9},
+                                       {"name": "prs", "rho": None, "p": None, "n": 9},
+                                       {"name": "pds", "rho": math.nan, "p": None, "n": 9}]}) == [
+        {"name": "osrs", "rho": 0.2, "p": 0.1, "n": 9}]
+
+
+def test_km_note_texts() -> None:
+    block = {"logrank_p": 0.0004, "hr": 2.053, "hr_lower": 1.643, "hr_upper": 2.564, "hr_reason": None}
+    assert km_note(block, width=100) == "Log-rank p < 0.001\nHR (high vs low) 2.05 (1.64\u20132.56)"
+    note = km_note({"logrank_p": 0.3, "hr": None, "hr_reason": "no events in the high-risk group"}, width=200)
+    assert note == "Log-rank p = 0.300\nHR (high vs low) \u2014 (no events in the high-risk group)"
+
+
+def test_lung_window_maps_level_and_width() -> None:
+    # level -600, width 1500: -1350 HU is black, 150 HU white, the level mid-grey
+    np.testing.assert_allclose(lung_window(np.array([-2000.0, -1350.0, -600.0, 150.0, 400.0])),
+                               [0.0, 0.0, 0.5, 1.0, 1.0])
+
+
+def test_gradcam_cells_pick_axial_slices() -> None:
+    ct = np.full((4, 4), -600.0)
+    overlays = {"p1/ct/axial": ct, "p1/osrs/axial": np.eye(4), "p1/pds/axial": np.ones((4, 4)),
+                "p1/osrs/coronal": np.zeros((4, 4)), "p2/osrs/axial": np.eye(4)}
+    cells = gradcam_cells({"selected": [{"patient_id": "p1", "mosrs": 1.0}, {"patient_id": "p2"}]}, overlays)
+    assert [c["patient_id"] for c in cells] == ["p1"]  # p2 has no CT slice
+    assert list(cells[0]["maps"]) == ["osrs", "pds"]
+    np.testing.assert_array_equal(cells[0]["maps"]["osrs"], np.eye(4))
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _km_block(rng: np.random.Generator, n: int) -> dict[str, Any]:
+    def curve(m: int) -> dict[str, list[float]]:
+        times = np.sort(rng.uniform(10, 700, m)).round().tolist()
+        surv = np.cumprod(np.full(m, 0.93)).tolist()
+        return {"time": times, "surv": surv, "lower": [max(s - 0.2, 0.0) for s in surv],
+                "upper": [min(s + 0.1, 1.0) for s in surv]}
+    return {"n": n, "n_events": n // 2, "hr": 2.1, "hr_lower": 1.1, "hr_upper": 4.0, "hr_reason": None,
+            "logrank_chisq": 4.2, "logrank_p": 0.04, "c_index": 0.64,
+            "groups": {"low": {"n": n // 2}, "high": {"n": n - n // 2}},
+            "km": {"low": curve(n // 2), "high": curve(n - n // 2)},
+            "risk_table": {"times": [0.0, 200.0, 400.0, 600.0], "low": [n // 2, 6, 3, 1], "high": [n - n // 2, 4, 2, 0]},
+            "median_survival": {"low": {"median": None}, "high": {"median": 300.0, "lower": 200.0, "upper": None}}}
+
+
+def tiny_results(run_dir: Path) -> dict[str, Any]:
+    """A hand-made results dict with every piece the seed-000 figures draw from."""
+    rng = np.random.default_rng(7)
+    n = 24
+    partition = ["modelling"] * 12 + ["validation"] * 4 + ["test"] * 8
+    patients: dict[str, list[Any]] = {"patient_id": [f"P{i:02d}" for i in range(n)], "partition": partition}
+    for ep in ("os", "pfs"):
+        patients[f"{ep}_days"] = rng.integers(20, 800, n).tolist()
+        patients[f"{ep}_event"] = rng.integers(0, 2, n).tolist()
+        for k in (1, 2, 3):
+            patients[f"{ep}_score_{k}"] = rng.normal(size=n).tolist()
+    for name in ("osrs", "pfsrs", "mosrs", "prs", "pds"):
+        patients[name] = rng.normal(size=n).tolist()
+    history = [{"epoch": e, "train_loss": 3.0 / e, "val_loss": 3.2 / e + 0.1 * e, "seconds": 1.0} for e in (1, 2, 3)]
+    networks = {"os": {"cutoffs": [150.0, 400.0], "score_columns": ["os_score_1", "os_score_2", "os_score_3"],
+                       "history": history, "best_epoch": 2},
+                "pfs": {"cutoffs": [100.0, 300.0], "history": history, "best_epoch": 3},
+                "response": {"history": history, "best_epoch": 1}}
+    scores = {name: {"label": name.upper(), "endpoint": ep,
+                     "evaluation": {"training": _km_block(rng, 16), "test": _km_block(rng, 8)}}
+              for name, ep in (("osrs", "os"), ("pfsrs", "pfs"), ("mosrs", "os"))}
+    test_rows = [i for i, p in enumerate(partition) if p == "test"]
+    comparison = {"test": {"per_patient": [{"row": str(r), "misordered_a": float(r % 3), "misordered_b": float(r % 5),
+                                            "comparable": 6.0} for r in test_rows]}}
+    roc = {"auc": 0.7, "auc_lower": 0.5, "auc_upper": 0.9, "cutoff": 0.45, "sensitivity": 0.8, "specificity": 0.6,
+           "n": 16, "curve": {"fpr": [1.0, 0.6, 0.4, 0.0], "tpr": [1.0, 0.8, 0.5, 0.0], "threshold": [None, 0.4, 0.45, 0.6]}}
+    sub_table = [{"subgroup": "A", "n": 12, "auc": 0.66, "auc_lower": 0.4, "auc_upper": 0.9, "reason": None},
+                 {"subgroup": "B", "n": 5, "auc": None, "auc_lower": None, "auc_upper": None, "reason": "few"}]
+    response = {name: {"label": name.upper(), "outcome": outcome, "by_cohort": {"training": roc, "test": roc},
+                       "stratification": {"os": {**_km_block(rng, 24), "cutpoint": 0.45}},
+                       "subgroups": {"histology": {"table": sub_table}}}
+                for name, outcome in (("prs", "partial response"), ("pds", "progressive disease"))}
+    nomogram = {"predictors": {"mosrs": {"values": ["-1", "0", "1"], "value_numeric": [-1.0, 0.0, 1.0],
+                                         "points": [0.0, 50.0, 100.0]}},
+                "total_points": [0.0, 50.0, 100.0], "lp_axis": {"lp": [-1.0, 1.0], "total_points": [0.0, 100.0]},
+                "survival_axes": {"s": {"time": 365.0, "survival": [0.8, 0.5], "total_points": [20.0, 90.0]}},
+                "n": 16, "n_events": 8, "time_unit": "days"}
+    cox_row = {"covariate": "mosrs", "level": None, "reference": None, "hr": 2.7, "hr_lower": 0.9, "hr_upper": 8.0,
+               "p": 0.07}
+    subgroups = {"histology": {"levels": [{"level": "Adeno", **_km_block(rng, 14)},
+                                          {"level": "Squamous", "n": 4, "n_events": 0, "km": None, "reason": "too few"}]}}
+    selected = [{"patient_id": "P16", "ordered_by": "mosrs", "mosrs": -0.5},
+                {"patient_id": "P20", "ordered_by": "mosrs", "mosrs": 0.7}]
+    yy, xx = np.mgrid[:16, :16]
+    overlays = {}
+    for pid in ("P16", "P20"):
+        overlays[f"{pid}/ct/axial"] = np.where((yy - 8) ** 2 + (xx - 8) ** 2 < 16, 40.0, -850.0)
+        for name in ("osrs", "pfsrs", "prs", "pds"):
+            overlays[f"{pid}/{name}/axial"] = np.exp(-((yy - 8) ** 2 + (xx - 7) ** 2) / 20.0)
+    (run_dir / "explanations").mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(run_dir / "explanations" / "overlays.npz", **overlays)
+    return {
+        "study": {"synthetic": True},
+        "endpoints": {"os": {"label": "Overall survival", "time": "os_days", "event": "os_event", "unit": "days"},
+                      "pfs": {"label": "Progression-free survival", "time": "pfs_days", "event": "pfs_event",
+                              "unit": "days"}},
+        "deep": {"networks": networks},
+        "risk_scores": {"cohorts": COHORTS, "scores": scores, "comparison": comparison,
+                        "comparison_scores": ["mosrs", "osrs"], "headline_score": "mosrs",
+                        "clinical_cox": {"univariate": [cox_row], "multivariable": [cox_row]},
+                        "nomogram": nomogram, "subgroups": subgroups, "response": response, "patients": patients},
+        "explanations": {"selected": selected, "overlays_file": "explanations/overlays.npz",
+                         "ssim": {"pair": ["osrs", "pfsrs"], "by_cohort": {"training": {"n": 16, "median": 0.6,
+                                                                                         "q1": 0.4, "q3": 0.8}}},
+                         "spearman": [{"name": n, "rho": r, "p": p, "n": 24} for n, r, p in
+                                      (("osrs", -0.4, 0.03), ("pfsrs", 0.1, 0.6), ("mosrs", -0.3, 0.15))]},
+    }
+
+
+EXPECTED_KEYS = {"deep_training", "risk_vectors_os", "risk_vectors_pfs", "score_ordering", "clinical_forest",
+                 "nomogram", "subgroups_histology", "response_km", "response_roc", "response_subgroups", "gradcam",
+                 "ssim_spearman"} | {f"km_{s}_{c}" for s in ("osrs", "pfsrs", "mosrs") for c in ("training", "test")}
+
+
+def _check_pngs(figures: dict[str, Path]) -> None:
+    for key, path in figures.items():
+        assert path.is_file(), key
+        with Image.open(path) as image:
+            width, height = image.size
+        assert width == round(TEXT_WIDTH_IN * DPI), (key, width)  # drawn at the text width, shown at 1:1
+        assert 0.25 * DPI < height < 9.5 * DPI, (key, height)
+
+
+def test_every_figure_from_hand_made_results(tmp_path: Path) -> None:
+    results = tiny_results(tmp_path / "run")
+    figures = draw_deep_figures(results, tmp_path / "figures", tmp_path / "run")
+    assert set(figures) == EXPECTED_KEYS
+    _check_pngs(figures)
+
+
+def test_absent_pieces_are_skipped(tmp_path: Path) -> None:
+    results = tiny_results(tmp_path / "run")
+    assert draw_deep_figures({}, tmp_path / "none", tmp_path / "run") == {}
+    only_deep = draw_deep_figures({"deep": results["deep"]}, tmp_path / "deep", tmp_path / "run")
+    assert set(only_deep) == {"deep_training"}
+    results["risk_scores"]["response"] = None
+    results["risk_scores"]["nomogram"] = {"not_run": "no covariates"}
+    results["explanations"]["overlays_file"] = "explanations/missing.npz"
+    figures = draw_deep_figures(results, tmp_path / "some", tmp_path / "run")
+    assert not {"response_km", "response_roc", "response_subgroups", "nomogram", "gradcam"} & set(figures)
+    assert {"ssim_spearman", "score_ordering", "km_mosrs_test"} <= set(figures)
+
+
+@pytest.mark.skipif(not (SAMPLE / "results.json").is_file(), reason="no finished seed-000 run at /tmp/deep_sample")
+def test_every_figure_from_a_finished_run(tmp_path: Path) -> None:
+    results = json.loads((SAMPLE / "results.json").read_text())
+    figures = draw_deep_figures(results, tmp_path, SAMPLE)
+    subgroups = {f"subgroups_{c}" for c in results["risk_scores"].get("subgroups") or {}}
+    assert set(figures) == (EXPECTED_KEYS - {"subgroups_histology"}) | subgroups
+    _check_pngs(figures)
