@@ -61,11 +61,11 @@ def deep_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("deep")
     generate_nsclc_ici_cohort(tmp / "cohort", n_patients=N_PATIENTS, seed=20220415)
     protocol = deep_protocol(tmp, tmp / "cohort")
-    run = tmp / "run"
-    done = subprocess.run([str(REPO / ".venv" / "bin" / "studyrunner"), "run", str(protocol), "--out", str(run),
-                           "--device", "cpu"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return run
+    # in-process: a subprocess would inherit the LD_LIBRARY_PATH that embedded R set in this one
+    from studyrunner.protocol import load_protocol
+    from studyrunner.runner import RunOptions, run_study
+
+    return run_study(load_protocol(protocol), RunOptions(out_dir=tmp / "run", device="cpu"))
 
 
 def results(run: Path) -> dict:

@@ -61,7 +61,8 @@ def test_json_output_is_plain_json(tmp_path):
 def test_each_stage_fingerprint_covers_the_code_it_runs():
     from studyrunner.runner import STAGE_CODE, stage_code
 
-    assert set(STAGE_CODE) == {"cohort", "images", "radiomics", "statistics", "model", "report"}
+    assert set(STAGE_CODE) == {"cohort", "images", "radiomics", "deep", "statistics", "explanations", "model",
+                               "report"}
     for name in STAGE_CODE:
         files = stage_code(name)
         assert files and all(f.is_file() and f.suffix == ".py" for f in files)

@@ -593,11 +593,7 @@ def draw_time_roc(time_roc: Mapping[str, Any], cohort_label: str, path: Path) ->
                 continue
             ax_roc.plot(curve["fp"], curve["tp"], color=time_colour(i), lw=1.1,
                         label=f"{fmt_time(t)} {unit}: AUC {fmt_num(auc[i], AUC_DIGITS)}")
-        ax_roc.set_xlim(0, 1)
-        ax_roc.set_ylim(0, 1.01)
-        ax_roc.set_aspect("equal")
-        ax_roc.set_xlabel("1 \u2212 specificity (false-positive rate)")
-        ax_roc.set_ylabel("Sensitivity (true-positive rate)")
+        roc_axes(ax_roc, "1 \u2212 specificity (false-positive rate)", "Sensitivity (true-positive rate)")
         ax_roc.legend(loc="lower right", handlelength=1.2)
         ax_roc.set_title(cohort_label, loc="left")
 
@@ -628,6 +624,15 @@ def draw_time_roc(time_roc: Mapping[str, Any], cohort_label: str, path: Path) ->
 
 
 # --------------------------------------------------------------------------- calibration and decision curves
+
+
+def roc_axes(ax: Axes, xlabel: str = "1 \u2212 specificity", ylabel: str = "Sensitivity") -> None:
+    """The unit square of a ROC plot with its axis labels."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
 
 
 def _rows_by_time(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

@@ -34,6 +34,7 @@ from studyrunner.report.figures import (
     THRESHOLD_COLOUR,
     _from_zero,
     _panels,
+    roc_axes,
     _recorded,
     _risk_table,
     _save,
@@ -221,11 +222,7 @@ def draw_response_roc(results: Mapping[str, Any], names: Sequence[str], path: Pa
             if point is not None:
                 ax.plot(*point, "D", color="#1a1a1a", ms=4.5, zorder=4,
                         label=f"Training Youden cut-off {fmt_num(by_cohort['training'].get('cutoff'), 3)}")
-            ax.set_xlim(0, 1)
-            ax.set_ylim(0, 1.01)
-            ax.set_aspect("equal")
-            ax.set_xlabel("1 \u2212 specificity")
-            ax.set_ylabel("Sensitivity")
+            roc_axes(ax)
             outcome = response[name].get("outcome")
             ax.set_title(score_label(results, name) + (f": {outcome}" if outcome else ""), loc="left")
             ax.legend(loc="upper left", bbox_to_anchor=(-0.2, -0.2), title=f"AUC ({ci_label()})",

@@ -41,7 +41,7 @@ import pandas as pd
 from studyrunner.errors import InputError
 from studyrunner.rbridge import RError, RFunction, json_ready, r_function
 from studyrunner.statistics.score_performance import time_key
-from studyrunner.statistics.survival_model import shape_group_curves
+from studyrunner.statistics.survival_model import select_columns, shape_group_curves
 
 _backward_cox_selection = r_function("risk_scores", "backward_cox_selection")
 _fuse_scores = r_function("risk_scores", "fuse_scores")
@@ -57,11 +57,10 @@ DEFAULT_FUN_AT = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 def _columns(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """The named columns of ``df`` (each once); InputError naming the missing ones."""
-    wanted = list(dict.fromkeys(columns))
-    missing = [c for c in wanted if c not in df.columns]
-    if missing:
-        raise InputError(f"column(s) not found in data: {missing}")
-    return df[wanted]
+    try:
+        return select_columns(df, columns)
+    except KeyError as error:
+        raise InputError(error.args[0]) from error
 
 
 def _text_columns_for_r(frame: pd.DataFrame) -> pd.DataFrame:
