@@ -191,3 +191,31 @@ def test_weights_round_trip_is_bit_identical(tmp_path):
                      tmp_path / "w.npz")
     with pytest.raises(InputError, match="shape"):
         load_weights(SurvivalNetwork(TINY), tmp_path / "w.npz")
+
+
+def test_gradcam_layer_is_the_deepest_map_with_spatial_extent():
+    """41 voxels: stem 21, pool 11, block 1 at 11, block 2 at 6, block 3 at 3, block 4 at 2
+    (transitions pool with ceil): with min_size 4 the map is block 2's; 82 voxels: block 3
+    at 6 (checked against a forward pass through the body, module by module)."""
+    import torch
+
+    from studyrunner.deep.network import NetworkConfig, SurvivalNetwork
+
+    torch.manual_seed(0)
+    model = SurvivalNetwork(NetworkConfig(block_layers=(1, 1, 1, 1), growth_rate=4, initial_features=8,
+                                          hidden_units=8), 3)
+    blocks = [m for m in model.backbone.body if type(m) is torch.nn.Sequential]
+    model.eval()
+    sizes, out = {}, torch.zeros(1, 1, 41, 41, 41)
+    with torch.no_grad():
+        for module in model.backbone.body:
+            out = module(out)
+            if module in blocks:
+                sizes[blocks.index(module) + 1] = tuple(out.shape[2:])
+    assert sizes == {1: (11,) * 3, 2: (6,) * 3, 3: (3,) * 3, 4: (2,) * 3}
+    model.train()
+    name, layer = model.gradcam_layer_for((41, 41, 41), min_size=4)
+    assert (name, layer) == ("dense block 2", blocks[1])
+    assert model.gradcam_layer_for((82, 82, 82), min_size=4)[0] == "dense block 3"
+    assert model.gradcam_layer_for((41, 41, 41), min_size=2)[0] == "final"
+    assert model.training  # the probe leaves the mode as it was

@@ -199,6 +199,33 @@ class _DenseHeadNetwork(nn.Module):
         """Module whose output [B, C, d, h, w] is the last activation before global pooling."""
         return self.backbone.final
 
+    def gradcam_layer_for(self, input_shape: tuple[int, int, int], min_size: int = 4) -> tuple[str, nn.Module]:
+        """(name, module) of the deepest dense block or final BN-ReLU whose output is at least
+        ``min_size`` voxels along every axis for an input of ``input_shape`` (D, H, W).
+
+        Grad-CAM of a map of one voxel per axis is a constant (or zero) after upsampling; a
+        small crop through four transitions ends there (41 voxels -> 1), so the map is taken
+        one or two blocks earlier. Falls back to the first dense block.
+        """
+        named = [(f"dense block {i}", m) for i, m in enumerate(
+            (m for m in self.backbone.body if type(m) is nn.Sequential), start=1)]
+        named.append(("final", self.backbone.final))
+        sizes: dict[str, tuple[int, ...]] = {}
+        hooks = [m.register_forward_hook(lambda mod, inp, out, n=name: sizes.__setitem__(n, tuple(out.shape[2:])))
+                 for name, m in named]
+        was_training = self.training
+        try:
+            self.eval()
+            parameter = next(self.parameters())
+            with torch.no_grad():
+                self(torch.zeros(1, self.config.in_channels, *input_shape, device=parameter.device, dtype=parameter.dtype))
+        finally:
+            for hook in hooks:
+                hook.remove()
+            self.train(was_training)
+        large = [(name, m) for name, m in named if min(sizes[name]) >= min_size]
+        return large[-1] if large else named[0]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Deep features [B, n_deep_features] (global average of ``gradcam_layer``'s output)."""
         return self.backbone(x)

@@ -8,7 +8,9 @@ statistics stage) uses that combination as the target, so the map explains the s
 study reports, not a single output. PRS and PDS are the dual-task network's two heads.
 
 Per patient: SSIM (Wang et al., IEEE TIP 2004) between its OSRS and PFSRS maps; then the
-Spearman correlation of that SSIM with every risk score, as the seed does. For
+Spearman correlation of that SSIM with every risk score, as the seed does. A map that is zero
+everywhere (no voxel raises the score: Grad-CAM's ReLU removes everything) has no structure
+to compare, so such a patient gets no SSIM and is counted instead. For
 ``gradcam_patients`` test patients (the lowest, middle and highest fused score, or the
 first survival score when there is no fusion) the axial, coronal and sagittal mid-slices of
 the crop and of every map are kept for the report's overlays.
@@ -36,6 +38,7 @@ from studyrunner.protocol import LoadedProtocol
 from studyrunner.run_folder import read_json, write_json
 
 GRADCAM_BATCH = 8
+GRADCAM_MIN_SIZE = 4  # voxels per axis of the explained feature map
 RESPONSE_HEADS = {"prs": 0, "pds": 1}
 
 
@@ -100,20 +103,32 @@ def explain_scores(loaded: LoadedProtocol, run_dir: Path, patients: pd.DataFrame
     volumes = crops_of(loaded, run_dir, rows)
     targets = map_targets(run_dir, device)
     maps: dict[str, np.ndarray] = {}
+    layers: dict[str, str] = {}
     for done, (name, (model, target)) in enumerate(targets.items(), start=1):
-        parts = [grad_cam_3d(model, model.gradcam_layer, torch.from_numpy(volumes[i:i + GRADCAM_BATCH]).to(device),
-                             target) for i in range(0, len(volumes), GRADCAM_BATCH)]
+        layers[name], layer = model.gradcam_layer_for(volumes.shape[2:], GRADCAM_MIN_SIZE)
+        parts = [grad_cam_3d(model, layer, torch.from_numpy(volumes[i:i + GRADCAM_BATCH]).to(device), target)
+                 for i in range(0, len(volumes), GRADCAM_BATCH)]
         maps[name] = np.concatenate(parts)
         progress(done, len(targets))
 
-    summary: dict = {"scores_explained": list(maps), "device": device}
+    summary: dict = {"scores_explained": list(maps), "device": device, "layers": layers,
+                     "layer_rule": f"the deepest dense block (or the final activation) whose map is at least "
+                                   f"{GRADCAM_MIN_SIZE} voxels along every axis"}
     pair = [name for name in ("osrs", "pfsrs") if name in maps]
     table = scored[["patient_id", "partition"]].copy()
+    for name, volume_maps in maps.items():
+        table[f"{name}_map_empty"] = volume_maps.reshape(len(volume_maps), -1).max(axis=1) <= 0
     if len(pair) == 2:
-        table["ssim"] = [ssim_3d(a, b, data_range=1.0) for a, b in zip(maps[pair[0]], maps[pair[1]])]
+        # an all-zero map (no voxel raises the score) has no structure to compare: no SSIM
+        comparable = ~(table[f"{pair[0]}_map_empty"] | table[f"{pair[1]}_map_empty"])
+        table["ssim"] = [ssim_3d(a, b, data_range=1.0) if ok else None
+                         for a, b, ok in zip(maps[pair[0]], maps[pair[1]], comparable)]
         score_columns = [c for c in ("osrs", "pfsrs", "mosrs", "prs", "pds") if c in scored]
-        summary["ssim"] = {"pair": pair, "by_cohort": ssim_summary(table, protocol.cohort.split)}
+        summary["ssim"] = {"pair": pair, "by_cohort": ssim_summary(table, protocol.cohort.split),
+                           "n_without_ssim": int((~comparable).sum()),
+                           "why_without": "the Grad-CAM map of one of the two scores is zero everywhere"}
         summary["spearman"] = spearman_table({c: scored[c].tolist() for c in score_columns}, table["ssim"].tolist())
+    summary["empty_maps"] = {name: int(table[f"{name}_map_empty"].sum()) for name in maps}
     table.to_csv(stage_dir / "ssim.csv", index=False, float_format="%.6g")
 
     test = scored["partition"].isin(protocol.cohort.split.test)
@@ -143,7 +158,7 @@ def explain_scores(loaded: LoadedProtocol, run_dir: Path, patients: pd.DataFrame
 def ssim_summary(table: pd.DataFrame, split) -> dict:
     out = {}
     for cohort, partitions in (("training", split.training), ("test", split.test)):
-        values = table.loc[table["partition"].isin(partitions), "ssim"].to_numpy(float)
+        values = table.loc[table["partition"].isin(partitions), "ssim"].dropna().to_numpy(float)
         if values.size:
             q1, median, q3 = np.percentile(values, [25, 50, 75])
             out[cohort] = {"n": int(values.size), "median": float(median), "q1": float(q1), "q3": float(q3)}
