@@ -24,18 +24,20 @@ import torch
 from studyrunner.errors import InputError
 
 
-def score_volumes(model: torch.nn.Module, x, device, batch_size: int = 64) -> np.ndarray:
+def score_volumes(model: torch.nn.Module, x, device, batch_size: int = 64, bf16: bool | None = None) -> np.ndarray:
     """The model's outputs [N, outputs] as float64 for volumes ``x`` [N, C, D, H, W].
 
     The model is moved to ``device`` and run in eval mode under ``torch.inference_mode``
-    (bf16 autocast on CUDA), ``batch_size`` volumes at a time; its train/eval mode is
-    restored afterwards. ``x`` may be a numpy array or a tensor on any device.
+    (bf16 autocast on CUDA; ``bf16`` True/False forces it on/off on any device, so the GPU's
+    precision can be checked on a CPU), ``batch_size`` volumes at a time; its train/eval mode
+    is restored afterwards. ``x`` may be a numpy array or a tensor on any device.
     """
     if int(batch_size) != batch_size or batch_size < 1:
         raise InputError(f"batch_size is {batch_size!r}; need a positive integer")
     if getattr(x, "ndim", None) != 5:
         raise InputError(f"volumes have shape {getattr(x, 'shape', None)}; need [patients, channels, D, H, W]")
     dev = torch.device(device)
+    autocast = dev.type == "cuda" if bf16 is None else bool(bf16)
     xt = torch.as_tensor(x)
     model.to(dev)
     was_training = model.training
@@ -45,7 +47,7 @@ def score_volumes(model: torch.nn.Module, x, device, batch_size: int = 64) -> np
         with torch.inference_mode():
             for s in range(0, int(xt.shape[0]), int(batch_size)):
                 xb = xt[s:s + int(batch_size)].to(dev, dtype=torch.float32, non_blocking=True)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
                     outputs.append(model(xb).float())
             out = torch.cat(outputs) if outputs else torch.empty((0, 0))
     finally:
