@@ -284,7 +284,7 @@ def tiny_results(run_dir: Path) -> dict[str, Any]:
 
 
 EXPECTED_KEYS = {"deep_training", "risk_vectors_os", "risk_vectors_pfs", "score_ordering", "clinical_forest",
-                 "nomogram", "subgroups_histology", "response_km", "response_roc", "response_subgroups", "gradcam",
+                 "nomogram", "subgroups_histology", "response_km_os", "response_roc", "response_subgroups", "gradcam",
                  "ssim_spearman"} | {f"km_{s}_{c}" for s in ("osrs", "pfsrs", "mosrs") for c in ("training", "test")}
 
 
@@ -313,7 +313,7 @@ def test_absent_pieces_are_skipped(tmp_path: Path) -> None:
     results["risk_scores"]["nomogram"] = {"not_run": "no covariates"}
     results["explanations"]["overlays_file"] = "explanations/missing.npz"
     figures = draw_deep_figures(results, tmp_path / "some", tmp_path / "run")
-    assert not {"response_km", "response_roc", "response_subgroups", "nomogram", "gradcam"} & set(figures)
+    assert not {"response_km_os", "response_km_pfs", "response_roc", "response_subgroups", "nomogram", "gradcam"} & set(figures)
     assert {"ssim_spearman", "score_ordering", "km_mosrs_test"} <= set(figures)
 
 
@@ -322,5 +322,7 @@ def test_every_figure_from_a_finished_run(tmp_path: Path) -> None:
     results = json.loads((SAMPLE / "results.json").read_text())
     figures = draw_deep_figures(results, tmp_path, SAMPLE)
     subgroups = {f"subgroups_{c}" for c in results["risk_scores"].get("subgroups") or {}}
-    assert set(figures) == (EXPECTED_KEYS - {"subgroups_histology"}) | subgroups
+    stratified = {f"response_km_{e}" for block in results["risk_scores"]["response"].values()
+                  for e in block.get("stratification") or {}}
+    assert set(figures) == (EXPECTED_KEYS - {"subgroups_histology", "response_km_os"}) | subgroups | stratified
     _check_pngs(figures)

@@ -409,7 +409,7 @@ def draw_deep_figures(results: Mapping[str, Any], figures_dir: Path, run_dir: Pa
 
     Keys: "deep_training", "risk_vectors_<os|pfs>", "km_<osrs|pfsrs|mosrs>_<training|test>",
     "score_ordering", "clinical_forest", "nomogram", "subgroups_<column>", then those of
-    ``response_figures.draw_response_figures`` ("response_km", "response_roc",
+    ``response_figures.draw_response_figures`` ("response_km_<endpoint>", "response_roc",
     "response_subgroups", "gradcam", "ssim_spearman")."""
     figures: dict[str, Path] = {}
     deep = results.get("deep") if _recorded(results.get("deep")) else {}

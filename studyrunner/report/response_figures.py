@@ -401,15 +401,16 @@ def draw_ssim_spearman(results: Mapping[str, Any], rows: Sequence[Mapping[str, A
 def draw_response_figures(results: Mapping[str, Any], figures_dir: Path, run_dir: Path) -> dict[str, Path]:
     """The PRS/PDS and Grad-CAM figures that results.json has data for.
 
-    Keys: "response_km", "response_roc", "response_subgroups", "gradcam", "ssim_spearman"."""
+    Keys: "response_km_os", "response_km_pfs", "response_roc", "response_subgroups", "gradcam", "ssim_spearman"."""
     figures: dict[str, Path] = {}
     response = (results.get("risk_scores") or {}).get("response") or {}
-    panels = response_km_panels(results, "os")
-    if panels:
-        endpoint = (results.get("endpoints") or {}).get("os") or {}
-        figures["response_km"] = draw_km_panels(panels, endpoint, f"{endpoint.get('label', 'Survival')} by the "
-                                                "response scores (all patients)", figures_dir / "response_km.png",
-                                                columns=2)
+    for name in ("os", "pfs"):
+        panels = response_km_panels(results, name)
+        if panels:
+            endpoint = (results.get("endpoints") or {}).get(name) or {}
+            figures[f"response_km_{name}"] = draw_km_panels(
+                panels, endpoint, f"{endpoint.get('label', 'Survival')} by the response scores (all patients)",
+                figures_dir / f"response_km_{name}.png", columns=2)
     with_roc = [n for n in ("prs", "pds") if _recorded(response.get(n))
                 and any((b or {}).get("curve") for b in (response[n].get("by_cohort") or {}).values())]
     if with_roc:
