@@ -125,6 +125,11 @@ SECTION_TITLES = {
     "calibration": "Calibration",
     "decision-curves": "Decision curves",
     "cross-validation": "Internal validation: cross-validation",
+    "methods-deep": "Methods: deep-learning risk scores",
+    "deep-scores": "Deep-learning risk scores",
+    "deep-clinical": "Risk score with clinical factors",
+    "deep-response": "Response scores: PRS and PDS",
+    "deep-explanations": "Explanations: Grad-CAM maps",
     "declarations": "Declarations",
     "checklist": "TRIPOD+AI checklist",
 }
@@ -479,16 +484,32 @@ def cross_validation_rows(cv: Mapping[str, Any]) -> list[dict[str, Any]]:
                            for key in ("training", "validation")}} for t in cv.get("times") or []]
 
 
+# Where a study with CNN scores (seed 000) also answers a TRIPOD+AI item.
+DEEP_CHECKLIST_SECTIONS = {
+    "9b": "methods-deep", "12b": "methods-deep", "12c": "methods-deep", "12e": "methods-deep",
+    "12g": "methods-deep", "15": "deep-scores", "22": "deep-scores", "23a": "deep-scores",
+    "23b": "deep-clinical",
+}
+
+
 def checklist_view(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The TRIPOD+AI items with the report section where each is reported.
 
     Keys per row: ``item``, ``topic``, ``anchor`` (None: authors to complete), ``section``
-    (its title) and ``not_run`` (True when that section's results.json record is missing).
+    (its title), ``not_run`` (True when that section's results.json record is missing) and
+    ``also`` (further sections, [{"anchor", "section"}]: the CNN sections of a seed-000 run).
     """
-    return [{"item": item, "topic": topic, "anchor": anchor,
-             "section": SECTION_TITLES[anchor] if anchor else None,
-             "not_run": anchor in SECTION_SOURCES and not_run_reason(results, SECTION_SOURCES[anchor]) is not None}
-            for item, topic, anchor in TRIPOD_AI_ITEMS]
+    deep = bool(results.get("deep"))
+    rows = []
+    for item, topic, anchor in TRIPOD_AI_ITEMS:
+        extra = DEEP_CHECKLIST_SECTIONS.get(item) if deep else None
+        if anchor is None and extra is not None:
+            anchor, extra = extra, None
+        rows.append({"item": item, "topic": topic, "anchor": anchor,
+                     "section": SECTION_TITLES[anchor] if anchor else None,
+                     "not_run": anchor in SECTION_SOURCES and not_run_reason(results, SECTION_SOURCES[anchor]) is not None,
+                     "also": [{"anchor": extra, "section": SECTION_TITLES[extra]}] if extra else []})
+    return rows
 
 
 def build_context(results: Mapping[str, Any], figures: Mapping[str, str], css: str) -> dict[str, Any]:
