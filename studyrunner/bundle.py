@@ -73,9 +73,11 @@ def freeze_cnn_model(out_dir: Path, run_dir: Path, *, protocol_sha256: str, stud
         scores[name] = {"endpoint": block["endpoint"], "cutoff": block["cutoff"]["value"], "high_risk": "score > cutoff",
                         **({"network": block["network"], "output_coefficients": block["output_coefficients"]}
                            if "network" in block else {"fused_coefficients": block["fusion"]["fused_coefficients"]})}
-    response = {name: {"head": head, "youden_cutoff": (block["by_cohort"].get("training") or {}).get("cutoff"),
-                       "positive": "score >= cutoff"}
-                for (name, block), head in zip((risk.get("response") or {}).items(), (0, 1))}
+    from studyrunner.deep.network import RESPONSE_HEADS
+
+    response = {name: {"head": RESPONSE_HEADS[name], "positive": "score >= cutoff",
+                       "youden_cutoff": (block["by_cohort"].get("training") or {}).get("cutoff")}
+                for name, block in (risk.get("response") or {}).items()}
     content = {
         "format": CNN_BUNDLE_FORMAT,
         "studyrunner_version": __version__,

@@ -19,7 +19,7 @@ import yaml
 from lifelines import CoxPHFitter
 from lifelines.utils import concordance_index
 
-from tests.conftest import REPO
+from tests.conftest import REPO, small_study
 
 TINY_NETWORK = {"block_layers": [1, 1, 1, 1], "growth_rate": 4, "initial_features": 8, "hidden_units": 16,
                 "dropout": 0.0}
@@ -30,28 +30,19 @@ N_PATIENTS = 64
 COUNTS = {"modelling": 38, "validation": 10, "test": 16}
 
 
-def deep_protocol(tmp: Path, cohort: Path) -> Path:
-    data = yaml.safe_load((REPO / "protocols" / "nsclc_ici.yaml").read_text())
-    data["study"]["name"] = "deep_small"
-    c = data["cohort"]
-    c["clinical_table"] = str(cohort / "clinical.csv")
-    c["image_manifest"] = str(cohort / "manifest.csv")
-    c["synthetic_source"]["n_patients"] = N_PATIENTS
-    c["validation"]["suite"] = str(REPO / "validation" / "clinical_table.yaml")
-    c["split"]["counts"] = COUNTS
-    c["split"]["stratify_on"] = ["os_event"]
-    data["preprocessing"]["resample_spacing"] = None
-    data["predictors"]["radiomics"]["feature_classes"] = ["firstorder", "shape"]
-    deep = data["predictors"]["deep_learning"]
-    deep["crop"], deep["network"], deep["training"] = TINY_CROP, TINY_NETWORK, TINY_TRAINING
-    deep["cpu"] = None
-    deep["gradcam_patients"] = 2
-    data["statistics"]["screening"]["p_threshold"] = 0.5
-    data["statistics"]["risk_scores"]["clinical_covariates"] = ["age", "sex", "histology"]
-    data["statistics"]["risk_scores"]["multivariable_p"] = 0.5
-    path = tmp / "deep_study.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+def deep_protocol(tmp: Path) -> Path:
+    """The small synthetic study (conftest.small_study) with the demo's CNN plan on a tiny
+    network and the seed's modelling / validation / test split."""
+    demo = yaml.safe_load((REPO / "protocols" / "nsclc_ici.yaml").read_text())
+    deep = {**demo["predictors"]["deep_learning"], "crop": TINY_CROP, "network": TINY_NETWORK,
+            "training": TINY_TRAINING, "cpu": None, "gradcam_patients": 2}
+    risk_scores = {**demo["statistics"]["risk_scores"], "clinical_covariates": ["age", "sex", "histology"],
+                   "multivariable_p": 0.5}
+    split = {**demo["cohort"]["split"], "counts": COUNTS, "stratify_on": ["os_event"]}
+    return small_study(tmp, n_patients=N_PATIENTS, **{
+        "study.name": "deep_small", "cohort.split": split, "statistics.endpoint": "os",
+        "statistics.screening.p_threshold": 0.5, "predictors.deep_learning": deep,
+        "statistics.risk_scores": risk_scores})
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +51,7 @@ def deep_run(tmp_path_factory) -> Path:
 
     tmp = tmp_path_factory.mktemp("deep")
     generate_nsclc_ici_cohort(tmp / "cohort", n_patients=N_PATIENTS, seed=20220415)
-    protocol = deep_protocol(tmp, tmp / "cohort")
+    protocol = deep_protocol(tmp)
     # in-process: a subprocess would inherit the LD_LIBRARY_PATH that embedded R set in this one
     from studyrunner.protocol import load_protocol
     from studyrunner.runner import RunOptions, run_study
@@ -151,7 +142,7 @@ def test_the_test_cohort_outcomes_never_reach_training_or_model_choice(deep_run,
     from studyrunner.deep.stage import build_deep_predictors
     from studyrunner.protocol import load_protocol
 
-    loaded = load_protocol(deep_run.parent / "deep_study.yaml")
+    loaded = load_protocol(deep_run.parent / "study.yaml")
     clinical = pd.read_csv(deep_run / "cohort" / "clinical.csv", dtype={"patient_id": str})
     test = clinical["partition"] == "test"
     rng = np.random.default_rng(7)

@@ -23,6 +23,7 @@ Conventions (ours; the seed gives only the size and the HU bounds):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,18 @@ def apply_zscore(crops: np.ndarray, mean: float, sd: float) -> np.ndarray:
     out = np.subtract(np.asarray(crops), np.float32(mean), dtype=np.float32)
     out /= np.float32(sd)
     return out
+
+
+def crop_case(image_path, mask_path, crop: Mapping, mask_label: int = 1) -> np.ndarray:
+    """One case's crop under recorded crop settings (``size_voxels``, ``spacing_mm``,
+    ``hu_window``: the protocol's crop section, deep/crops.json or a frozen bundle)."""
+    return tumour_crop(image_path, mask_path, mask_label=mask_label, spacing_mm=tuple(crop["spacing_mm"]),
+                       size_voxels=tuple(crop["size_voxels"]), hu_window=tuple(crop["hu_window"]))
+
+
+def cohort_crops(patients, crop: Mapping, zscore: Mapping, mask_label: int = 1) -> np.ndarray:
+    """The z-scored crops [N, 1, z, y, x] of ``patients`` (rows with ``image`` and ``mask``),
+    made exactly as the deep stage made them (``zscore``: its recorded mean and sd)."""
+    volumes = np.stack([crop_case(row.image, row.mask, crop, mask_label)
+                        for row in patients.itertuples(index=False)])[:, None]
+    return apply_zscore(volumes, zscore["mean"], zscore["sd"])

@@ -14,16 +14,10 @@ import numpy as np
 import pandas as pd
 
 from studyrunner.bundle import CNN_BUNDLE_FORMAT, load_bundle
-from studyrunner.deep.crops import apply_zscore, tumour_crop
-from studyrunner.deep.network import DualTaskNetwork, NetworkConfig, SurvivalNetwork
+from studyrunner.deep.crops import cohort_crops
+from studyrunner.deep.network import RESPONSE_HEADS, network_from_record
 from studyrunner.deep.scoring import score_volumes
 from studyrunner.deep.weights import load_weights
-
-
-def frozen_network(bundle_dir: Path, entry: dict):
-    config = NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()})
-    model = DualTaskNetwork(config) if entry["class"] == "DualTaskNetwork" else SurvivalNetwork(config, entry["outputs"])
-    return load_weights(model, bundle_dir / entry["weights"])
 
 
 def score_with_cnn_bundle(bundle_path: Path, patients: pd.DataFrame, *, mask_label: int = 1,
@@ -31,13 +25,10 @@ def score_with_cnn_bundle(bundle_path: Path, patients: pd.DataFrame, *, mask_lab
     """Scores of ``patients`` (columns patient_id, image, mask) under a frozen CNN bundle."""
     bundle_path = Path(bundle_path)
     bundle = load_bundle(bundle_path, CNN_BUNDLE_FORMAT)
-    crop = bundle["crop"]
-    volumes = np.stack([tumour_crop(row.image, row.mask, mask_label=mask_label, spacing_mm=tuple(crop["spacing_mm"]),
-                                    size_voxels=tuple(crop["size_voxels"]), hu_window=tuple(crop["hu_window"]))
-                        for row in patients.itertuples(index=False)])[:, None].astype(np.float32)
-    volumes = apply_zscore(volumes, bundle["zscore"]["mean"], bundle["zscore"]["sd"])
+    volumes = cohort_crops(patients, bundle["crop"], bundle["zscore"], mask_label)
     out = patients[["patient_id"]].reset_index(drop=True).copy()
-    outputs = {name: score_volumes(frozen_network(bundle_path.parent, entry), volumes, device)
+    outputs = {name: score_volumes(load_weights(network_from_record(entry), bundle_path.parent / entry["weights"]),
+                                   volumes, device)
                for name, entry in bundle["networks"].items()}
     for name, entry in bundle["networks"].items():
         if entry["class"] == "SurvivalNetwork":
@@ -49,6 +40,6 @@ def score_with_cnn_bundle(bundle_path: Path, patients: pd.DataFrame, *, mask_lab
     for name, score in bundle["scores"].items():
         if "fused_coefficients" in score:
             out[name] = sum(coef * out[component] for component, coef in score["fused_coefficients"].items())
-    for name, response in (bundle.get("response_scores") or {}).items():
-        out[name] = 1.0 / (1.0 + np.exp(-outputs["response"][:, response["head"]]))
+    for name in bundle.get("response_scores") or {}:
+        out[name] = 1.0 / (1.0 + np.exp(-outputs["response"][:, RESPONSE_HEADS[name]]))
     return out

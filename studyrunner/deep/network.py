@@ -248,3 +248,16 @@ class DualTaskNetwork(_DenseHeadNetwork):
 
     def __init__(self, config: NetworkConfig = NetworkConfig()):
         super().__init__(config, 2)
+
+
+RESPONSE_HEADS = {"prs": DualTaskNetwork.PR, "pds": DualTaskNetwork.PD}
+"""Score name -> output column of the dual-task network (its sigmoid is the score)."""
+
+
+def network_from_record(entry: dict) -> nn.Module:
+    """An untrained network rebuilt from its record in deep/networks.json or a frozen bundle
+    (``class``, ``config``, ``outputs``); load its weights with ``weights.load_weights``."""
+    config = NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()})
+    if entry["class"] == "DualTaskNetwork":
+        return DualTaskNetwork(config)
+    return SurvivalNetwork(config, n_intervals=entry["outputs"])

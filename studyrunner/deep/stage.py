@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from studyrunner.deep.crops import apply_zscore, tumour_crop, zscore_statistics
+from studyrunner.deep.crops import apply_zscore, crop_case, zscore_statistics
 from studyrunner.deep.intervals import interval_cutoffs, interval_labels
-from studyrunner.deep.network import DualTaskNetwork, NetworkConfig, SurvivalNetwork
+from studyrunner.deep.network import RESPONSE_HEADS, DualTaskNetwork, NetworkConfig, SurvivalNetwork
 from studyrunner.deep.scoring import macro_accuracy, score_volumes
 from studyrunner.deep.survival_loss import SurvivalIntervalLoss
 from studyrunner.deep.training import TrainingResult, TrainingSettings, train_network
@@ -48,7 +48,6 @@ from studyrunner.run_folder import write_json
 log = logging.getLogger("studyrunner")
 
 Progress = Callable[[int, int], None]
-RESPONSE_COLUMNS = ("prs", "pds")
 
 
 def score_columns(endpoint: str, n_intervals: int) -> list[str]:
@@ -74,9 +73,7 @@ def load_crops(patients: pd.DataFrame, crop: CropSettings, mask_label: int,
     ids, volumes, excluded = [], [], []
     for done, row in enumerate(patients.itertuples(index=False), start=1):
         try:
-            volumes.append(tumour_crop(row.image, row.mask, mask_label=mask_label,
-                                       spacing_mm=tuple(crop.spacing_mm), size_voxels=tuple(crop.size_voxels),
-                                       hu_window=tuple(crop.hu_window)))
+            volumes.append(crop_case(row.image, row.mask, crop.model_dump(), mask_label))
             ids.append(row.patient_id)
         except (InputError, RuntimeError) as error:  # SimpleITK raises RuntimeError
             excluded.append({"patient_id": row.patient_id, "reason": f"CNN crop failed: {error}"})
@@ -93,9 +90,13 @@ def survival_targets(rows: pd.DataFrame, time: str, event: str, cutoffs: tuple[f
 
 
 def response_targets(rows: pd.DataFrame, column: str, pr: str, pd_level: str) -> dict[str, np.ndarray]:
+    """Targets of the dual-task heads, in the column order of ``RESPONSE_HEADS``."""
     values = rows[column]
-    return {"labels": np.stack([(values == pr).to_numpy(np.float32), (values == pd_level).to_numpy(np.float32)],
-                               axis=1)}
+    levels = {"prs": pr, "pds": pd_level}
+    labels = np.zeros((len(rows), len(RESPONSE_HEADS)), np.float32)
+    for score, head in RESPONSE_HEADS.items():
+        labels[:, head] = (values == levels[score]).to_numpy(np.float32)
+    return {"labels": labels}
 
 
 def build_deep_predictors(loaded: LoadedProtocol, patients: pd.DataFrame, stage_dir: Path, device: str,
@@ -137,7 +138,7 @@ def build_deep_predictors(loaded: LoadedProtocol, patients: pd.DataFrame, stage_
                                settings, device)
         save_weights(model, weights_dir / f"{name}.npz")
         networks[name] = {"class": type(model).__name__, "config": asdict(config),
-                          "outputs": int(result_outputs(model)), "weights": f"weights/{name}.npz"}
+                          "outputs": model.n_outputs, "weights": f"weights/{name}.npz"}
         log.info("%s network: epoch %d of %d chosen on %s", name, result.best_epoch, len(result.history),
                  deep.model_choice_partition)
         return result, score_volumes(model, volumes, device)
@@ -168,7 +169,8 @@ def build_deep_predictors(loaded: LoadedProtocol, patients: pd.DataFrame, stage_
         model = DualTaskNetwork(config)
         result, out = train("response", model, lambda o, t: bce(o, t["labels"]), targets, known,
                             len(deep.survival_endpoints) + 1)
-        scores[list(RESPONSE_COLUMNS)] = 1.0 / (1.0 + np.exp(-out))
+        for score, head in RESPONSE_HEADS.items():
+            scores[score] = 1.0 / (1.0 + np.exp(-out[:, head]))
         records["response"] = {"kind": "response", "endpoint": task.endpoint, "positive_levels":
                                {"prs": task.partial_response, "pds": task.progressive_disease},
                                "n_without_response": int((~known).sum()), **training_record(result)}
@@ -181,11 +183,6 @@ def build_deep_predictors(loaded: LoadedProtocol, patients: pd.DataFrame, stage_
         "n": {name: int(mask.sum()) for name, mask in
               {"fit": fit, "model_choice": choose, **cohorts}.items()},
         "networks": records})
-
-
-def result_outputs(model: torch.nn.Module) -> int:
-    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    return last.out_features
 
 
 def training_record(result: TrainingResult) -> dict:

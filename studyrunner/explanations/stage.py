@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from studyrunner.deep.crops import apply_zscore, tumour_crop
+from studyrunner.deep.crops import cohort_crops
 from studyrunner.deep.gradcam import grad_cam_3d
-from studyrunner.deep.network import DualTaskNetwork, NetworkConfig, SurvivalNetwork
+from studyrunner.deep.network import RESPONSE_HEADS, network_from_record
 from studyrunner.deep.similarity import spearman_table, ssim_3d
 from studyrunner.deep.weights import load_weights
 from studyrunner.protocol import LoadedProtocol
@@ -39,15 +39,10 @@ from studyrunner.run_folder import read_json, write_json
 
 GRADCAM_BATCH = 8
 GRADCAM_MIN_SIZE = 4  # voxels per axis of the explained feature map
-RESPONSE_HEADS = {"prs": 0, "pds": 1}
 
 
-def load_network(run_dir: Path, name: str, entry: dict, device: str) -> torch.nn.Module:
-    config = NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()})
-    model = (DualTaskNetwork(config) if entry["class"] == "DualTaskNetwork"
-             else SurvivalNetwork(config, n_intervals=entry["outputs"]))
-    load_weights(model, run_dir / "deep" / entry["weights"])
-    return model.to(device).eval()
+def load_network(run_dir: Path, entry: dict, device: str) -> torch.nn.Module:
+    return load_weights(network_from_record(entry), run_dir / "deep" / entry["weights"]).to(device).eval()
 
 
 def map_targets(run_dir: Path, device: str) -> dict[str, tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]]:
@@ -59,25 +54,14 @@ def map_targets(run_dir: Path, device: str) -> dict[str, tuple[torch.nn.Module, 
         coefficients = score.get("output_coefficients")
         if not coefficients or score["network"] not in networks:
             continue  # a fused score (MOSRS) has no single network
-        model = load_network(run_dir, score["network"], networks[score["network"]], device)
+        model = load_network(run_dir, networks[score["network"]], device)
         weights = torch.tensor(coefficients, dtype=torch.float32, device=device)
         targets[name] = (model, lambda out, w=weights: out.float() @ w)
     if "response" in networks:
-        model = load_network(run_dir, "response", networks["response"], device)
+        model = load_network(run_dir, networks["response"], device)
         for name, head in RESPONSE_HEADS.items():
             targets[name] = (model, lambda out, h=head: out[:, h].float())
     return targets
-
-
-def crops_of(loaded: LoadedProtocol, run_dir: Path, patients: pd.DataFrame) -> np.ndarray:
-    """The z-scored crops of ``patients``, made exactly as the deep stage made them."""
-    record = read_json(run_dir / "deep" / "crops.json")
-    crop = record["crop"]
-    volumes = np.stack([tumour_crop(row.image, row.mask, mask_label=loaded.protocol.preprocessing.mask_label,
-                                    spacing_mm=tuple(crop["spacing_mm"]), size_voxels=tuple(crop["size_voxels"]),
-                                    hu_window=tuple(crop["hu_window"]))
-                        for row in patients.itertuples(index=False)])[:, None].astype(np.float32)
-    return apply_zscore(volumes, record["zscore"]["mean"], record["zscore"]["sd"])
 
 
 def mid_slices(volume: np.ndarray) -> dict[str, np.ndarray]:
@@ -100,7 +84,8 @@ def explain_scores(loaded: LoadedProtocol, run_dir: Path, patients: pd.DataFrame
     protocol = loaded.protocol
     scored = pd.read_csv(run_dir / "statistics" / "risk_scores.csv", dtype={"patient_id": str})
     rows = patients.set_index("patient_id").loc[scored["patient_id"]].reset_index()
-    volumes = crops_of(loaded, run_dir, rows)
+    record = read_json(run_dir / "deep" / "crops.json")
+    volumes = cohort_crops(rows, record["crop"], record["zscore"], protocol.preprocessing.mask_label)
     targets = map_targets(run_dir, device)
     maps: dict[str, np.ndarray] = {}
     layers: dict[str, str] = {}
@@ -136,10 +121,9 @@ def explain_scores(loaded: LoadedProtocol, run_dir: Path, patients: pd.DataFrame
     chosen = selected_patients(scored, order_by, test, loaded.protocol.predictors.deep_learning.gradcam_patients) \
         if order_by in scored else []
     arrays: dict[str, np.ndarray] = {}
-    record = read_json(run_dir / "deep" / "crops.json")["zscore"]
     for pid in chosen:
         i = int(np.flatnonzero(scored["patient_id"] == pid)[0])
-        hu = volumes[i, 0] * record["sd"] + record["mean"]
+        hu = volumes[i, 0] * record["zscore"]["sd"] + record["zscore"]["mean"]
         for plane, image in mid_slices(hu).items():
             arrays[f"{pid}/ct/{plane}"] = image
         for name, volume_maps in maps.items():

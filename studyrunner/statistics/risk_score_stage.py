@@ -37,7 +37,8 @@ from studyrunner.statistics.risk_scores import (
     xtile_cutpoint,
 )
 from studyrunner.statistics.score_performance import groups_by_cutpoint, maxstat_cutpoint
-from studyrunner.statistics.survival_model import evaluate_risk_score, fit_cox
+from studyrunner.statistics.stage import oracle_c_index, stratify
+from studyrunner.statistics.survival_model import fit_cox
 
 TUMOUR_SIZE = "tumour_size"
 DIAMETER_FEATURE = "original_shape_Maximum3DDiameter"
@@ -55,6 +56,12 @@ def fused_name(endpoint: str) -> str:
 
 def score_label(name: str) -> str:
     return name.upper()
+
+
+def without_row_scores(model: dict) -> dict:
+    """A fitted score model without its per-row scores: every patient's score is computed
+    from the coefficients below and written once, to risk_scores.csv."""
+    return {key: value for key, value in model.items() if key != "score"}
 
 
 def bounded_p(p: float | None) -> float | None:
@@ -78,15 +85,8 @@ def choose_cutoff(train: pd.DataFrame, time: str, event: str, column: str, plan:
 
 def evaluate_by_cohort(data: pd.DataFrame, cohorts: dict[str, pd.Series], time: str, event: str, column: str,
                        cutoff: float, km_times: list[float]) -> dict:
-    out = {}
-    for name, mask in cohorts.items():
-        rows = data[mask & data[time].notna()]
-        block = evaluate_risk_score(rows, time, event, column, cutoff, km_times)
-        groups = groups_by_cutpoint(rows, time, event, column, cutoff)["groups"]
-        block["median_survival"] = {g: {"median": v["median"], "lower": v["median_lower"],
-                                        "upper": v["median_upper"]} for g, v in groups.items()}
-        out[name] = block
-    return out
+    return {name: stratify(data[mask & data[time].notna()], time, event, column, cutoff, km_times)
+            for name, mask in cohorts.items()}
 
 
 def subgroup_column(data: pd.DataFrame, column: str, training: pd.Series) -> tuple[pd.Series, str]:
@@ -128,8 +128,8 @@ def evaluate_risk_scores(loaded: LoadedProtocol, clinical: pd.DataFrame, deep_di
         endpoint = endpoints[endpoint_name]
         name = score_name(endpoint_name)
         record = training_record[endpoint_name]
-        selection = backward_cox_selection(train, endpoint.time, endpoint.event, record["score_columns"],
-                                           plan.selection_p)
+        selection = without_row_scores(backward_cox_selection(train, endpoint.time, endpoint.event,
+                                                              record["score_columns"], plan.selection_p))
         coefficients = selection["lp_coefficients"]
         data[name] = sum(coef * data[col] for col, coef in coefficients.items())
         result["scores"][name] = {
@@ -140,7 +140,7 @@ def evaluate_risk_scores(loaded: LoadedProtocol, clinical: pd.DataFrame, deep_di
         endpoint = endpoints[plan.fusion_endpoint]
         components = [score_name(e) for e in deep.survival_endpoints]
         name = fused_name(plan.fusion_endpoint)
-        fusion = fuse_scores(data[training], endpoint.time, endpoint.event, components)
+        fusion = without_row_scores(fuse_scores(data[training], endpoint.time, endpoint.event, components))
         data[name] = sum(coef * data[col] for col, coef in fusion["fused_coefficients"].items())
         result["scores"][name] = {"label": score_label(name), "endpoint": plan.fusion_endpoint, "fusion": fusion}
         result["comparison"] = {
@@ -171,7 +171,8 @@ def evaluate_risk_scores(loaded: LoadedProtocol, clinical: pd.DataFrame, deep_di
     if deep.response is not None:
         result["response"] = response_statistics(protocol, data, cohorts, plan, km_times)
     if truth is not None:
-        result["oracle"] = oracle_c_index(data, truth, cohorts, deep.survival_endpoints, endpoints)
+        result["oracle"] = {name: oracle_c_index(loaded, data, truth, name, endpoints[name].time, endpoints[name].event)
+                            for name in deep.survival_endpoints if f"true_lp_{name}" in truth}
 
     keep = ["patient_id", "partition", *{c for e in deep.survival_endpoints for c in (endpoints[e].time, endpoints[e].event)},
             *[c for r in training_record.values() for c in r.get("score_columns", [])],
@@ -258,21 +259,4 @@ def response_statistics(protocol: Protocol, data: pd.DataFrame, cohorts: dict[st
             block["subgroups"][sub] = {"rule": rule, "cohort": "all patients",
                                        **roc_subgroups(data.assign(_subgroup=labels), outcome, score, "_subgroup")}
         out[score] = block
-    return out
-
-
-def oracle_c_index(data: pd.DataFrame, truth: pd.DataFrame, cohorts: dict[str, pd.Series], endpoints_used: list[str],
-                   endpoints: dict[str, TimeToEventEndpoint]) -> dict:
-    """C-index of the synthetic generator's true linear predictors, beside the scores'."""
-    merged = data[["patient_id"]].merge(truth, on="patient_id", how="left")
-    out = {}
-    for name in endpoints_used:
-        column = f"true_lp_{name}"
-        if column not in merged:
-            continue
-        rows = data.assign(_oracle=merged[column].to_numpy())
-        endpoint = endpoints[name]
-        out[name] = {cohort: evaluate_risk_score(rows[mask], endpoint.time, endpoint.event, "_oracle",
-                                                 float(np.median(rows.loc[cohorts["training"], "_oracle"])), [])["c_index"]
-                     for cohort, mask in cohorts.items()}
     return out

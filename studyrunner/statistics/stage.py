@@ -69,13 +69,20 @@ def risk_cutoff(train: pd.DataFrame, time: str, event: str, plan: StatisticsSect
     return {"value": float(np.median(train["risk_score"])), "method": "training median"}
 
 
+def stratify(rows: pd.DataFrame, time: str, event: str, score: str, cutoff: float, km_times: list[float]) -> dict:
+    """C-index, HR and log-rank at ``cutoff``, Kaplan-Meier curves and each group's median
+    survival of one score in one cohort."""
+    block = evaluate_risk_score(rows, time, event, score, cutoff, km_times)
+    groups = groups_by_cutpoint(rows, time, event, score, cutoff)["groups"]
+    block["median_survival"] = {g: {"median": v["median"], "lower": v["median_lower"], "upper": v["median_upper"]}
+                                for g, v in groups.items()}
+    return block
+
+
 def evaluate_cohort(rows: pd.DataFrame, time: str, event: str, cutoff: float, plan: StatisticsSection,
                     km_times: list[float]) -> dict:
     """Discrimination and stratification of the risk score in one cohort."""
-    block = evaluate_risk_score(rows, time, event, "risk_score", cutoff, km_times)
-    groups = groups_by_cutpoint(rows, time, event, "risk_score", cutoff)["groups"]
-    block["median_survival"] = {g: {"median": v["median"], "lower": v["median_lower"], "upper": v["median_upper"]}
-                                for g, v in groups.items()}
+    block = stratify(rows, time, event, "risk_score", cutoff, km_times)
     times = plan.evaluation.time_roc_times
     if times:
         auc = time_dependent_auc(rows, time, event, "risk_score", times)
@@ -160,7 +167,7 @@ def fit_and_evaluate(loaded: LoadedProtocol, clinical: pd.DataFrame, features: p
     if plan.evaluation.cross_validation is not None and plan.evaluation.time_roc_times:
         run_cross_validation(train, reader2, time, event, plan, seed, endpoint.unit, stage_dir, workers, progress)
     if truth is not None:
-        write_oracle(loaded, data, truth, time, event, km_times, stage_dir)
+        write_oracle(loaded, data, truth, time, event, stage_dir)
 
 
 def run_cross_validation(train: pd.DataFrame, reader2: pd.DataFrame | None, time: str, event: str,
@@ -181,17 +188,25 @@ def fold_auc(rows: pd.DataFrame, times: list[float], time: str, event: str) -> d
     return time_dependent_auc(rows, time, event, "risk_score", times)["auc"]
 
 
-def write_oracle(loaded: LoadedProtocol, data: pd.DataFrame, truth: pd.DataFrame, time: str, event: str,
-                 km_times: list[float], stage_dir: Path) -> None:
-    """C-index of the synthetic generator's true linear predictor, scored like the model."""
-    lp_column = f"true_lp_{loaded.protocol.statistics.endpoint}"
-    oracle = data[["patient_id", "partition", time, event]].merge(truth, on="patient_id")
+def oracle_c_index(loaded: LoadedProtocol, data: pd.DataFrame, truth: pd.DataFrame, endpoint: str, time: str,
+                   event: str) -> dict[str, float | None]:
+    """Harrell's C per cohort of the synthetic generator's true linear predictor
+    (``true_lp_<endpoint>`` of truth.csv), computed like a model's score."""
+    lp_column = f"true_lp_{endpoint}"
+    oracle = data[["patient_id", "partition", time, event]].merge(truth[["patient_id", lp_column]], on="patient_id")
     masks = cohort_masks(loaded, oracle)
     cut = float(np.median(oracle.loc[masks[TRAINING], lp_column]))
+    return {name: evaluate_risk_score(oracle[mask], time, event, lp_column, cut, [])["c_index"]
+            for name, mask in masks.items()}
+
+
+def write_oracle(loaded: LoadedProtocol, data: pd.DataFrame, truth: pd.DataFrame, time: str, event: str,
+                 stage_dir: Path) -> None:
+    """C-index of the synthetic generator's true linear predictor, scored like the model."""
+    endpoint = loaded.protocol.statistics.endpoint
     write_json(stage_dir / "oracle.json", {
-        "description": f"the synthetic generator's true linear predictor ({lp_column}), scored like the model",
-        **{name: {"c_index": evaluate_risk_score(oracle[mask], time, event, lp_column, cut, km_times)["c_index"]}
-           for name, mask in masks.items()},
+        "description": f"the synthetic generator's true linear predictor (true_lp_{endpoint}), scored like the model",
+        **{name: {"c_index": c} for name, c in oracle_c_index(loaded, data, truth, endpoint, time, event).items()},
     })
 
 

@@ -18,6 +18,9 @@ import SimpleITK as sitk
 
 STANDARD_NORMAL = NormalDist()
 
+MANIFEST_COLUMNS = ("patient_id", "image", "mask", "mask_reader2")
+"""Columns of a generated cohort's image manifest (CT, first and second reader's mask)."""
+
 
 @dataclass(frozen=True)
 class CohortFiles:

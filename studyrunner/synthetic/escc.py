@@ -43,6 +43,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from studyrunner.synthetic.common import (
+    MANIFEST_COLUMNS,
     STANDARD_NORMAL,
     CohortFiles,
     allocate_labels,
@@ -157,7 +158,6 @@ TRUTH_COLUMNS = (
     "patient_id", "true_lp_pfs", "heterogeneity", "fine_texture_sd_hu", "wall_thickness_mm", "enhancement",
     "tumour_mean_hu", "tumour_length_mm", "in_plane_spacing_mm",
 )  # fmt: skip
-MANIFEST_COLUMNS = ("patient_id", "image", "mask", "mask_reader2")
 
 
 @dataclass(frozen=True)

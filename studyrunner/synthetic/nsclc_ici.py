@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from studyrunner.synthetic.common import (
+    MANIFEST_COLUMNS,
     STANDARD_NORMAL,
     CohortFiles,
     allocate_labels,
@@ -134,7 +135,6 @@ TRUTH_COLUMNS = (
     "patient_id", "true_lp_os", "true_lp_pfs", "volume_ml", "heterogeneity", "margin_irregularity",
     "ecog_true", "stage_true", "mutation_true",
 )  # fmt: skip
-MANIFEST_COLUMNS = ("patient_id", "image", "mask", "mask_reader2")
 
 
 @dataclass(frozen=True)
