@@ -18,6 +18,14 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from studyrunner.registry import (
+    LEARNER_NAMES,
+    CutoffMethod,
+    LearnerName,
+    MaxstatPmethod,
+    SignatureCutoffMethod,
+)
+
 
 class ProtocolError(Exception):
     """A protocol that cannot be used; the message names the file and each bad YAML path."""
@@ -324,8 +332,8 @@ class ScreeningPlan(_Strict):
     max_features: int | None = Field(5, ge=1, description="without 'selection': at most this many features enter the multivariable model")
 
 
-Learner = Literal["elastic_net", "lasso", "coxboost", "gbm", "rsf", "superpc"]
-ALL_LEARNERS: tuple[str, ...] = ("elastic_net", "lasso", "coxboost", "gbm", "rsf", "superpc")
+Learner = LearnerName
+ALL_LEARNERS: tuple[str, ...] = LEARNER_NAMES
 
 
 class SelectionPlan(_Strict):
@@ -349,8 +357,8 @@ class SelectionPlan(_Strict):
 
 
 class RiskGroups(_Strict):
-    cutoff: Literal["training_median", "maxstat"] = "training_median"
-    pmethod: Literal["Lau94", "HL", "Lau92", "exactGauss"] = Field(
+    cutoff: SignatureCutoffMethod = "training_median"
+    pmethod: MaxstatPmethod = Field(
         "Lau94", description="maxstat p-value approximation (Lausen & Schumacher 1992, Hothorn & Lausen 2003)")
 
 
@@ -377,7 +385,7 @@ class RiskScorePlan(_Strict):
     ``fusion_endpoint`` (-> MOSRS), cut-offs, clinical Cox models, nomogram, subgroups."""
 
     selection_p: float = Field(0.05, gt=0, le=1, description="backward elimination drops terms with Wald p above this")
-    cutoff: Literal["xtile", "maxstat", "training_median"] = Field(
+    cutoff: CutoffMethod = Field(
         "xtile", description="high/low cut-off chosen on the training cohort")
     fusion_endpoint: str | None = Field(None, description="endpoint of the fused score (seed: OS -> MOSRS)")
     clinical_covariates: list[str] = Field(default_factory=list, description="baseline columns for the Cox tables and nomogram")

@@ -172,7 +172,7 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
 
         environment = environment_report()
         write_json(run_dir / "results.json",
-                   assemble_results(loaded, run_dir, environment, folder.timings(), run_dir.name))
+                   assemble_results(loaded, run_dir, environment, folder.timings(), run_dir.name).to_json())
         templates = sorted(p for p in repo_folder("reports", "STUDYRUNNER_REPORTS").rglob("*") if p.is_file())
         stage("report", [], ["model"], lambda d: _render(run_dir), [run_dir / "results.json", *templates])
         write_json(run_dir / "manifest.json", _manifest(loaded, folder, inputs, image_files, environment, device,

@@ -1,7 +1,7 @@
 """Tests of the TRIPOD+AI report: formatting filters, figures, and the rendered PDF's text.
 
 The PDF tests render tests/fixtures/results_example.json (a hand-assembled, synthetic
-results.json; see its "_comment") and read the PDF back with poppler's pdftotext, so they
+results.json; see tests/fixtures/README.md) and read the PDF back with poppler's pdftotext, so they
 check what a reader sees, against values worked out by hand from the fixture.
 """
 
@@ -42,7 +42,9 @@ from studyrunner.report.formatting import (
     fmt_value,
     lower_first,
 )
-from studyrunner.report.render import flow_view, load_results, reports_dir, sample_size_view, table_one_view
+from studyrunner.report.render import load_results, reports_dir
+from studyrunner.report.views import flow_view, sample_size_view, table_one_view
+from studyrunner.results.models import Flow, Results
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_example.json"
 EM = "\u2014"
@@ -150,7 +152,7 @@ def test_flow_view_counts_by_stage_and_flags_unaccounted() -> None:
             "training_partitions": ["modelling", "validation"], "test_partitions": ["test"],
             "exclusions": [{"patient_id": "P1", "stage": "images", "reason": "Mask is empty"},
                            {"patient_id": "P2", "stage": "images", "reason": "Mask is empty"}]}
-    view = flow_view(flow)
+    view = flow_view(Flow.model_validate(flow))
     assert view["n_excluded"] == 2
     assert view["n_by_stage"]["images"] == 2 and view["n_by_stage"]["eligibility"] == 0
     assert view["by_stage"] == [{"stage": "images", "label": "Images", "n": 2,
@@ -170,11 +172,12 @@ def test_exclusion_box_summarises_reasons_beyond_four() -> None:
 
 
 def test_views_on_fixture(fixture_results: dict[str, Any]) -> None:
-    size = sample_size_view(fixture_results)
+    results = Results.model_validate(fixture_results)
+    size = sample_size_view(results)
     assert size is not None
     assert (size["events"], size["n_candidates"], size["n_terms"]) == (98, 107, 4)
     assert size["epp_terms"] == pytest.approx(24.5)
-    t1 = table_one_view(fixture_results["table_one"])
+    t1 = table_one_view(results.table_one)
     assert t1["wide"] is True  # 5 groups + 2 comparisons do not fit a portrait page
     assert t1["missing"] == [{"label": "PD-L1 TPS, %", "n": 5}]
 

@@ -1,7 +1,7 @@
 """Tests of the radiomics-signature sections of the TRIPOD report (seed 001).
 
 tests/fixtures/results_signature.json is a synthetic results.json computed from a simulated
-cohort of 87 patients (see its "_comment"). The tests first check that the fixture is
+cohort of 87 patients (see tests/fixtures/README.md). The tests first check that the fixture is
 internally consistent against independent recomputation (exp of the coefficients, Wald
 limits, trapezoidal area under the recorded ROC points, the Kaplan–Meier median read off
 the recorded curve, the ICC count), then render the PDF and read it back with pdftotext,
@@ -24,13 +24,14 @@ from PIL import Image
 from studyrunner.report import render_report
 from tests.test_report import pdf_pages, write_run
 from studyrunner.report.figures import DPI, TEXT_WIDTH_IN, draw_learner_sets, set_intersections, uses_venn
-from studyrunner.report.render import (
+from studyrunner.report.views import (
     calibration_by_time,
     decision_summary,
     learner_view,
     signature_study,
     time_roc_rows,
 )
+from studyrunner.results.models import CalibrationRow, DecisionRow, Results, Selection, TimeRoc
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_signature.json"
 EXAMPLE = Path(__file__).parent / "fixtures" / "results_example.json"
@@ -62,7 +63,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, results: dict[str, Any]) ->
 
 
 def test_fixture_is_internally_consistent(results: dict[str, Any]) -> None:
-    assert results["study"]["synthetic"] is True and "TEST FIXTURE" in results["_comment"]
+    assert results["study"]["synthetic"] is True
     for c in results["model"]["coefficients"]:
         assert c["exp_coef"] == pytest.approx(math.exp(c["coef"]), abs=2e-4)
         assert c["exp_neg_coef"] == pytest.approx(math.exp(-c["coef"]), abs=2e-4)
@@ -112,7 +113,7 @@ def test_learner_view_marks_stand_ins_and_failures(results: dict[str, Any]) -> N
     selection = copy.deepcopy(results["selection"])
     selection["learners"]["gbm"] = {"features": [], "implementation": "gbm 2.1.8.1",
                                     "error": "gbm: all predictors constant"}
-    view = learner_view(selection)
+    view = learner_view(Selection.model_validate(selection))
     assert [row["name"] for row in view["learners"]] == ["elastic_net", "lasso", "coxboost", "gbm", "rsf", "superpc"]
     assert view["n_ran"] == 5 and [row["name"] for row in view["failed"]] == ["gbm"]
     assert [row["name"] for row in view["stand_ins"]] == ["coxboost", "rsf", "superpc"]
@@ -120,24 +121,26 @@ def test_learner_view_marks_stand_ins_and_failures(results: dict[str, Any]) -> N
 
 
 def test_time_roc_calibration_and_decision_views() -> None:
-    rows = time_roc_rows({"times": [12, 60], "auc": [0.8, None], "se": [0.05, None], "lower": [0.702, None],
-                          "upper": [0.898, None], "reasons": {"60": "no controls at 60 months"}})
+    rows = time_roc_rows(TimeRoc(times=[12, 60], auc=[0.8, None], se=[0.05, None], lower=[0.702, None],
+                                 upper=[0.898, None], reasons={"60": "no controls at 60 months"}))
     assert rows[1] == {"time": 60, "auc": None, "se": None, "lower": None, "upper": None,
                        "reason": "no controls at 60 months"}
-    grouped = calibration_by_time([{"time": 12, "group": 2, "n": 5}, {"time": 12, "group": 1, "n": 4},
-                                   {"time": 24, "group": 1, "n": 9}])
-    assert [(g["time"], [r["group"] for r in g["rows"]]) for g in grouped] == [(12, [1, 2]), (24, [1])]
+    grouped = calibration_by_time([CalibrationRow(time=12, group=2, n=5), CalibrationRow(time=12, group=1, n=4),
+                                   CalibrationRow(time=24, group=1, n=9)])
+    assert [(g["time"], [r.group for r in g["rows"]]) for g in grouped] == [(12, [1, 2]), (24, [1])]
     curves = {"12": [{"threshold": 0.1, "net_benefit": 0.30, "treat_all": 0.31, "treat_none": 0.0},
                      {"threshold": 0.2, "net_benefit": 0.25, "treat_all": 0.20, "treat_none": 0.0},
                      {"threshold": 0.3, "net_benefit": 0.12, "treat_all": -0.05, "treat_none": 0.0},
                      {"threshold": 0.4, "net_benefit": None, "treat_all": -0.2, "treat_none": 0.0}]}
-    assert decision_summary(curves) == [{"time": "12", "from": 0.2, "to": 0.3, "n_better": 2, "n_thresholds": 4}]
+    typed = {t: [DecisionRow.model_validate(row) for row in rows] for t, rows in curves.items()}
+    assert decision_summary(typed) == [{"time": "12", "from": 0.2, "to": 0.3, "n_better": 2, "n_thresholds": 4}]
 
 
 def test_signature_study_is_recognised(results: dict[str, Any]) -> None:
-    assert signature_study(results)
-    assert signature_study({"study": {}, "cross_validation": {"not_run": "disabled in the protocol"}})
-    assert not signature_study(json.loads(EXAMPLE.read_text(encoding="utf-8")))
+    assert signature_study(Results.model_validate(results))
+    assert signature_study(Results.model_validate({"study": {"name": "x", "synthetic": True},
+                                                   "cross_validation": {"not_run": "disabled in the protocol"}}))
+    assert not signature_study(Results.model_validate_json(EXAMPLE.read_text(encoding="utf-8")))
 
 
 def test_venn_for_three_learners(tmp_path: Path) -> None:

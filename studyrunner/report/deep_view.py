@@ -1,4 +1,4 @@
-"""Template variables of the seed-000 deep-learning sections (CNN risk scores, clinical Cox
+"""Template variables of the nsclc_ici deep-learning sections (CNN risk scores, clinical Cox
 models and nomogram, PR/PD scores, Grad-CAM), shaped from results.json's ``deep``,
 ``risk_scores`` and ``explanations`` records. All None/empty when the run has no CNN."""
 
@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from statistics import NormalDist
 from typing import Any
+
+from studyrunner.protocol import Endpoint
+from studyrunner.results.models import Results
 
 COHORTS = ("training", "test")
 COHORT_LABELS = {"training": "Training", "test": "Test"}
@@ -18,11 +21,17 @@ def percent(fraction: float | None) -> float | None:
     return None if fraction is None else 100.0 * fraction
 
 
-def network_rows(deep: Mapping[str, Any], endpoints: Mapping[str, Any]) -> list[dict[str, Any]]:
+def endpoint_label(endpoints: Mapping[str, Endpoint], name: str) -> str:
+    """The protocol's label of an endpoint (its name when the run does not know it)."""
+    endpoint = endpoints.get(name)
+    return endpoint.label if endpoint is not None else name
+
+
+def network_rows(deep: Mapping[str, Any], endpoints: Mapping[str, Endpoint]) -> list[dict[str, Any]]:
     """One row per trained network: chosen epoch, epochs run, throughput, macro-accuracy."""
     rows = []
     for name, record in (deep.get("networks") or {}).items():
-        label = NETWORK_LABELS.get(name) or f"Survival network ({(endpoints.get(name) or {}).get('label', name)})"
+        label = NETWORK_LABELS.get(name) or f"Survival network ({endpoint_label(endpoints, name)})"
         accuracy = record.get("macro_accuracy") or {}
         rows.append({"name": name, "label": label, "best_epoch": record.get("best_epoch"),
                      "epochs_run": record.get("epochs_run"), "samples_per_second": record.get("train_samples_per_second"),
@@ -33,7 +42,7 @@ def network_rows(deep: Mapping[str, Any], endpoints: Mapping[str, Any]) -> list[
     return rows
 
 
-def score_rows(risk: Mapping[str, Any], endpoints: Mapping[str, Any]) -> list[dict[str, Any]]:
+def score_rows(risk: Mapping[str, Any], endpoints: Mapping[str, Endpoint]) -> list[dict[str, Any]]:
     """One row per score and cohort: C-index (95% CI) beside the oracle's, HR, log-rank."""
     oracle = risk.get("oracle") or {}
     rows = []
@@ -44,7 +53,7 @@ def score_rows(risk: Mapping[str, Any], endpoints: Mapping[str, Any]) -> list[di
             if not ev:
                 continue
             rows.append({"score": block.get("label", name.upper()), "key": name, "cohort": COHORT_LABELS[cohort],
-                         "endpoint": (endpoints.get(endpoint) or {}).get("label", endpoint), "ev": ev,
+                         "endpoint": endpoint_label(endpoints, endpoint), "ev": ev,
                          "oracle": (oracle.get(endpoint) or {}).get(cohort)})
     return rows
 
@@ -95,11 +104,10 @@ def response_rows(risk: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def deep_context(results: Mapping[str, Any]) -> dict[str, Any]:
-    deep = results.get("deep") if isinstance(results.get("deep"), Mapping) else None
-    risk = results.get("risk_scores") if isinstance(results.get("risk_scores"), Mapping) else None
-    explanations = results.get("explanations") if isinstance(results.get("explanations"), Mapping) else None
-    endpoints = results.get("endpoints") or {}
+def deep_context(results: Results) -> dict[str, Any]:
+    """The template variables of the CNN sections."""
+    deep, risk, explanations = results.deep, results.risk_scores, results.explanations
+    endpoints = results.endpoints
     if not deep:
         return {"deep": None, "risk": None, "explanations": None, "network_rows": [], "score_rows": [],
                 "risk_selection_rows": [], "response_rows": [], "comparison_rows": [], "fusion_shares": []}

@@ -10,7 +10,7 @@ Conventions (journal style, as asked for by TRIPOD+AI item 23a, Collins et al., 
 - estimates with a confidence interval print as "0.71 (0.65–0.77)" (en dash between limits);
 - counts with a percentage print as "40 (17%)";
 - time-dependent AUCs (and their cross-validation summaries) print with ``AUC_DIGITS`` (3)
-  decimals, as the radiomics-signature literature reports them (e.g. seed 001: "0.831");
+  decimals, as the radiomics-signature literature reports them (e.g. the escc_ici_chemo source paper: "0.831");
 - a median survival that the Kaplan–Meier curve never reaches prints as "not reached", a
   confidence limit that is not reached as "NR".
 """
@@ -21,6 +21,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+
+from studyrunner.registry import time_key
 
 MISSING = "\u2014"  # em dash
 RANGE_DASH = "\u2013"  # en dash
@@ -139,18 +141,29 @@ def fmt_n_pct(n: int | None, pct: float | None = None, reason: str | None = None
     return f"{fmt_int(n)} ({fmt_pct(pct)})"
 
 
-def fmt_median_iqr(summary: Mapping[str, Any] | None, digits: int = 1, reason: str | None = None) -> str:
+def field(record: Any, key: str) -> Any:
+    """``key`` of a record: a results model's attribute or a mapping's item (None when absent).
+    The filters format records of results.json both as typed models (the report) and as plain
+    JSON (the figures)."""
+    if record is None:
+        return None
+    if isinstance(record, Mapping):
+        return record.get(key)
+    return getattr(record, key, None)
+
+
+def fmt_median_iqr(summary: Any, digits: int = 1, reason: str | None = None) -> str:
     """Median and interquartile range from a Table 1 summary: "63.0 (57.0–69.0)"."""
-    if summary is None or is_missing(summary.get("median")):
+    if is_missing(field(summary, "median")):
         return fmt_missing(reason)
-    return fmt_ci(summary["median"], summary.get("q1"), summary.get("q3"), digits=digits)
+    return fmt_ci(field(summary, "median"), field(summary, "q1"), field(summary, "q3"), digits=digits)
 
 
-def fmt_mean_sd(summary: Mapping[str, Any] | None, digits: int = 1, reason: str | None = None) -> str:
+def fmt_mean_sd(summary: Any, digits: int = 1, reason: str | None = None) -> str:
     """Mean and standard deviation from a Table 1 summary: "62.8 (8.4)"."""
-    if summary is None or is_missing(summary.get("mean")):
+    if is_missing(field(summary, "mean")):
         return fmt_missing(reason)
-    return f"{fmt_num(summary['mean'], digits)} ({fmt_num(summary.get('sd'), digits)})"
+    return f"{fmt_num(field(summary, 'mean'), digits)} ({fmt_num(field(summary, 'sd'), digits)})"
 
 
 def fmt_auc(
@@ -175,27 +188,28 @@ def fmt_range(lower: float | None, upper: float | None, digits: int = AUC_DIGITS
     return f"{fmt_num(lower, digits)}{RANGE_DASH}{fmt_num(upper, digits)}"
 
 
-def fmt_median_range(summary: Mapping[str, Any] | None, digits: int = AUC_DIGITS, reason: str | None = None) -> str:
+def fmt_median_range(summary: Any, digits: int = AUC_DIGITS, reason: str | None = None) -> str:
     """Median and range of a cross-validation summary {"median", "min", "max"}:
     ``"0.822 (0.712–0.894)"``."""
-    if summary is None or is_missing(summary.get("median")):
+    if is_missing(field(summary, "median")):
         return fmt_missing(reason)
-    return f"{fmt_num(summary['median'], digits)} ({fmt_range(summary.get('min'), summary.get('max'), digits)})"
+    return (f"{fmt_num(field(summary, 'median'), digits)} "
+            f"({fmt_range(field(summary, 'min'), field(summary, 'max'), digits)})")
 
 
-def fmt_survival_median(record: Mapping[str, Any] | None, digits: int = 1, reason: str | None = None) -> str:
+def fmt_survival_median(record: Any, digits: int = 1, reason: str | None = None) -> str:
     """Kaplan–Meier median survival with its CI: "8.9 (7.2–15.0)".
 
     A median of None means the curve never fell to 0.5 ("not reached"); a limit of None
     means that limit was not reached ("NR"); no record at all prints the em dash."""
     if record is None:
         return fmt_missing(reason)
-    if is_missing(record.get("median")):
+    if is_missing(field(record, "median")):
         return NOT_REACHED
-    lower, upper = record.get("lower"), record.get("upper")
+    lower, upper = field(record, "lower"), field(record, "upper")
     lo = NOT_REACHED_SHORT if is_missing(lower) else fmt_num(lower, digits)
     hi = NOT_REACHED_SHORT if is_missing(upper) else fmt_num(upper, digits)
-    return f"{fmt_num(record['median'], digits)} ({lo}{RANGE_DASH}{hi})"
+    return f"{fmt_num(field(record, 'median'), digits)} ({lo}{RANGE_DASH}{hi})"
 
 
 def fmt_time(value: float | None, reason: str | None = None) -> str:
@@ -279,4 +293,5 @@ FILTERS: dict[str, Callable[..., str]] = {
     "fmt_text": fmt_text,
     "fmt_missing": fmt_missing,
     "lower_first": lower_first,
+    "time_key": time_key,
 }

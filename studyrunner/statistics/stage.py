@@ -92,7 +92,7 @@ def evaluate_cohort(rows: pd.DataFrame, time: str, event: str, cutoff: float, pl
                              "se": [auc["se"][k] for k in keys], "lower": [auc["lower"][k] for k in keys],
                              "upper": [auc["upper"][k] for k in keys], "implementation": auc["implementation"],
                              "se_method": auc["se_method"], "roc": auc["roc"],
-                             "reasons": {str(k): v for k, v in reasons.items()}}
+                             "reasons": {time_key(k): v for k, v in reasons.items()}}
     return block
 
 

@@ -1,7 +1,9 @@
 """Assemble ``results.json``: every number the report shows, read from the stage outputs.
 
 The report is rendered from this file alone, so ``studyrunner report RUN`` reproduces it and
-no number is ever typed in a template.
+no number is ever typed in a template. The assembled record is validated against
+``results.models.Results`` here, so a stage that writes a record of another shape fails the
+run at this point, naming the record and the key.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pandas as pd
 
 from studyrunner import __version__
 from studyrunner.protocol import LoadedProtocol, SplitSection, StatisticsSection
+from studyrunner.results.models import Results
 from studyrunner.run_folder import read_json
 
 SCREENING_ROWS_SHOWN = 15
@@ -126,7 +129,14 @@ def selection_section(run_dir: Path, plan: StatisticsSection, n_candidates: int 
 
 
 def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, timings: dict[str, float],
-                     run_id: str) -> dict[str, Any]:
+                     run_id: str) -> Results:
+    """The run's results, validated (see ``Results.to_json`` for what is written)."""
+    return Results.model_validate(results_record(loaded, run_dir, environment, timings, run_id))
+
+
+def results_record(loaded: LoadedProtocol, run_dir: Path, environment: dict, timings: dict[str, float],
+                   run_id: str) -> dict[str, Any]:
+    """results.json as plain JSON types, from the protocol and the stages' files."""
     protocol = loaded.protocol
     evaluation = _maybe(run_dir / "statistics" / "evaluation.json") or {}
     cohort_labels = {"training": "Training cohort", "test": "Test cohort"}
