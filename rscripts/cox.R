@@ -59,6 +59,18 @@ stop_on_rows <- function(df, bad, message) {
 }
 
 
+#' Stop unless each named column is numeric, has no missing value and is not constant.
+require_numeric_scores <- function(df, columns, why) {
+  require_columns(df, columns)
+  for (column in columns) {
+    x <- df[[column]]
+    if (!is.numeric(x)) stop(sprintf("column '%s': score must be numeric", column))
+    stop_on_rows(df, is.na(x), sprintf("column '%s': score is missing (%s)", column, why))
+    if (length(unique(x)) < 2) stop(sprintf("column '%s': score is constant", column))
+  }
+}
+
+
 #' Quote column names with backticks so that any name can be used in a formula.
 backquote <- function(names) {
   paste0("`", gsub("`", "\\\\`", names), "`")

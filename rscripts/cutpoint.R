@@ -1,9 +1,10 @@
-# Optimal cut-off of a continuous marker by maximally selected rank statistics, and the
-# survival of the two groups it defines.
+# Optimal cut-off of a continuous marker by maximally selected rank statistics or by the
+# X-tile scan of all splits, and the survival of the two groups a cut-off defines.
 #
 # requires: cox.R, evaluation.R
-#   (surv_outcome, require_columns, stop_on_rows from cox.R; evaluate_risk_score and
-#    kaplan_meier_steps from evaluation.R; in an R session, source them before this file.)
+#   (surv_outcome, require_columns, require_numeric_scores, stop_on_rows from cox.R;
+#    evaluate_risk_score and kaplan_meier_steps from evaluation.R; in an R session, source
+#    them before this file.)
 #
 # Methods:
 #   Maximally selected log-rank statistic with the p-value approximations of
@@ -15,6 +16,10 @@
 #     Hothorn T, Lausen B (2003). On the exact distribution of maximally selected rank
 #       statistics. Comput Stat Data Anal 43:121-137 ("HL", "exactGauss").
 #     Engine: maxstat::maxstat.test(smethod = "LogRank") (Hothorn T, maxstat package).
+#   X-tile: Camp RL, Dolled-Filhart M, Rimm DL (2004). X-tile: a new bio-informatics tool for
+#     biomarker assessment and outcome-based cut-point optimization. Clin Cancer Res
+#     10:7252-7259. Log-rank test: Mantel N (1966). Cancer Chemother Rep 50:163-170
+#     (survival::survdiff); its p-value corrected for the search by maxstat's Lau94.
 #   Median survival with the Brookmeyer-Crowley 95% CI (survfit's log-scale interval):
 #     Brookmeyer R, Crowley J (1982). A confidence interval for the median survival time.
 #     Biometrics 38:29-41.
@@ -57,6 +62,75 @@ maxstat_cutpoint <- function(df, time, event, marker, pmethod = "Lau94", minprop
   list(cutpoint = unname(test$estimate), statistic = unname(test$statistic),
        p_value = unname(test$p.value), pmethod = pmethod, n = nrow(data),
        n_events = sum(data$event))
+}
+
+
+
+#' X-tile-style optimal cut-off: the split maximising the log-rank chi-square.
+#'
+#' Every distinct marker value c with at least ceiling(min_prop * n) patients in each group
+#' (low: marker <= c, high: marker > c) is a candidate; the log-rank chi-square (survdiff,
+#' 1 df) of each split is computed and the largest wins (on ties, the smallest cut-off).
+#' The cut-off is the largest marker value of the low group, as in maxstat_cutpoint.
+#'
+#' The naive p-value of the winning chi-square is optimistic: it ignores that the best of
+#' `n_cutoffs` splits was chosen. X-tile (Camp et al. 2004) corrects it by a Monte-Carlo
+#' p-value or a training/validation split; here the corrected p-value is instead maxstat's
+#' Lau94 approximation (Lausen, Sauerbrei & Schumacher 1994) for the maximally selected
+#' standardised log-rank statistic over the cut-offs between the min_prop and 1 - min_prop
+#' quantiles (maxstat_cutpoint above). That statistic uses the permutation variance
+#' of the log-rank scores rather than survdiff's, so maxstat's own best cut-off (reported)
+#' can differ from the X-tile one; its p-value bounds the selection effect of a search over
+#' (nearly) the same candidate set. When maxstat fails, the corrected p is NA with reason.
+#'
+#' @param df data.frame; @param time,event outcome columns.
+#' @param marker numeric, complete marker column (higher = higher risk).
+#' @param min_prop smallest fraction of the patients in each group, in (0, 0.5).
+#' @return list(cutpoint, chisq, p_naive, n_cutoffs, n_low, n_high, min_group_size,
+#'   scan = data.frame(cutpoint, n_low, n_high, chisq, p_naive) (every candidate),
+#'   p_corrected, corrected_method ("Lau94 (maxstat)"), maxstat_cutpoint,
+#'   maxstat_statistic, corrected_reason (NA unless maxstat failed), n, n_events).
+xtile_cutpoint <- function(df, time, event, marker, min_prop = 0.1) {
+  y <- surv_outcome(df, time, event)
+  require_numeric_scores(df, marker, "every patient needs the marker")
+  if (!(is.numeric(min_prop) && length(min_prop) == 1 && min_prop > 0 && min_prop < 0.5)) {
+    stop("min_prop must be a number in (0, 0.5)")
+  }
+  if (sum(y[, "status"]) == 0) stop(sprintf("column '%s': no events", event))
+  m <- df[[marker]]
+  n <- length(m)
+  min_group <- max(1, ceiling(min_prop * n - 1e-9))
+  values <- sort(unique(m))
+  n_low <- vapply(values, function(v) sum(m <= v), numeric(1))
+  ok <- n_low >= min_group & (n - n_low) >= min_group
+  if (!any(ok)) {
+    stop(sprintf("column '%s': no cut-off leaves at least %d patients (min_prop = %g) in each group",
+                 marker, min_group, min_prop))
+  }
+  candidates <- values[ok]
+  chisq <- vapply(candidates, function(cut) {
+    high <- m > cut
+    unname(survival::survdiff(y ~ high)$chisq)
+  }, numeric(1))
+  scan <- data.frame(cutpoint = candidates, n_low = n_low[ok], n_high = n - n_low[ok],
+                     chisq = chisq,
+                     p_naive = stats::pchisq(chisq, df = 1, lower.tail = FALSE))
+  best <- which.max(chisq)
+  corrected <- tryCatch(
+    maxstat_cutpoint(df, time, event, marker, pmethod = "Lau94", minprop = min_prop,
+                     maxprop = 1 - min_prop),
+    error = function(e) e)
+  failed <- inherits(corrected, "error")
+  list(cutpoint = scan$cutpoint[best], chisq = scan$chisq[best],
+       p_naive = scan$p_naive[best], n_cutoffs = nrow(scan),
+       n_low = scan$n_low[best], n_high = scan$n_high[best], min_group_size = min_group,
+       scan = scan,
+       p_corrected = if (failed) NA_real_ else corrected$p_value,
+       corrected_method = "Lau94 (maxstat)",
+       maxstat_cutpoint = if (failed) NA_real_ else corrected$cutpoint,
+       maxstat_statistic = if (failed) NA_real_ else corrected$statistic,
+       corrected_reason = if (failed) conditionMessage(corrected) else NA_character_,
+       n = n, n_events = sum(y[, "status"]))
 }
 
 

@@ -1,11 +1,14 @@
 # Feature-selection learners for survival data, one function per learner with one contract,
 # and `run_learner`, which runs one of them and turns any failure into data.
 #
-# Contract: select_<name>(df, time, event, features, seed, ...) returns
+# Contract: select_<name>(df, time, event, features, seed, control = <name>_control())
+# returns
 #   list(features = selected feature names (character, most important first),
 #        importance = data.frame(feature, importance), one row per input feature,
 #        implementation = which code ran (package and version, or the in-project method),
 #        settings = the settings used (after defaults), details = learner-specific numbers)
+# Each learner's tuning settings are one list built by <name>_control(...) with documented
+# defaults (as survival::coxph.control); a partial list is completed with the defaults.
 # The data are the training cohort, already z-scored and screened; rows must be complete.
 # Every learner runs under its own seed (set.seed(seed), Mersenne-Twister / Inversion /
 # Rejection) and leaves the caller's random-number state as it was.
@@ -88,6 +91,10 @@ learner_data <- function(df, time, event, features, min_features = 1, min_events
 default_nfolds <- function(n) if (n < 100) 5L else 10L
 
 
+#' The folds a control list asks for, or default_nfolds(n) when it gives none (NULL).
+learner_nfolds <- function(nfolds, n) if (is.null(nfolds)) default_nfolds(n) else nfolds
+
+
 #' Seeded fold assignment stratified by the event indicator.
 #'
 #' Events and censored patients are each dealt in turn to folds 1..K after a random
@@ -149,47 +156,89 @@ package_version_string <- function(package) {
 
 # ------------------------------------------------------------------------------ glmnet
 
+#' Settings of the penalised Cox learners (select_glmnet).
+#'
+#' @param alpha elastic-net mixing: 1 = lasso, 0.5 = elastic net (glmnet's alpha).
+#' @param nfolds cross-validation folds; NULL = 10, or 5 when n < 100 (default_nfolds).
+#' @param lambda_rule "lambda.min" (smallest CV deviance) or "lambda.1se" (largest lambda
+#'   within one SE of it).
+#' @param foldid fold of each patient; NULL = seeded event-stratified folds.
+#' @return list(alpha, nfolds, lambda_rule, foldid).
+glmnet_control <- function(alpha, nfolds = NULL, lambda_rule = "lambda.min", foldid = NULL) {
+  list(alpha = alpha, nfolds = nfolds, lambda_rule = lambda_rule, foldid = foldid)
+}
+
+
+#' Elastic-net settings: glmnet_control with alpha = 0.5 by default.
+elastic_net_control <- function(nfolds = NULL, lambda_rule = "lambda.min", foldid = NULL,
+                                alpha = 0.5) {
+  glmnet_control(alpha, nfolds, lambda_rule, foldid)
+}
+
+
+#' Lasso settings: glmnet_control with alpha fixed at 1.
+lasso_control <- function(nfolds = NULL, lambda_rule = "lambda.min", foldid = NULL) {
+  glmnet_control(1, nfolds, lambda_rule, foldid)
+}
+
+
 #' Penalised Cox regression (glmnet) with lambda chosen by cross-validation.
 #'
 #' cv.glmnet(family = "cox", alpha, foldid) with the deviance as CV measure; the model at
 #' `lambda_rule` ("lambda.min" or "lambda.1se") selects the features with a non-zero
 #' coefficient. Importance = |coefficient| (features are z-scored). glmnet standardises
-#' internally (its default) and uses Breslow ties.
-select_glmnet <- function(df, time, event, features, seed, alpha, nfolds = NULL,
-                          lambda_rule = "lambda.min", foldid = NULL) {
+#' internally (its default) and uses Breslow ties. Friedman J, Hastie T, Tibshirani R
+#' (2010). J Stat Softw 33(1); Simon N, Friedman J, Hastie T, Tibshirani R (2011). J Stat
+#' Softw 39(5).
+#' @param control glmnet_control(...) (alpha is required there).
+select_glmnet <- function(df, time, event, features, seed, control) {
   d <- learner_data(df, time, event, features)
-  lambda_rule <- match.arg(lambda_rule, c("lambda.min", "lambda.1se"))
-  if (is.null(nfolds)) nfolds <- default_nfolds(nrow(d$x))
+  lambda_rule <- match.arg(control$lambda_rule, c("lambda.min", "lambda.1se"))
+  nfolds <- learner_nfolds(control$nfolds, nrow(d$x))
   with_seed(seed, {
-    folds <- learner_folds(d$event, nfolds, foldid)
+    folds <- learner_folds(d$event, nfolds, control$foldid)
     y <- survival::Surv(d$time, d$event)
-    cv <- glmnet::cv.glmnet(d$x, y, family = "cox", alpha = alpha, foldid = folds)
+    cv <- glmnet::cv.glmnet(d$x, y, family = "cox", alpha = control$alpha, foldid = folds)
   })
   coefs <- as.matrix(stats::coef(cv, s = lambda_rule))[features, 1]
   importance <- importance_frame(features, abs(coefs))
   learner_result(features[coefs != 0], importance, package_version_string("glmnet"),
-                 list(alpha = alpha, nfolds = length(unique(folds)), lambda_rule = lambda_rule,
-                      type_measure = "deviance"),
+                 list(alpha = control$alpha, nfolds = length(unique(folds)),
+                      lambda_rule = lambda_rule, type_measure = "deviance"),
                  list(lambda = unname(cv[[lambda_rule]]),
                       coefficients = importance_frame(features, coefs)))
 }
 
 
 #' Elastic net (alpha = 0.5) Cox selection; see select_glmnet.
-select_elastic_net <- function(df, time, event, features, seed, nfolds = NULL,
-                               lambda_rule = "lambda.min", foldid = NULL, alpha = 0.5) {
-  select_glmnet(df, time, event, features, seed, alpha, nfolds, lambda_rule, foldid)
+select_elastic_net <- function(df, time, event, features, seed,
+                               control = elastic_net_control()) {
+  select_glmnet(df, time, event, features, seed, control)
 }
 
 
 #' Lasso (alpha = 1) Cox selection; see select_glmnet.
-select_lasso <- function(df, time, event, features, seed, nfolds = NULL,
-                         lambda_rule = "lambda.min", foldid = NULL) {
-  select_glmnet(df, time, event, features, seed, 1, nfolds, lambda_rule, foldid)
+select_lasso <- function(df, time, event, features, seed, control = lasso_control()) {
+  select_glmnet(df, time, event, features, seed, control)
 }
 
 
 # ---------------------------------------------------------------------------- CoxBoost
+
+#' Settings of select_coxboost.
+#'
+#' @param nfolds cross-validation folds for the number of steps; NULL = default_nfolds.
+#' @param maxstepno largest number of boosting steps considered.
+#' @param penalty NULL for CoxBoost's default, 9 * number of events of the data fitted.
+#' @param foldid fold of each patient; NULL = seeded event-stratified folds.
+#' @param use_package use the CoxBoost package when installed (else coxboost.R).
+#' @return list(nfolds, maxstepno, penalty, foldid, use_package).
+coxboost_control <- function(nfolds = NULL, maxstepno = 100, penalty = NULL, foldid = NULL,
+                             use_package = TRUE) {
+  list(nfolds = nfolds, maxstepno = maxstepno, penalty = penalty, foldid = foldid,
+       use_package = use_package)
+}
+
 
 #' Componentwise likelihood-based boosting (Binder & Schumacher 2008), steps by CV.
 #'
@@ -197,18 +246,19 @@ select_lasso <- function(df, time, event, features, seed, nfolds = NULL,
 #' "verweij", the same folds) then CoxBoost with the optimal number of steps. Otherwise
 #' coxboost.R's implementation of the same method. Selected = non-zero coefficients at
 #' the chosen step; importance = |standardised coefficient|.
-#' @param penalty NULL for CoxBoost's default, 9 * number of events of the data fitted.
-select_coxboost <- function(df, time, event, features, seed, nfolds = NULL, maxstepno = 100,
-                            penalty = NULL, foldid = NULL, use_package = TRUE) {
+#' @param control coxboost_control(...).
+select_coxboost <- function(df, time, event, features, seed, control = coxboost_control()) {
   d <- learner_data(df, time, event, features)
-  if (is.null(nfolds)) nfolds <- default_nfolds(nrow(d$x))
+  nfolds <- learner_nfolds(control$nfolds, nrow(d$x))
+  maxstepno <- control$maxstepno
+  penalty <- control$penalty
   scale <- apply(d$x, 2, stats::sd)
   settings <- list(nfolds = nfolds, maxstepno = maxstepno,
                    penalty = if (is.null(penalty)) "9 * number of events" else penalty,
                    cv_type = "verweij")
   with_seed(seed, {
-    folds <- learner_folds(d$event, nfolds, foldid)
-    if (isTRUE(use_package) && requireNamespace("CoxBoost", quietly = TRUE)) {
+    folds <- learner_folds(d$event, nfolds, control$foldid)
+    if (isTRUE(control$use_package) && requireNamespace("CoxBoost", quietly = TRUE)) {
       extra <- if (is.null(penalty)) list() else list(penalty = penalty)
       cv <- do.call(CoxBoost::cv.CoxBoost,
                     c(list(time = d$time, status = d$event, x = d$x, maxstepno = maxstepno,
@@ -237,6 +287,28 @@ select_coxboost <- function(df, time, event, features, seed, nfolds = NULL, maxs
 
 # --------------------------------------------------------------------------------- GBM
 
+#' Settings of select_gbm (gbm's arguments of the same names, with dots).
+#'
+#' @param n_trees number of trees fitted (n.trees).
+#' @param shrinkage learning rate.
+#' @param interaction_depth depth of each tree (interaction.depth).
+#' @param n_minobsinnode smallest number of patients in a terminal node.
+#' @param bag_fraction fraction of patients drawn for each tree (bag.fraction).
+#' @param iteration how the number of trees is chosen: "cv" or "OOB".
+#' @param nfolds cross-validation folds with iteration "cv"; NULL = default_nfolds.
+#' @param top_k NULL: select every feature with relative influence > 0; else at most the
+#'   top_k of them.
+#' @return list(n_trees, shrinkage, interaction_depth, n_minobsinnode, bag_fraction,
+#'   iteration, nfolds, top_k).
+gbm_control <- function(n_trees = 1000, shrinkage = 0.01, interaction_depth = 3,
+                        n_minobsinnode = 10, bag_fraction = 0.5, iteration = "cv",
+                        nfolds = NULL, top_k = NULL) {
+  list(n_trees = n_trees, shrinkage = shrinkage, interaction_depth = interaction_depth,
+       n_minobsinnode = n_minobsinnode, bag_fraction = bag_fraction, iteration = iteration,
+       nfolds = nfolds, top_k = top_k)
+}
+
+
 #' Gradient boosting with the Cox partial likelihood (gbm, distribution "coxph").
 #'
 #' The number of trees is chosen by `iteration`: "cv" = minimum of gbm's cv.folds-fold
@@ -244,17 +316,17 @@ select_coxboost <- function(df, time, event, features, seed, nfolds = NULL, maxs
 #' influence (summary.gbm) at that number of trees. Selected = relative influence > 0
 #' (default) or, when `top_k` is given, the top_k features by relative influence (those
 #' with influence > 0 only).
-select_gbm <- function(df, time, event, features, seed, n_trees = 1000, shrinkage = 0.01,
-                       interaction_depth = 3, n_minobsinnode = 10, bag_fraction = 0.5,
-                       iteration = "cv", nfolds = NULL, top_k = NULL) {
+#' @param control gbm_control(...).
+select_gbm <- function(df, time, event, features, seed, control = gbm_control()) {
   d <- learner_data(df, time, event, features)
-  iteration <- match.arg(iteration, c("cv", "OOB"))
+  iteration <- match.arg(control$iteration, c("cv", "OOB"))
+  top_k <- control$top_k
   if (iteration == "cv" && length(features) < 2) {
     # gbm 2.1.8's cross-validation subsets its predictors with drop = TRUE and stops with
     # "incorrect number of dimensions" for a single predictor.
     stop("gbm cross-validation needs at least 2 features (use iteration = 'OOB' for one)")
   }
-  if (is.null(nfolds)) nfolds <- default_nfolds(nrow(d$x))
+  nfolds <- learner_nfolds(control$nfolds, nrow(d$x))
   data <- as.data.frame(d$x)
   names(data) <- paste0("v", seq_along(features))   # syntactic names for gbm's formula
   data$.time <- d$time
@@ -264,8 +336,9 @@ select_gbm <- function(df, time, event, features, seed, n_trees = 1000, shrinkag
     # gbm attaches itself and prints "CV: k" in its cross-validation: keep the console quiet.
     utils::capture.output(fit <- suppressPackageStartupMessages(gbm::gbm(
       survival::Surv(.time, .event) ~ ., data = data, distribution = "coxph",
-      n.trees = n_trees, shrinkage = shrinkage, interaction.depth = interaction_depth,
-      n.minobsinnode = n_minobsinnode, bag.fraction = bag_fraction,
+      n.trees = control$n_trees, shrinkage = control$shrinkage,
+      interaction.depth = control$interaction_depth, n.minobsinnode = control$n_minobsinnode,
+      bag.fraction = control$bag_fraction,
       cv.folds = if (iteration == "cv") nfolds else 0, n.cores = 1, keep.data = FALSE,
       verbose = FALSE)))
     best <- suppressWarnings(suppressMessages(
@@ -279,9 +352,10 @@ select_gbm <- function(df, time, event, features, seed, n_trees = 1000, shrinkag
     selected <- head(selected[order(-influence[selected])], as.integer(top_k))
   }
   learner_result(selected, importance, package_version_string("gbm"),
-                 list(n_trees = n_trees, shrinkage = shrinkage,
-                      interaction_depth = interaction_depth, n_minobsinnode = n_minobsinnode,
-                      bag_fraction = bag_fraction, iteration = iteration,
+                 list(n_trees = control$n_trees, shrinkage = control$shrinkage,
+                      interaction_depth = control$interaction_depth,
+                      n_minobsinnode = control$n_minobsinnode,
+                      bag_fraction = control$bag_fraction, iteration = iteration,
                       nfolds = if (iteration == "cv") nfolds else NULL,
                       rule = if (is.null(top_k)) "relative influence > 0"
                              else sprintf("top %d by relative influence (> 0)", top_k)),
@@ -291,15 +365,36 @@ select_gbm <- function(df, time, event, features, seed, n_trees = 1000, shrinkag
 
 # --------------------------------------------------------------------------------- RSF
 
-#' Random survival forest with permutation variable importance.
+#' Settings of select_rsf.
+#'
+#' @param num_trees number of trees.
+#' @param node_size smallest terminal node (patients).
+#' @param mtry features tried at each split; NULL = the package's default (sqrt(p)).
+#' @param top_k NULL: select every feature with permutation importance > 0; else at most
+#'   the top_k of them.
+#' @param use_package use randomForestSRC when installed (else ranger, survival_forest.R).
+#' @return list(num_trees, node_size, mtry, top_k, use_package).
+rsf_control <- function(num_trees = 1000, node_size = 5, mtry = NULL, top_k = NULL,
+                        use_package = TRUE) {
+  list(num_trees = num_trees, node_size = node_size, mtry = mtry, top_k = top_k,
+       use_package = use_package)
+}
+
+
+#' Random survival forest with permutation variable importance (Ishwaran H, Kogalur UB,
+#' Blackstone EH, Lauer MS (2008). Ann Appl Stat 2:841-860).
 #'
 #' randomForestSRC::rfsrc (log-rank splitting, importance "permute") when installed and
 #' use_package is TRUE; otherwise ranger (survival_forest.R). Selected = importance > 0
 #' (default) or the top_k by importance (those > 0 only).
-select_rsf <- function(df, time, event, features, seed, num_trees = 1000, node_size = 5,
-                       mtry = NULL, top_k = NULL, use_package = TRUE) {
+#' @param control rsf_control(...).
+select_rsf <- function(df, time, event, features, seed, control = rsf_control()) {
   d <- learner_data(df, time, event, features)
-  if (isTRUE(use_package) && requireNamespace("randomForestSRC", quietly = TRUE)) {
+  num_trees <- control$num_trees
+  node_size <- control$node_size
+  mtry <- control$mtry
+  top_k <- control$top_k
+  if (isTRUE(control$use_package) && requireNamespace("randomForestSRC", quietly = TRUE)) {
     data <- as.data.frame(d$x)
     names(data) <- paste0("v", seq_along(features))
     data$.time <- d$time
@@ -334,20 +429,40 @@ select_rsf <- function(df, time, event, features, seed, num_trees = 1000, node_s
 
 # ----------------------------------------------------------------------------- SuperPC
 
-#' Supervised principal components (Bair & Tibshirani 2004): top features by score.
+#' Settings of select_superpc.
+#'
+#' @param nfolds cross-validation folds for the threshold; NULL = default_nfolds.
+#' @param n_threshold number of thresholds tried.
+#' @param min_features the largest threshold keeps at least this many features.
+#' @param n_top at most this many features are selected (seed 001: the top 50).
+#' @param foldid fold of each patient; NULL = seeded event-stratified folds.
+#' @param use_package use superpc when installed (else superpc.R).
+#' @return list(nfolds, n_threshold, min_features, n_top, foldid, use_package).
+superpc_control <- function(nfolds = NULL, n_threshold = 20, min_features = 5, n_top = 50,
+                            foldid = NULL, use_package = TRUE) {
+  list(nfolds = nfolds, n_threshold = n_threshold, min_features = min_features,
+       n_top = n_top, foldid = foldid, use_package = use_package)
+}
+
+
+#' Supervised principal components (Bair E, Tibshirani R (2004). PLoS Biol 2:e108): top
+#' features by score.
 #'
 #' The |univariate Cox score| threshold is chosen by CV over `n_threshold` values from 0 to
 #' the `min_features`-th largest |score| (superpc when installed and use_package is TRUE,
 #' else superpc.R); selected = the `n_top` features with the largest |score| among those
 #' at or above the chosen threshold (seed 001: "SuperPC selects the Top 50 feature scores").
 #' Importance = |standardised score statistic| on all the data.
-select_superpc <- function(df, time, event, features, seed, nfolds = NULL, n_threshold = 20,
-                           min_features = 5, n_top = 50, foldid = NULL, use_package = TRUE) {
+#' @param control superpc_control(...).
+select_superpc <- function(df, time, event, features, seed, control = superpc_control()) {
   d <- learner_data(df, time, event, features)
-  if (is.null(nfolds)) nfolds <- default_nfolds(nrow(d$x))
+  n_threshold <- control$n_threshold
+  min_features <- control$min_features
+  n_top <- control$n_top
+  nfolds <- learner_nfolds(control$nfolds, nrow(d$x))
   with_seed(seed, {
-    folds <- learner_folds(d$event, nfolds, foldid)
-    if (isTRUE(use_package) && requireNamespace("superpc", quietly = TRUE)) {
+    folds <- learner_folds(d$event, nfolds, control$foldid)
+    if (isTRUE(control$use_package) && requireNamespace("superpc", quietly = TRUE)) {
       data <- list(x = t(d$x), y = d$time, censoring.status = d$event,
                    featurenames = features)
       fit <- superpc::superpc.train(data, type = "survival")
@@ -386,8 +501,8 @@ select_superpc <- function(df, time, event, features, seed, nfolds = NULL, n_thr
 #' Run one learner; any error becomes data, never stops the caller.
 #'
 #' @param name one of LEARNERS.
-#' @param settings named list of extra arguments of select_<name> (unknown names are an
-#'   error, recorded like any other).
+#' @param settings named list of arguments of <name>_control (unknown names are an error,
+#'   recorded like any other); the learner runs with do.call(<name>_control, settings).
 #' @return list(name, ok, features, importance, implementation, settings, details,
 #'   error (NULL when ok), warnings (character)).
 run_learner <- function(name, df, time, event, features, seed, settings = list()) {
@@ -398,15 +513,14 @@ run_learner <- function(name, df, time, event, features, seed, settings = list()
       if (!(name %in% LEARNERS)) {
         stop(sprintf("unknown learner '%s' (known: %s)", name, paste(LEARNERS, collapse = ", ")))
       }
-      fn <- get(paste0("select_", name), mode = "function")
-      unknown <- setdiff(names(settings), setdiff(names(formals(fn)), c("df", "time", "event",
-                                                                        "features", "seed")))
+      control <- get(paste0(name, "_control"), mode = "function")
+      unknown <- setdiff(names(settings), names(formals(control)))
       if (length(unknown) > 0) {
         stop(sprintf("unknown setting(s) for learner '%s': %s", name,
                      paste(unknown, collapse = ", ")))
       }
-      do.call(fn, c(list(df = df, time = time, event = event, features = features,
-                         seed = seed), settings))
+      fn <- get(paste0("select_", name), mode = "function")
+      fn(df, time, event, features, seed, do.call(control, settings))
     }, warning = function(w) {
       seen <<- c(seen, conditionMessage(w))
       invokeRestart("muffleWarning")

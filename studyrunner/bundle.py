@@ -5,7 +5,7 @@ anything. It records the radiomics parameter file, the training normalisation, t
 coefficients, the risk-group cut-off, the endpoint and the provenance (protocol hash,
 versions); ``content_sha256`` lets a user check that a bundle was not altered.
 
-A study with CNNs (seed 000) also freezes ``cnn_bundle.json`` with the network weights as
+A study with CNNs (like nsclc_ici) also freezes ``cnn_bundle.json`` with the network weights as
 numpy ``.npz`` files beside it (no pickle; each file's SHA-256 is in the bundle): the crop
 and z-score settings, each network's architecture, the interval cut-offs, the Cox
 coefficients that turn the networks' outputs into OSRS/PFSRS and MOSRS, every score's
@@ -70,7 +70,8 @@ def freeze_cnn_model(out_dir: Path, run_dir: Path, *, protocol_sha256: str, stud
                                  "interval_cutoffs": record.get("cutoffs"), "endpoint": record.get("endpoint")}
     scores = {}
     for name, block in risk["scores"].items():
-        scores[name] = {"endpoint": block["endpoint"], "cutoff": block["cutoff"]["value"], "high_risk": "score > cutoff",
+        scores[name] = {"endpoint": block["endpoint"], "cutoff": block["cutoff"]["value"],
+                        "high_risk": "score > cutoff",
                         **({"network": block["network"], "output_coefficients": block["output_coefficients"]}
                            if "network" in block else {"fused_coefficients": block["fusion"]["fused_coefficients"]})}
     from studyrunner.deep.network import RESPONSE_HEADS
@@ -90,7 +91,8 @@ def freeze_cnn_model(out_dir: Path, run_dir: Path, *, protocol_sha256: str, stud
         "scores": scores,
         "response_scores": response,
         "score_definition": "network outputs (raw) -> score = sum of output_coefficients x outputs; "
-                            "fused score = sum of fused_coefficients x component scores; PRS/PDS = sigmoid of the heads",
+                            "fused score = sum of fused_coefficients x component scores; "
+                            "PRS/PDS = sigmoid of the heads",
     }
     path = out_dir / "cnn_bundle.json"
     write_json(path, {**content, "content_sha256": sha256_json(content)})

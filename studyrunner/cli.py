@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, cast
 
 import typer
 from rich.console import Console
@@ -21,6 +22,9 @@ from studyrunner import __version__
 from studyrunner.cli_stats import stats_app
 from studyrunner.errors import StudyError
 from studyrunner.protocol import ProtocolError, json_schema, load_protocol
+
+if TYPE_CHECKING:  # the runner (and PyRadiomics, torch) is imported only by `run`
+    from studyrunner.runner import ProgressSink
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Validated, reproducible CT imaging-biomarker studies from a protocol YAML.")
@@ -69,7 +73,7 @@ class RichSink:
 @app.command()
 def run(
     protocol: Path = typer.Argument(..., help="protocol YAML"),
-    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default: runs/<study>-<time>)"),
+    out: Path | None = typer.Option(None, "--out", help="run folder (default: runs/<study>-<time>)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     workers: int = typer.Option(1, "--workers", min=1, help="parallel processes for per-case work"),
 ) -> None:
@@ -85,7 +89,9 @@ def run(
     columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:
-            run_dir = run_study(loaded, RunOptions(out, device, workers), RichSink(progress))
+            # RichSink has ProgressSink's methods; ProgressSink is a plain class, not a typing.Protocol
+            sink = cast("ProgressSink", RichSink(progress))
+            run_dir = run_study(loaded, RunOptions(out, device, workers), sink)
     except StudyError as exc:
         _fail(str(exc), exc.exit_code)
     results = json.loads((run_dir / "results.json").read_text())
@@ -161,8 +167,8 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     if not env["pdftotext"]:
         problems.append("poppler-utils")
     if as_json:
-        typer.echo(json.dumps({**env, "ok": not problems, "missing": problems, "fix": INSTALL_HINT if problems else None},
-                              indent=2))
+        report = {**env, "ok": not problems, "missing": problems, "fix": INSTALL_HINT if problems else None}
+        typer.echo(json.dumps(report, indent=2))
         raise typer.Exit(1 if problems else 0)
     out = Console()
     out.print(f"studyrunner {__version__}\nPython {env['python']} ({env['platform']})")

@@ -16,7 +16,7 @@ import typer
 
 from studyrunner.errors import InputError
 from studyrunner.protocol import ALL_LEARNERS
-from studyrunner.run_folder import to_jsonable
+from studyrunner.jsonable import to_jsonable
 
 stats_app = typer.Typer(no_args_is_help=True, help="One analysis on a CSV (JSON on stdout).")
 
@@ -79,7 +79,7 @@ def cutpoint(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--t
              event: str = typer.Option(..., "--event"), marker: str = typer.Option(..., "--marker"),
              pmethod: str = typer.Option("Lau94", "--pmethod", help="Lau94 | HL | Lau92 | exactGauss")) -> None:
     """Cut-off by maximally selected rank statistics (R maxstat, log-rank scores)."""
-    from studyrunner.statistics.score_performance import maxstat_cutpoint
+    from studyrunner.statistics.cutpoint import maxstat_cutpoint
 
     def work() -> None:
         if pmethod not in ("Lau94", "HL", "Lau92", "exactGauss"):

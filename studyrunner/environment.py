@@ -60,7 +60,7 @@ def python_versions() -> dict[str, str | None]:
 def r_installation() -> dict:
     """R version and each package's version (None when missing), asked of R itself."""
     if shutil.which("Rscript") is None:
-        return {"r": None, "packages": {p: None for p in R_REQUIRED + [c.package for c in CRAN_ONLY]}}
+        return {"r": None, "packages": dict.fromkeys(R_REQUIRED + [c.package for c in CRAN_ONLY])}
     from studyrunner.rbridge import r_versions
 
     info = r_versions(R_REQUIRED + [c.package for c in CRAN_ONLY])

@@ -21,9 +21,21 @@ a list of rows. ``NA`` (and ``NaN``) become ``None`` outside data frames and ``N
 ``None`` in text columns) inside them. R scripts therefore return variable-length results as
 data.frame columns and ``unname()`` scalars.
 
-Errors raised by R become :class:`RError` naming the R function; R warnings are re-issued
-as Python :class:`RWarning`. All calls into R are serialised by one lock (R is single
-threaded).
+Result shapes
+-------------
+R has one number type for counts and measurements alike, so a count comes back as a float
+(``12.0``). :func:`r_function` takes the result's declared shape: ``counts`` names the
+entries that are whole numbers (``"n"`` a top-level entry, ``"groups.n"`` the column ``n``
+of the data frame ``groups`` or the entry ``n`` of a nested list, ``"settings.*"`` every
+entry of ``settings``), and the bridge turns them into ``int`` (``None``/NA, and a number
+that is not whole, stay as they are). It is the only place that does so.
+
+Errors raised by R become :class:`RError` naming the R function, or, for a function
+declared with ``input_errors=True`` (its errors are about the caller's data: a missing
+column, a missing value), :class:`studyrunner.errors.InputError` with R's message. R
+warnings are re-issued as Python :class:`RWarning`. All calls into R are serialised by one
+lock (R is single threaded). JSON cleaning of the results is
+:func:`studyrunner.jsonable.to_jsonable`.
 """
 
 from __future__ import annotations
@@ -39,6 +51,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from studyrunner.errors import InputError
 
 RSCRIPTS_ENV_VAR = "STUDYRUNNER_RSCRIPTS"
 """Environment variable that overrides the folder holding the R scripts."""
@@ -194,33 +208,86 @@ class RFunction:
     """A Python callable for an R function defined in ``rscripts/<script>.R``.
 
     Nothing happens in R until the first call. Arguments are converted with :func:`to_r`,
-    the result with :func:`to_python`. ``r_seed`` (keyword) calls
-    ``set.seed(r_seed, kind = "Mersenne-Twister", normal.kind = "Inversion",
-    sample.kind = "Rejection")`` immediately before the function, so that R's random
-    numbers are reproducible from a seed held in Python.
+    the result with :func:`to_python`, then its declared ``counts`` become ``int`` (see
+    the module docstring). ``r_seed`` (keyword) calls ``set.seed(r_seed, kind =
+    "Mersenne-Twister", normal.kind = "Inversion", sample.kind = "Rejection")``
+    immediately before the function, so that R's random numbers are reproducible from a
+    seed held in Python. With ``input_errors`` an R error is raised as
+    :class:`~studyrunner.errors.InputError` ``"<name>: <R message>"``.
     """
 
-    def __init__(self, script: str, name: str) -> None:
+    def __init__(self, script: str, name: str, counts: Sequence[str] = (),
+                 input_errors: bool = False) -> None:
         self.script = script
         self.name = name
+        self.counts = tuple(counts)
+        self.input_errors = input_errors
 
     @property
     def label(self) -> str:
         return f"{self.script}.R::{self.name}"
 
     def __call__(self, *args: Any, r_seed: int | None = None, **kwargs: Any) -> Any:
-        with _lock:
-            session = _r()
-            function = session.find(self.script, self.name)
-            return to_python(session.call(self.label, function, args, kwargs, r_seed))
+        try:
+            with _lock:
+                session = _r()
+                function = session.find(self.script, self.name)
+                value = to_python(session.call(self.label, function, args, kwargs, r_seed))
+        except RError as error:
+            if self.input_errors:
+                raise InputError(f"{self.name}: {error.r_message}") from error
+            raise
+        for path in self.counts:
+            value = _whole_numbers(value, path.split("."))
+        return value
 
     def __repr__(self) -> str:
         return f"RFunction({self.label})"
 
 
-def r_function(script: str, name: str) -> RFunction:
-    """Python callable for the R function ``name`` of ``rscripts/<script>.R``."""
-    return RFunction(script, name)
+def r_function(script: str, name: str, counts: Sequence[str] = (),
+               input_errors: bool = False) -> RFunction:
+    """Python callable for the R function ``name`` of ``rscripts/<script>.R``.
+
+    ``counts``: the whole-number entries of its result (``"n"``, ``"groups.n"``), returned
+    as ``int``; ``input_errors``: its R errors are :class:`~studyrunner.errors.InputError`.
+    """
+    return RFunction(script, name, counts, input_errors)
+
+
+def _whole_numbers(value: Any, path: list[str]) -> Any:
+    """``value`` with the whole numbers at ``path`` as int.
+
+    ``path`` is a sequence of list entries ending, optionally, in a data frame column; the
+    entry ``*`` stands for every entry of a list. A missing entry, ``None``, NA and a number
+    that is not whole are left as they are (a data frame column with NA becomes an object
+    column of int and None).
+    """
+    if value is None or not path:
+        return _as_int(value)
+    key, rest = path[0], path[1:]
+    if isinstance(value, pd.DataFrame):
+        if rest or key not in value.columns:
+            return value
+        column = value[key]
+        whole = [None if _is_missing(v) else _as_int(v) for v in column.tolist()]
+        if not all(v is None or type(v) is int for v in whole):
+            return value
+        value = value.copy()
+        value[key] = pd.Series(whole, index=value.index,
+                               dtype=object if None in whole else np.int64)
+        return value
+    if isinstance(value, dict):
+        for name in (value if key == "*" else [key] if key in value else []):
+            value[name] = _whole_numbers(value[name], rest)
+    return value
+
+
+def _as_int(value: Any) -> Any:
+    """A whole float (R hands counts back as doubles: 12.0) as int; anything else as is."""
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return value
 
 
 def r_versions(packages: Sequence[str]) -> dict[str, Any]:
@@ -421,26 +488,3 @@ def _dataframe_to_pandas(rdf: Any) -> pd.DataFrame:
     if row_names != [str(i) for i in range(1, len(row_names) + 1)]:
         frame.index = pd.Index(row_names)
     return frame
-
-
-def json_ready(value: Any) -> Any:
-    """A copy of ``value`` made only of dict, list, str, int, float, bool and None.
-
-    DataFrames become lists of records, numpy scalars and arrays become Python numbers and
-    lists, and non-finite floats (NaN, NA, +/-Inf) become ``None``.
-    """
-    if isinstance(value, pd.DataFrame):
-        return [json_ready(record) for record in value.to_dict(orient="records")]
-    if isinstance(value, Mapping):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (np.ndarray, pd.Series)):
-        return [json_ready(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        return json_ready(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or value is pd.NA or isinstance(value, (str, bool, int)):
-        return None if value is pd.NA else value
-    raise TypeError(f"cannot make {type(value).__name__} JSON-serialisable")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from studyrunner import __version__
+from studyrunner.jsonable import to_jsonable
 
 STAGE_FILE = "stage.json"
 
@@ -48,26 +48,11 @@ def sha256_json(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars become Python numbers, NaN/inf become None."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            value = value.item()
-        except (ValueError, AttributeError):
-            pass
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (temporary file, then rename): a crash never leaves half a file."""
+    """Write JSON atomically (temporary file, then rename): a crash never leaves half a file.
+
+    ``payload`` is cleaned by :func:`studyrunner.jsonable.to_jsonable` (NaN -> null).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(to_jsonable(payload), indent=2, allow_nan=False) + "\n", encoding="utf-8")

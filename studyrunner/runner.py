@@ -61,14 +61,14 @@ class ProgressSink:
 
 # The Python code each stage runs: a change to it reruns the stage (and those after it).
 STAGE_CODE = {
-    "cohort": ["cohort", "synthetic", "protocol.py"],
+    "cohort": ["cohort", "synthetic", "protocol.py", "registry.py"],
     "images": ["imaging"],
     "radiomics": ["radiomics"],
     "deep": ["deep"],
-    "statistics": ["statistics", "rbridge.py"],
+    "statistics": ["statistics", "rbridge.py", "jsonable.py", "registry.py"],
     "explanations": ["deep", "explanations"],
     "model": ["bundle.py"],
-    "report": ["report", "results.py"],
+    "report": ["report", "results"],
 }
 
 
@@ -171,16 +171,26 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
               lambda d: _freeze(loaded, run_dir, d))
 
         environment = environment_report()
-        write_json(run_dir / "results.json",
-                   assemble_results(loaded, run_dir, environment, folder.timings(), run_dir.name).to_json())
+        results = assemble_results(loaded, run_dir, environment, folder.timings(), run_dir.name)
+        results = results.dated_as(_previous_results(run_dir))
+        write_json(run_dir / "results.json", results.to_json())
         templates = sorted(p for p in repo_folder("reports", "STUDYRUNNER_REPORTS").rglob("*") if p.is_file())
-        stage("report", [], ["model"], lambda d: _render(run_dir), [run_dir / "results.json", *templates])
+        stage("report", [results.content_digest()], ["model"], lambda d: _render(run_dir), templates)
         write_json(run_dir / "manifest.json", _manifest(loaded, folder, inputs, image_files, environment, device,
                                                           options))
         return run_dir
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+def _previous_results(run_dir: Path) -> dict | None:
+    """The results.json a previous run left in this folder (None when there is none or it is unreadable)."""
+    path = run_dir / "results.json"
+    try:
+        return read_json(path) if path.is_file() else None
+    except ValueError:
+        return None
 
 
 def feature_table_paths(loaded: LoadedProtocol) -> dict[str, Path]:

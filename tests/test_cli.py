@@ -6,6 +6,8 @@ import json
 import shutil
 
 import pandas as pd
+import pytest
+import torch
 from typer.testing import CliRunner
 
 from studyrunner.cli import app
@@ -17,7 +19,8 @@ runner = CliRunner()
 def test_validate_passes_on_the_small_synthetic_cohort(small_cohort_dir):
     result = runner.invoke(app, ["validate", str(small_study(small_cohort_dir))])
     assert result.exit_code == 0, result.output
-    assert "valid" in result.output and "40 rows" in result.output
+    assert "valid" in result.output
+    assert "40 rows" in result.output
 
 
 def test_failed_expectation_exits_3_and_lists_the_failing_rows(small_cohort_dir, tmp_path):
@@ -40,7 +43,10 @@ def test_non_numeric_cell_exits_2_naming_file_line_and_column(small_cohort_dir, 
     result = runner.invoke(app, ["run", str(small_study(tmp_path)), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
     text = " ".join(result.output.split())
-    assert "clinical.csv" in text and "line 5" in text and "os_days" in text and "12 months" in text
+    assert "clinical.csv" in text
+    assert "line 5" in text
+    assert "os_days" in text
+    assert "12 months" in text
 
 
 def test_protocol_error_exits_2_with_the_yaml_path(tmp_path):
@@ -51,14 +57,49 @@ def test_protocol_error_exits_2_with_the_yaml_path(tmp_path):
     assert "endpoints.os.time: field required" in " ".join(result.output.split())
 
 
+@pytest.mark.needs_r
 def test_doctor_json_reports_r_packages_and_cran_stand_ins():
+    # `make test` installs everything required first, so doctor must find nothing missing.
     result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert result.exit_code == (0 if report["ok"] else 1)
+    assert report["ok"] is True
+    assert report["missing"] == []
+    assert report["fix"] is None
     assert report["r"].startswith("4.")
+    assert report["r_required_missing"] == []
+    assert all(version is not None for version in report["python_packages"].values())
+    assert report["python_packages"]["torch"] == torch.__version__
     assert report["r_packages"]["survival"]
     assert {c["package"] for c in report["cran_only"]} == {"timeROC", "randomForestSRC", "CoxBoost", "superpc"}
-    assert report["gpu"]["cuda_available"] in (True, False)
+    for cran in report["cran_only"]:  # a missing CRAN package is replaced by its named stand-in
+        installed = report["r_packages"][cran["package"]] is not None
+        assert cran["status"] == ("installed" if installed else "missing"), cran
+        if not installed:
+            assert cran["implementation"] == f"{cran['stand_in']} (rscripts/{cran['rscript']})"
+    assert report["gpu"]["cuda_available"] == torch.cuda.is_available()
+    assert report["gpu"]["torch"] == torch.__version__
+
+
+def test_doctor_exits_1_and_names_what_is_missing(monkeypatch):
+    from studyrunner import environment
+
+    def without_r_and_poppler() -> dict:
+        return {"python": "3.11", "platform": "test", "python_packages": {"numpy": "2.0", "rpy2": None},
+                "r": None, "r_packages": {"survival": None}, "r_required_missing": ["survival"],
+                "cran_only": [], "gpu": {"cuda_available": False, "devices": [], "torch": "x"},
+                "pdftotext": False}
+
+    monkeypatch.setattr(environment, "environment_report", without_r_and_poppler)
+    result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["ok"] is False
+    assert report["missing"] == ["rpy2", "survival", "R", "poppler-utils"]
+    assert report["fix"] == environment.INSTALL_HINT
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 1
+    assert "missing: rpy2, survival, R, poppler-utils" in " ".join(result.output.split())
 
 
 def test_schema_command_prints_the_committed_schema():

@@ -9,8 +9,13 @@ import pandas as pd
 import pytest
 
 from studyrunner.cohort.clinical_table import (
-    ClinicalTableError, Rule, apply_eligibility, apply_value_mappings, coerce_columns,
-    read_clinical_table)
+    ClinicalTableError,
+    Rule,
+    apply_eligibility,
+    apply_value_mappings,
+    coerce_columns,
+    read_clinical_table,
+)
 
 CSV = "patient_id,age,os_days,os_event\n007,61,420,1\nP008,55,380,0\n\nP009,70,12 months,1\n"
 

@@ -16,7 +16,7 @@ from lifelines.statistics import logrank_test
 
 from studyrunner import rbridge
 from studyrunner.rbridge import RError
-from studyrunner.statistics.score_performance import groups_by_cutpoint, maxstat_cutpoint
+from studyrunner.statistics.cutpoint import groups_by_cutpoint, maxstat_cutpoint
 
 Z975 = 1.959963984540054
 

@@ -1,5 +1,7 @@
 """Tumour crops on synthetic SimpleITK images with a known lesion, spacing and direction."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -115,6 +117,54 @@ def test_empty_mask_names_the_file(tmp_path):
         tumour_crop(img, msk, mask_label=3)
     with pytest.raises(InputError, match="missing.nii.gz: file not found"):
         tumour_crop(tmp_path / "missing.nii.gz", msk)
+
+
+def _write_dicom_series(image: sitk.Image, folder: Path) -> Path:
+    """One CT DICOM file per z slice, with the tags a series reader orders and places
+    slices by (SimpleITK's ImageSeriesWriter refuses DICOM, so slice by slice)."""
+    folder.mkdir()
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    uid = "1.2.826.0.1.3680043.2.1125.1.42"
+    direction = image.GetDirection()  # row-major 3 x 3: columns are the x, y, z axes
+    for k in range(image.GetDepth()):
+        plane = image[:, :, k]
+        tags = {"0008|0060": "CT", "0020|000d": f"{uid}.1", "0020|000e": f"{uid}.2",
+                "0008|0018": f"{uid}.3.{k + 1}", "0020|0013": str(k + 1),
+                "0020|0037": "\\".join(f"{v:g}" for v in direction[0::3] + direction[1::3]),
+                "0020|0032": "\\".join(f"{v:g}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
+                "0018|0050": f"{image.GetSpacing()[2]:g}"}
+        for tag, value in tags.items():
+            plane.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.Execute(plane)
+    return folder
+
+
+def test_dicom_series_folder_gives_the_crop_of_the_same_volume_as_nifti(tmp_path):
+    """The crop reads images with studyrunner.imaging.io.read_image, so a case given as a
+    DICOM series folder gives exactly the crop of the same volume given as NIfTI
+    (spacings and origin exact in both formats' headers)."""
+    rng = np.random.default_rng(7)
+    values = rng.integers(-900, 900, size=SIZE[::-1]).astype(np.int16)
+    values[CUBE] += 600
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing((0.75, 0.5, 2.5))
+    image.SetOrigin(ORIGIN)
+    mask = sitk.GetImageFromArray(np.zeros(SIZE[::-1], np.uint8))
+    mask[10:16, 20:26, 8:12] = 1  # x, y, z: the cube
+    mask.CopyInformation(image)
+    sitk.WriteImage(image, str(tmp_path / "image.nii.gz"))
+    sitk.WriteImage(mask, str(tmp_path / "mask.nii.gz"))
+    series = _write_dicom_series(image, tmp_path / "series")
+    arguments = {"spacing_mm": (1.0, 1.0, 1.0), "size_voxels": (16, 14, 12)}
+    from_nifti = tumour_crop(tmp_path / "image.nii.gz", tmp_path / "mask.nii.gz", **arguments)
+    from_dicom = tumour_crop(series, tmp_path / "mask.nii.gz", **arguments)
+    np.testing.assert_array_equal(from_dicom, from_nifti)
+    assert from_nifti.std() > 100  # the crop holds the random volume, not only fill values
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"image .*empty: no DICOM series found in the folder"):
+        tumour_crop(tmp_path / "empty", tmp_path / "mask.nii.gz")
 
 
 def test_zscore_statistics_by_hand():

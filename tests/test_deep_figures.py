@@ -1,8 +1,10 @@
-"""Seed-000 report figures (studyrunner.report.deep_figures and response_figures).
+"""Seed-000 report figures (studyrunner.report.figures: deep, clinical_cox, response,
+explanations, km_panels).
 
 The pure functions that decide what is drawn are checked against hand computations and
-numpy references; every figure is drawn from a small hand-made results dict (and, when
-present, from a finished run folder at /tmp/deep_sample) and checked for its size."""
+numpy references; every figure is drawn from a small hand-made results dict, and from a
+run folder built from it the way a finished run leaves it (results.json beside the Grad-CAM
+overlays), and checked for its size."""
 
 from __future__ import annotations
 
@@ -15,30 +17,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studyrunner.report.deep_figures import (
+from studyrunner.report.figures import DPI, TEXT_WIDTH_IN, draw_deep_figures
+from studyrunner.report.figures.clinical_cox import forest_limits, forest_rows, nomogram_rows
+from studyrunner.report.figures.deep import (
     cohort_rows,
-    draw_deep_figures,
     event_intervals,
-    forest_limits,
-    forest_rows,
     interval_names,
-    nomogram_rows,
     risk_vector_points,
     scale_unit,
     score_ordering,
 )
-from studyrunner.report.figures import DPI, TEXT_WIDTH_IN
-from studyrunner.report.response_figures import (
-    column_label,
-    gradcam_cells,
-    km_note,
-    lung_window,
-    response_subgroup_rows,
-    spearman_rows,
-    youden_point,
-)
+from studyrunner.report.figures.explanations import gradcam_cells, lung_window, spearman_rows
+from studyrunner.report.figures.km_panels import km_note
+from studyrunner.report.figures.labels import column_label
+from studyrunner.report.figures.response import response_subgroup_rows, youden_point
 
-SAMPLE = Path("/tmp/deep_sample")
 COHORTS = {"training": ["modelling", "validation"], "test": ["test"]}
 
 
@@ -116,7 +109,8 @@ def test_score_ordering_absent_cohort_or_score() -> None:
 
 def test_forest_rows_group_categorical_levels() -> None:
     cox = {"univariate": [
-        {"covariate": "age", "level": None, "reference": None, "hr": 1.02, "hr_lower": 0.98, "hr_upper": 1.06, "p": 0.3},
+        {"covariate": "age", "level": None, "reference": None, "hr": 1.02, "hr_lower": 0.98, "hr_upper": 1.06,
+         "p": 0.3},
         {"covariate": "histology", "level": "Adeno", "reference": "Squamous", "hr": 0.5, "hr_lower": 0.2,
          "hr_upper": 1.3, "p": 0.15},
         {"covariate": "histology", "level": "Other", "reference": "Squamous", "hr": 2.0, "hr_lower": 0.04,
@@ -147,7 +141,8 @@ def test_nomogram_rows_positions() -> None:
     # a predictor's value sits at its table points
     assert rows["Mosrs"]["x"] == [0.0, 50.0, 100.0]
     assert rows["Mosrs"]["ticks"] == ["\u22121", "0", "1"]
-    assert rows["Sex"]["x"] == [0.0, 20.0] and rows["Sex"]["ticks"] == ["Female", "Male"]
+    assert rows["Sex"]["x"] == [0.0, 20.0]
+    assert rows["Sex"]["ticks"] == ["Female", "Male"]
     # total points 0..132 (the survival axis reaches 132) fill the 0..100 points range
     np.testing.assert_allclose(rows["Total points"]["x"], [0.0, 40 / 1.32, 80 / 1.32, 120 / 1.32])
     np.testing.assert_allclose(rows["Linear predictor"]["x"], [10 / 1.32, 110 / 1.32])
@@ -166,7 +161,8 @@ def test_response_helpers() -> None:
         {"subgroup": "> 0.7", "n": 9, "auc": None, "auc_lower": None, "auc_upper": None, "reason": "few"}]}})
     assert [(r["label"], r["heading"]) for r in rows] == [("Voxel spacing (mm)", True), ("\u2264 0.7", False),
                                                           ("> 0.7", False)]
-    assert rows[1]["auc"] == 0.6 and rows[2]["reason"] == "few"
+    assert rows[1]["auc"] == 0.6
+    assert rows[2]["reason"] == "few"
     assert column_label("tumour_size") == "Tumour size"
     assert spearman_rows({"spearman": [{"name": "osrs", "rho": 0.2, "p": 0.1, "n": 9},
                                        {"name": "prs", "rho": None, "p": None, "n": 9},
@@ -210,7 +206,8 @@ def _km_block(rng: np.random.Generator, n: int) -> dict[str, Any]:
             "logrank_chisq": 4.2, "logrank_p": 0.04, "c_index": 0.64,
             "groups": {"low": {"n": n // 2}, "high": {"n": n - n // 2}},
             "km": {"low": curve(n // 2), "high": curve(n - n // 2)},
-            "risk_table": {"times": [0.0, 200.0, 400.0, 600.0], "low": [n // 2, 6, 3, 1], "high": [n - n // 2, 4, 2, 0]},
+            "risk_table": {"times": [0.0, 200.0, 400.0, 600.0], "low": [n // 2, 6, 3, 1],
+                           "high": [n - n // 2, 4, 2, 0]},
             "median_survival": {"low": {"median": None}, "high": {"median": 300.0, "lower": 200.0, "upper": None}}}
 
 
@@ -239,7 +236,8 @@ def tiny_results(run_dir: Path) -> dict[str, Any]:
     comparison = {"test": {"per_patient": [{"row": str(r), "misordered_a": float(r % 3), "misordered_b": float(r % 5),
                                             "comparable": 6.0} for r in test_rows]}}
     roc = {"auc": 0.7, "auc_lower": 0.5, "auc_upper": 0.9, "cutoff": 0.45, "sensitivity": 0.8, "specificity": 0.6,
-           "n": 16, "curve": {"fpr": [1.0, 0.6, 0.4, 0.0], "tpr": [1.0, 0.8, 0.5, 0.0], "threshold": [None, 0.4, 0.45, 0.6]}}
+           "n": 16, "curve": {"fpr": [1.0, 0.6, 0.4, 0.0], "tpr": [1.0, 0.8, 0.5, 0.0],
+                              "threshold": [None, 0.4, 0.45, 0.6]}}
     sub_table = [{"subgroup": "A", "n": 12, "auc": 0.66, "auc_lower": 0.4, "auc_upper": 0.9, "reason": None},
                  {"subgroup": "B", "n": 5, "auc": None, "auc_lower": None, "auc_upper": None, "reason": "few"}]
     response = {name: {"label": name.upper(), "outcome": outcome, "by_cohort": {"training": roc, "test": roc},
@@ -254,7 +252,8 @@ def tiny_results(run_dir: Path) -> dict[str, Any]:
     cox_row = {"covariate": "mosrs", "level": None, "reference": None, "hr": 2.7, "hr_lower": 0.9, "hr_upper": 8.0,
                "p": 0.07}
     subgroups = {"histology": {"levels": [{"level": "Adeno", **_km_block(rng, 14)},
-                                          {"level": "Squamous", "n": 4, "n_events": 0, "km": None, "reason": "too few"}]}}
+                                          {"level": "Squamous", "n": 4, "n_events": 0, "km": None,
+                                           "reason": "too few"}]}}
     selected = [{"patient_id": "P16", "ordered_by": "mosrs", "mosrs": -0.5},
                 {"patient_id": "P20", "ordered_by": "mosrs", "mosrs": 0.7}]
     yy, xx = np.mgrid[:16, :16]
@@ -313,16 +312,36 @@ def test_absent_pieces_are_skipped(tmp_path: Path) -> None:
     results["risk_scores"]["nomogram"] = {"not_run": "no covariates"}
     results["explanations"]["overlays_file"] = "explanations/missing.npz"
     figures = draw_deep_figures(results, tmp_path / "some", tmp_path / "run")
-    assert not {"response_km_os", "response_km_pfs", "response_roc", "response_subgroups", "nomogram", "gradcam"} & set(figures)
+    skipped = {"response_km_os", "response_km_pfs", "response_roc", "response_subgroups", "nomogram", "gradcam"}
+    assert not skipped & set(figures)
     assert {"ssim_spearman", "score_ordering", "km_mosrs_test"} <= set(figures)
 
 
-@pytest.mark.skipif(not (SAMPLE / "results.json").is_file(), reason="no finished seed-000 run at /tmp/deep_sample")
+def finished_run(run_dir: Path) -> Path:
+    """A run folder as a finished seed-000 run leaves it: results.json (read back through JSON,
+    so row labels and time keys are strings) beside the Grad-CAM overlays. Unlike
+    ``tiny_results`` the response scores are stratified for both endpoints and the subgroup
+    columns are those of a real cohort: one with a unit and comparison levels, one not run."""
+    results = tiny_results(run_dir)
+    rng = np.random.default_rng(11)
+    risk = results["risk_scores"]
+    for block in risk["response"].values():
+        block["stratification"]["pfs"] = {**_km_block(rng, 24), "cutpoint": 0.52}
+    risk["subgroups"] = {"age_years": {"levels": [{"level": "<= 65", **_km_block(rng, 14)},
+                                                  {"level": "> 65", **_km_block(rng, 10)}]},
+                         "pd_l1": {"not_run": "fewer than two levels"}}
+    (run_dir / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    return run_dir
+
+
 def test_every_figure_from_a_finished_run(tmp_path: Path) -> None:
-    results = json.loads((SAMPLE / "results.json").read_text())
-    figures = draw_deep_figures(results, tmp_path, SAMPLE)
-    subgroups = {f"subgroups_{c}" for c in results["risk_scores"].get("subgroups") or {}}
+    run_dir = finished_run(tmp_path / "run")
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    figures = draw_deep_figures(results, tmp_path / "figures", run_dir)
+    subgroups = {f"subgroups_{c}" for c, record in results["risk_scores"]["subgroups"].items() if "levels" in record}
     stratified = {f"response_km_{e}" for block in results["risk_scores"]["response"].values()
                   for e in block.get("stratification") or {}}
+    assert subgroups == {"subgroups_age_years"}
+    assert stratified == {"response_km_os", "response_km_pfs"}
     assert set(figures) == (EXPECTED_KEYS - {"subgroups_histology", "response_km_os"}) | subgroups | stratified
     _check_pngs(figures)

@@ -34,7 +34,7 @@ def _pool_net(conv: torch.nn.Conv3d, n_out: int, relu: bool = False, dropout: bo
 
 def _hand_cam(acts: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """ReLU(sum_k alpha[b, k] A[b, k]) with explicit loops over samples and channels."""
-    out = np.zeros((acts.shape[0],) + acts.shape[2:])
+    out = np.zeros((acts.shape[0], *acts.shape[2:]))
     for b in range(acts.shape[0]):
         for k in range(acts.shape[1]):
             out[b] += alpha[b, k] * acts[b, k]
@@ -66,14 +66,17 @@ def test_gradcam_k1_conv_matches_hand_map(k1_net):
         alpha = np.tile(lin[j] / dhw, (2, 1))
         hand = _hand_cam(acts, alpha)
         raw = grad_cam_3d(net, net[1], x, j, normalise=False)
-        assert raw.dtype == np.float32 and raw.shape == (2, 4, 5, 3)
+        assert raw.dtype == np.float32
+        assert raw.shape == (2, 4, 5, 3)
         np.testing.assert_allclose(raw, hand, rtol=1e-6, atol=1e-9)
         norm = grad_cam_3d(net, net[1], x, j)
         for b in range(2):
             expected = hand[b] / hand[b].max() if hand[b].max() > 0 else hand[b]
             np.testing.assert_allclose(norm[b], expected, rtol=1e-6, atol=1e-7)
-            assert norm[b].min() >= 0 and norm[b].max() == pytest.approx(1.0)
-    assert net.training and net[-2].training  # training state restored everywhere
+            assert norm[b].min() >= 0
+            assert norm[b].max() == pytest.approx(1.0)
+    assert net.training
+    assert net[-2].training  # training state restored everywhere
 
 
 def test_gradcam_callable_target_is_linear_combination(k1_net):
@@ -128,7 +131,8 @@ def test_gradcam_all_zero_map_stays_zero(k1_net):
     x = x.clone()
     x[1] = 0.0  # A = 0 for sample 1: no evidence anywhere
     norm = grad_cam_3d(net, net[1], x, 0)
-    assert np.all(norm[1] == 0) and np.isfinite(norm).all()
+    assert np.all(norm[1] == 0)
+    assert np.isfinite(norm).all()
     assert norm[0].max() == pytest.approx(1.0)
 
 
@@ -137,15 +141,18 @@ def test_gradcam_leaves_no_hooks_or_gradients(k1_net):
     w_grad = torch.full_like(net[0].weight, 0.5)
     net[0].weight.grad = w_grad.clone()  # a pre-existing gradient must survive unchanged
     grad_cam_3d(net, net[1], x, 0)
-    assert not net[1]._forward_hooks and not net[1]._backward_hooks
+    assert not net[1]._forward_hooks
+    assert not net[1]._backward_hooks
     torch.testing.assert_close(net[0].weight.grad, w_grad)
-    assert net[-1].weight.grad is None and net[-1].bias.grad is None
+    assert net[-1].weight.grad is None
+    assert net[-1].bias.grad is None
     assert not x.requires_grad
     with pytest.raises(InputError, match="3 outputs"):
         grad_cam_3d(net, net[1], x, 5)
     with pytest.raises(ValueError, match="boom"):
         grad_cam_3d(net, net[1], x, lambda s: (_ for _ in ()).throw(ValueError("boom")))
-    assert not net[1]._forward_hooks and not net[1]._backward_hooks
+    assert not net[1]._forward_hooks
+    assert not net[1]._backward_hooks
     assert net[-1].weight.grad is None
 
 
@@ -169,7 +176,8 @@ def test_gradcam_rejects_bad_layer_and_input(k1_net):
         grad_cam_3d(net, net[1], x[:, 0], 0)
     with pytest.raises(InputError, match="one score per sample"):
         grad_cam_3d(net, net[1], x, lambda s: s)
-    assert not net[1]._forward_hooks and not net[-1]._forward_hooks
+    assert not net[1]._forward_hooks
+    assert not net[-1]._forward_hooks
 
 
 # ---------------------------------------------------------------------------------------
@@ -326,7 +334,7 @@ def test_spearman_table_vs_hand_ranks():
     d = np.array([1, 4, 3, 5, 2]) - np.array(r_ssim)
     rho_mo = 1 - 6 * (d**2).sum() / (5 * 24)
     assert rho_mo == pytest.approx(-0.9)
-    for row, rho in zip(rows, (rho_os, rho_pfs, rho_mo)):
+    for row, rho in zip(rows, (rho_os, rho_pfs, rho_mo), strict=True):
         assert row["rho"] == pytest.approx(rho, abs=1e-12)
         assert row["p"] == pytest.approx(_t_p(rho, 5), rel=1e-9)
 

@@ -98,11 +98,15 @@ def test_augment_batch_is_seeded_and_keeps_values():
     a = augment_batch(x, g1, max_shift=2)
     b = augment_batch(x, g2, max_shift=2)
     c = augment_batch(x, g3, max_shift=2)
-    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == x.shape
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
     # same draws as draw_augmentation + apply_augmentation with the same seed
     draw = draw_augmentation(x.shape, torch.Generator().manual_seed(11), max_shift=2)
     assert torch.equal(a, apply_augmentation(x, draw))
-    assert draw.flips.any() and (draw.k != 0).any() and (draw.shifts != 0).any()
+    assert draw.flips.any()
+    assert (draw.k != 0).any()
+    assert (draw.shifts != 0).any()
     assert int(draw.shifts.abs().max()) <= 2
     for i in range(6):
         src = set(x[i].flatten().tolist())
@@ -110,14 +114,15 @@ def test_augment_batch_is_seeded_and_keeps_values():
         fill = float(x[i].min())
         assert set(got) <= src  # values are input values (moved) or the minimum
         n_fill_expected = x[i].numel() - int(
-            np.prod([n - abs(int(s)) for n, s in zip(x.shape[2:], draw.shifts[i])]))
+            np.prod([n - abs(int(s)) for n, s in zip(x.shape[2:], draw.shifts[i], strict=True)]))
         n_fill = sum(v == fill for v in got)
         assert n_fill_expected <= n_fill <= n_fill_expected + 1  # + the minimum voxel, if kept in view
         moved = [v for v in got if v != fill]
         assert len(moved) == len(set(moved))  # a sub-box of distinct input values, none repeated
     # switching rotations off keeps flips and shifts draws
     no_rot = draw_augmentation(x.shape, torch.Generator().manual_seed(11), max_shift=2, rotations=False)
-    assert torch.equal(no_rot.flips, draw.flips) and torch.equal(no_rot.shifts, draw.shifts)
+    assert torch.equal(no_rot.flips, draw.flips)
+    assert torch.equal(no_rot.shifts, draw.shifts)
     assert (no_rot.k == 0).all()
     # non-square axial plane: never rotated
     assert (draw_augmentation((6, 1, 5, 6, 7), torch.Generator().manual_seed(11), max_shift=1).k == 0).all()
@@ -136,7 +141,7 @@ def test_feature_count_formula():
     # hand arithmetic: 8 + 4 = 12 -> 6; 6 + 4 = 10 -> 5; 5 + 4 = 9 -> 4; 4 + 4 = 8
     assert TINY.channel_plan() == [(8, 12), (6, 10), (5, 9), (4, 8)]
     assert TINY.n_deep_features == 8
-    # seed 000 reports 508 deep features: the defaults reproduce it
+    # the nsclc_ici paper reports 508 deep features: the defaults reproduce it
     # 32 + 6*32 = 224 -> 112; 112 + 384 = 496 -> 248; 248 + 384 = 632 -> 316; 316 + 192 = 508
     assert NetworkConfig().n_deep_features == 508
     # growth 16: 32 + 96 = 128 -> 64; 64 + 192 = 256 -> 128; 128 + 192 = 320 -> 160; 160 + 96 = 256
@@ -154,15 +159,18 @@ def test_shapes_gradcam_layer_and_gradients():
     handle = net.gradcam_layer.register_forward_hook(lambda m, i, o: maps.setdefault("a", o))
     scores = net(x)
     handle.remove()
-    assert scores.shape == (2, 3) and dual(x).shape == (2, 2)
+    assert scores.shape == (2, 3)
+    assert dual(x).shape == (2, 2)
     assert net.n_deep_features == dual.n_deep_features == 8
     a = maps["a"]
-    assert a.dim() == 5 and a.shape[:2] == (2, 8)
+    assert a.dim() == 5
+    assert a.shape[:2] == (2, 8)
     # the deep features are the global average of the Grad-CAM layer's activation
     torch.testing.assert_close(net.features(x), a.mean(dim=(2, 3, 4)))
     scores.sum().backward()
     for name, p in net.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
     # channels-last-3d gives the same outputs
     net.eval()

@@ -1,4 +1,4 @@
-"""The seed-000 deep-learning study end to end on CPU with a tiny network (synthetic cohort).
+"""The nsclc_ici deep-learning study end to end on CPU with a tiny network (synthetic cohort).
 
 Checks the CNN scores against independent references: the Cox selection and fusion refitted
 with lifelines on the scores the run wrote, every C-index against lifelines, the interval
@@ -21,6 +21,8 @@ from lifelines.utils import concordance_index
 
 from tests.conftest import REPO, small_study
 
+pytestmark = [pytest.mark.slow, pytest.mark.needs_r]
+
 TINY_NETWORK = {"block_layers": [1, 1, 1, 1], "growth_rate": 4, "initial_features": 8, "hidden_units": 16,
                 "dropout": 0.0}
 TINY_CROP = {"size_voxels": [24, 24, 24], "spacing_mm": [3.5, 3.5, 3.5], "hu_window": [-1024, 1024]}
@@ -32,7 +34,7 @@ COUNTS = {"modelling": 38, "validation": 10, "test": 16}
 
 def deep_protocol(tmp: Path) -> Path:
     """The small synthetic study (conftest.small_study) with the demo's CNN plan on a tiny
-    network and the seed's modelling / validation / test split."""
+    network and the paper's modelling / validation / test split."""
     demo = yaml.safe_load((REPO / "protocols" / "nsclc_ici.yaml").read_text())
     deep = {**demo["predictors"]["deep_learning"], "crop": TINY_CROP, "network": TINY_NETWORK,
             "training": TINY_TRAINING, "cpu": None, "gradcam_patients": 2}

@@ -50,7 +50,7 @@ def _train(val_targets=None, val_x=None, seed_model=0, **kw):
 
 def test_two_runs_are_bit_identical_and_choose_the_argmin_epoch():
     m1, r1 = _train()
-    m2, r2 = _train()
+    _, r2 = _train()
     assert [h["train_loss"] for h in r1.history] == [h["train_loss"] for h in r2.history]
     assert [h["val_loss"] for h in r1.history] == [h["val_loss"] for h in r2.history]
     assert r1.best_epoch == r2.best_epoch
@@ -64,7 +64,9 @@ def test_two_runs_are_bit_identical_and_choose_the_argmin_epoch():
     # the model holds the best state at the end
     for k, v in m1.state_dict().items():
         assert torch.equal(v, r1.best_state[k]), k
-    assert r1.precision == "fp32" and r1.device == "cpu" and r1.train_samples_per_second > 0
+    assert r1.precision == "fp32"
+    assert r1.device == "cpu"
+    assert r1.train_samples_per_second > 0
     assert all(h["seconds"] > 0 for h in r1.history)
 
 
@@ -133,7 +135,8 @@ def test_score_volumes_equals_a_plain_forward_pass():
     model.eval()
     with torch.no_grad():
         plain = model(torch.from_numpy(x)).double().numpy()
-    assert scores.dtype == np.float64 and scores.shape == (5, 3)
+    assert scores.dtype == np.float64
+    assert scores.shape == (5, 3)
     np.testing.assert_allclose(scores, plain, rtol=1e-6, atol=1e-7)
 
 
@@ -144,7 +147,7 @@ def test_bf16_scores_agree_with_fp32_within_tolerance():
     from scipy.stats import spearmanr
 
     model, _ = _train(epochs=10, learning_rate=1e-2, batch_size=5)
-    vx, vb = _cubes(10, 2)
+    vx, _ = _cubes(10, 2)
     fp32 = score_volumes(model, vx, "cpu", bf16=False)
     bf16 = score_volumes(model, vx, "cpu", bf16=True)
     assert not np.array_equal(fp32, bf16)  # the bf16 path really ran

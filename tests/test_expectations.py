@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from studyrunner.cohort.clinical_table import ClinicalTableError
-from studyrunner.cohort.expectations import (
-    ClinicalRoles, SuiteError, build_suite, validate_clinical_table)
+from studyrunner.cohort.expectations import ClinicalRoles, SuiteError, build_suite, validate_clinical_table
 
 SUITE = Path(__file__).resolve().parents[1] / "validation" / "clinical_table.yaml"
 IDS = [f"P{i:03d}" for i in range(1, 11)]
@@ -31,9 +30,11 @@ def _table() -> pd.DataFrame:
 
 
 def _roles(**changes: object) -> ClinicalRoles:
-    roles = dict(id="patient_id", endpoints={"os": ("os_days", "os_event"), "pfs": ("pfs_days", "pfs_event")},
-                 paired_endpoints=[("pfs", "os")], age="age",
-                 categorical={"histology": ["Adenocarcinoma", "Squamous"]}, manifest_ids=IDS)
+    roles: dict[str, object] = {
+        "id": "patient_id", "endpoints": {"os": ("os_days", "os_event"), "pfs": ("pfs_days", "pfs_event")},
+        "paired_endpoints": [("pfs", "os")], "age": "age",
+        "categorical": {"histology": ["Adenocarcinoma", "Squamous"]}, "manifest_ids": IDS,
+    }
     return ClinicalRoles(**{**roles, **changes})
 
 
@@ -137,7 +138,8 @@ def test_to_dict_caps_failing_rows_but_keeps_them_all() -> None:
     result = validate_clinical_table(table, SUITE, ClinicalRoles(id="patient_id",
                                                                  endpoints={"os": ("os_days", "os_event")}))
     positive = next(item for item in result.expectations if item.name == "os time is positive")
-    assert positive.unexpected_count == 30 and len(positive.failing_rows) == 30
+    assert positive.unexpected_count == 30
+    assert len(positive.failing_rows) == 30
     assert len(_outcome(result.to_dict(), "os time is positive")["failing_rows"]) == 20
 
 

@@ -1,4 +1,4 @@
-"""Interval cut-offs and labels of the seed-000 survival network (hand-made tables)."""
+"""Interval cut-offs and labels of the nsclc_ici study's survival network (hand-made tables)."""
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ def test_seed_pfs_cutoffs_recovered():
     c1 = 98 + (4 / 3 - 1) * (150 - 98)
     c2 = 150 + (8 / 3 - 2) * (213 - 150)
     assert interval_cutoffs(times, events) == pytest.approx((c1, c2), abs=1e-12)
-    # 7 event times built to give exactly the seed's PFS cut-offs (positions 2 and 4)
+    # 7 event times built to give exactly the paper's PFS cut-offs (positions 2 and 4)
     assert interval_cutoffs([5, 60, 98, 150, 213, 700, 800], [1] * 7) == (98.0, 213.0)
 
 
@@ -57,7 +57,8 @@ def test_interval_labels_hand_made_table():
     time = [r[0] for r in TABLE]
     event = [r[1] for r in TABLE]
     targets, known = interval_labels(time, event, CUTS)
-    assert targets.dtype == np.float64 and known.dtype == bool
+    assert targets.dtype == np.float64
+    assert known.dtype == bool
     np.testing.assert_array_equal(targets, np.array([r[2] for r in TABLE], dtype=float))
     np.testing.assert_array_equal(known, np.array([r[3] for r in TABLE], dtype=bool))
 

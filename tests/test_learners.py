@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from studyrunner.rbridge import r_function
-from studyrunner.statistics.selection import LEARNERS, run_learners
+from studyrunner.registry import LEARNER_NAMES
+from studyrunner.statistics.selection import run_learners
 
 TRUE_FEATURES = ["f00", "f01", "f02"]
 
@@ -250,7 +251,7 @@ def test_superpc_top_50_rule(data: pd.DataFrame) -> None:
 def test_a_failing_learner_is_recorded_and_the_others_go_on(data: pd.DataFrame) -> None:
     settings = {"gbm": {"n_trees": 50, "nfolds": 3}, "rsf": {"num_trees": 50},
                 "coxboost": {"maxstepno": 20}}
-    one = run_learners(data, "time", "event", ["f00"], list(LEARNERS), seed=1, settings=settings)
+    one = run_learners(data, "time", "event", ["f00"], list(LEARNER_NAMES), seed=1, settings=settings)
     for name in ("elastic_net", "lasso"):
         assert one[name]["error"] is not None and "2 or more" in one[name]["error"]
         assert one[name]["features"] == []
@@ -273,3 +274,18 @@ def test_a_failing_learner_is_recorded_and_the_others_go_on(data: pd.DataFrame) 
     holes.loc["P007", "f03"] = np.nan
     missing = run_learners(holes, "time", "event", FEATURES, ["superpc"], seed=1)["superpc"]
     assert missing["error"] == "column 'f03': missing or non-finite value in row(s) P007"
+
+
+def test_each_learner_has_a_control_function_with_its_defaults() -> None:
+    from studyrunner.registry import LEARNERS
+
+    for name, info in LEARNERS.items():
+        defaults = r_function("learners", f"{name}_control")()
+        assert ("nfolds" in defaults) == info.inner_folds, name
+    gbm = r_function("learners", "gbm_control")(n_trees=50)
+    assert gbm == {"n_trees": 50, "shrinkage": 0.01, "interaction_depth": 3.0,
+                   "n_minobsinnode": 10.0, "bag_fraction": 0.5, "iteration": "cv",
+                   "nfolds": None, "top_k": None}
+    assert r_function("learners", "lasso_control")()["alpha"] == 1.0
+    assert r_function("learners", "elastic_net_control")()["alpha"] == 0.5
+    assert r_function("learners", "superpc_control")()["n_top"] == 50.0

@@ -20,7 +20,7 @@ def _write(tmp_path: Path, data: dict) -> Path:
     return path
 
 
-@pytest.fixture()
+@pytest.fixture
 def demo_data() -> dict:
     return yaml.safe_load(DEMO.read_text())
 
@@ -43,23 +43,30 @@ def test_missing_field_names_its_yaml_path_file_and_line(tmp_path, demo_data):
     assert f"{path}:{line}: endpoints.os.time" in message
 
 
+def _error_message(path) -> str:
+    with pytest.raises(ProtocolError) as info:
+        load_protocol(path)
+    return str(info.value)
+
+
 def test_unknown_key_and_wrong_type_are_errors(tmp_path, demo_data):
     demo_data["statistics"]["screening"]["p_treshold"] = 0.1
     demo_data["study"]["seed"] = "not a number"
-    message = str(pytest.raises(ProtocolError, load_protocol, _write(tmp_path, demo_data)).value)
+    message = _error_message(_write(tmp_path, demo_data))
     assert "statistics.screening.p_treshold: unknown key" in message
     assert "study.seed: Input should be a valid integer" in message
 
 
 def test_cross_references_are_checked(tmp_path, demo_data):
     demo_data["statistics"]["endpoint"] = "best_response"
-    message = str(pytest.raises(ProtocolError, load_protocol, _write(tmp_path, demo_data)).value)
+    message = _error_message(_write(tmp_path, demo_data))
     assert "must name a time_to_event endpoint" in message
 
     demo_data["statistics"]["endpoint"] = "os"
     demo_data["cohort"]["split"]["test"] = ["holdout"]
-    message = str(pytest.raises(ProtocolError, load_protocol, _write(tmp_path, demo_data)).value)
-    assert "cohort.split" in message and "'holdout'" in message
+    message = _error_message(_write(tmp_path, demo_data))
+    assert "cohort.split" in message
+    assert "'holdout'" in message
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,8 @@ from radiomics.featureextractor import RadiomicsFeatureExtractor
 from scipy import ndimage
 
 from studyrunner.paths import REPO_DIR
-from studyrunner.radiomics import extract_cohort, radiomics_params
-from studyrunner.radiomics.extraction import extract_masks
+from studyrunner.radiomics import extract_cohort, extract_masks, radiomics_params
+from studyrunner.radiomics.binning import bin_edges_from_extremes
 
 SHARED_DATA = REPO_DIR.parent / "shared" / "data"
 THICK = (0.8, 0.8, 5.0)
@@ -105,7 +106,7 @@ def test_unresampled_single_slice_and_normalised_masks_equal_plain_pyradiomics()
 
 
 def test_fixed_bin_count_equals_plain_pyradiomics_and_bin_edges_are_restored() -> None:
-    """Bin edges from (min, max) only (see _bin_edges_from_extremes) give PyRadiomics'
+    """Bin edges from (min, max) only (studyrunner.radiomics.binning) give PyRadiomics'
     edges for a fixed bin count too; PyRadiomics' own function is back afterwards."""
     image, lesion = lesion_case()
     original = imageoperations.getBinEdges
@@ -114,6 +115,35 @@ def test_fixed_bin_count_equals_plain_pyradiomics_and_bin_edges_are_restored() -
     assert imageoperations.getBinEdges is original
     reference = plain(image, lesion, params)
     assert assert_same_features(features["lesion"], reference) == len(reference) == 107 + 93
+
+
+def test_bin_edges_from_extremes_only_inside_the_context_and_its_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside the context (this thread) getBinEdges receives (min, max); another thread,
+    and any call after the last (nested) context exits, gets the values unchanged; the
+    function that was there before is back afterwards."""
+    received: list[list[float]] = []
+
+    def recording(values, **kwargs):
+        received.append(np.asarray(values).tolist())
+        return np.array([0.0, 1.0])
+
+    monkeypatch.setattr(imageoperations, "getBinEdges", recording)
+    roi = np.array([40.0, -3.5, 80.0, 12.0])
+    other_thread = threading.Thread(target=lambda: imageoperations.getBinEdges(roi, binWidth=25))
+    with bin_edges_from_extremes():
+        with bin_edges_from_extremes():
+            imageoperations.getBinEdges(roi, binWidth=25)
+        imageoperations.getBinEdges(roi, binWidth=25)  # the outer context is still open
+        other_thread.start()
+        other_thread.join()
+        imageoperations.getBinEdges(np.array([]), binWidth=25)  # empty ROI: unchanged
+        imageoperations.getBinEdges(np.array([1.0, np.nan]), binWidth=25)  # non-finite: unchanged
+    assert imageoperations.getBinEdges is recording
+    imageoperations.getBinEdges(roi, binWidth=25)
+    assert received[:3] == [[-3.5, 80.0], [-3.5, 80.0], roi.tolist()]
+    assert received[3] == []
+    assert np.isnan(received[4][1])
+    assert received[5] == roi.tolist()
 
 
 def test_masks_with_the_same_box_share_one_filtering(monkeypatch: pytest.MonkeyPatch) -> None:

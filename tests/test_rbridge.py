@@ -1,4 +1,5 @@
-"""The R bridge: conversions both ways, errors, warnings, seeding, versions.
+"""The R bridge: conversions both ways, declared result shapes, errors, warnings, seeding,
+versions; and the one JSON cleaner.
 
 References are independent of the bridge: values written as R literals, numpy on the same
 data, and a separate ``Rscript`` process.
@@ -18,7 +19,9 @@ import pandas as pd
 import pytest
 
 from studyrunner import rbridge
-from studyrunner.rbridge import RError, RWarning, json_ready, r_function, to_python
+from studyrunner.errors import InputError
+from studyrunner.jsonable import to_jsonable
+from studyrunner.rbridge import RError, RWarning, r_function, to_python
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +42,12 @@ def scripts_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         describe <- function(x) list(names = names(x), class = class(x), total = sum(x))
         draw <- function(n) runif(n)
         careful <- function() { warning("careful: small sample"); 1 }
+        counted <- function() list(n = 12, share = 0.5, missing = NA_real_,
+                                   groups = data.frame(group = c("a", "b"), n = c(3, NA),
+                                                       mean = c(1.5, 2)),
+                                   settings = list(nfolds = 5, alpha = 0.5, rule = "x"),
+                                   nested = list(a = list(k = 2), b = NULL))
+        refuse <- function() stop("column 'x': missing value in row(s) p1")
         """))
     (tmp_path / "helpers.R").write_text("double_it <- function(x) 2 * x\n")
     (tmp_path / "uses_helpers.R").write_text(
@@ -153,10 +162,49 @@ def test_versions_match_a_separate_r_process() -> None:
     assert rbridge.r_package_available("surely.not.a.package") is False
 
 
-def test_json_ready_makes_strict_json() -> None:
+def test_to_jsonable_makes_strict_json() -> None:
     frame = pd.DataFrame({"a": [1.0, np.nan], "b": ["x", None]})
-    value = {"frame": frame, "inf": float("inf"), "np": np.float64(0.25), "arr": np.array([1, 2])}
-    ready = json_ready(value)
+    value = {"frame": frame, "inf": float("inf"), "np": np.float64(0.25), "arr": np.array([1, 2]),
+             "int": np.int64(3), "flag": np.bool_(True), "na": pd.NA, "path": Path("a/b"),
+             "tuple": (1, float("nan")), 4: "key"}
+    ready = to_jsonable(value)
     assert ready == {"frame": [{"a": 1.0, "b": "x"}, {"a": None, "b": None}], "inf": None,
-                     "np": 0.25, "arr": [1, 2]}
+                     "np": 0.25, "arr": [1, 2], "int": 3, "flag": True, "na": None,
+                     "path": "a/b", "tuple": [1, None], "4": "key"}
+    assert type(ready["int"]) is int and type(ready["flag"]) is bool
     json.dumps(ready, allow_nan=False)
+    with pytest.raises(TypeError, match="object"):
+        to_jsonable(object())
+
+
+def test_declared_counts_become_int_and_nothing_else_changes(scripts_dir: Path) -> None:
+    plain = r_function("probe", "counted")()
+    assert plain["n"] == 12.0 and type(plain["n"]) is float
+    shaped = r_function("probe", "counted", counts=("n", "share", "missing", "groups.n",
+                                                   "groups.absent", "settings.*", "nested.a.k",
+                                                   "nested.b.k", "absent"))()
+    assert type(shaped["n"]) is int and shaped["n"] == 12
+    assert shaped["share"] == 0.5 and shaped["missing"] is None
+    assert shaped["groups"]["n"].tolist() == [3, None]
+    assert shaped["groups"]["mean"].tolist() == [1.5, 2.0]
+    assert shaped["settings"] == {"nfolds": 5, "alpha": 0.5, "rule": "x"}
+    assert type(shaped["settings"]["nfolds"]) is int
+    assert shaped["nested"] == {"a": {"k": 2}, "b": None} and type(shaped["nested"]["a"]["k"]) is int
+
+
+def test_declared_input_errors_become_input_error(scripts_dir: Path) -> None:
+    with pytest.raises(RError, match=r"probe\.R::refuse failed: column 'x'"):
+        r_function("probe", "refuse")()
+    with pytest.raises(InputError, match=r"^refuse: column 'x': missing value in row\(s\) p1$"):
+        r_function("probe", "refuse", input_errors=True)()
+
+
+def test_every_required_script_exists_and_sources() -> None:
+    scripts = sorted((REPO / "rscripts").glob("*.R"))
+    for path in scripts:
+        for name in rbridge.required_scripts(path):
+            assert (path.parent / f"{name}.R").is_file(), (path.name, name)
+    for script, function in (("risk_scores", "subgroup_hazard"), ("cutpoint", "xtile_cutpoint"),
+                             ("concordance", "compare_concordance"), ("cox_table", "cox_table"),
+                             ("nomogram", "nomogram_points"), ("learners", "gbm_control")):
+        assert rbridge._r().find(script, function) is not None

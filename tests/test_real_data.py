@@ -16,7 +16,7 @@ from studyrunner.runner import RunOptions, run_study
 from tests.conftest import REPO, SHARED_DATA
 
 LUNG1 = SHARED_DATA / "nsclc_lung1_real"
-pytestmark = [pytest.mark.shared_data, pytest.mark.slow,
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.needs_r,
               pytest.mark.skipif(not LUNG1.is_dir(), reason=f"{LUNG1} not present")]
 
 
@@ -52,7 +52,8 @@ def test_real_cohort_exclusions_are_recorded_with_reasons(real_run):
     clinical = pd.read_csv(LUNG1 / "clinical.csv", dtype={"patient_id": str})
     for pid in clinical.loc[clinical["age"].isna(), "patient_id"]:
         assert reasons[pid]["reason"] == "Age not recorded"
-    assert reasons["P003"]["stage"] == "images" and "no voxel equal to label 1" in reasons["P003"]["reason"]
+    assert reasons["P003"]["stage"] == "images"
+    assert "no voxel equal to label 1" in reasons["P003"]["reason"]
     assert results["flow"]["n_included"] == len(clinical) - len(reasons)
 
 

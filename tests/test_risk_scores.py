@@ -1,4 +1,5 @@
-"""Risk-score statistics of seed 000 (rscripts/risk_scores.R) against independent references:
+"""Risk-score statistics of seed 000 (rscripts/risk_scores.R, cutpoint.R's X-tile scan,
+concordance.R, cox_table.R, nomogram.R) against independent references:
 lifelines Cox models, a hand-coded backward elimination, lifelines' concordance index, brute
 force double loops over comparable pairs, a brute-force log-rank scan, a bootstrap of the
 C-index difference, and the nomogram's own axes read back in numpy."""
@@ -18,10 +19,12 @@ from scipy import stats
 
 from studyrunner import rbridge
 from studyrunner.errors import InputError
-from studyrunner.statistics.risk_scores import (backward_cox_selection, compare_concordance,
-                                                cox_table, fuse_scores, median_groups,
-                                                nomogram_points, subgroup_hazard,
-                                                xtile_cutpoint)
+from studyrunner.statistics.concordance import compare_concordance
+from studyrunner.statistics.cox_table import cox_table
+from studyrunner.statistics.cutpoint import xtile_cutpoint
+from studyrunner.statistics.nomogram import nomogram_points
+from studyrunner.statistics.risk_scores import (backward_cox_selection, fuse_scores,
+                                                median_groups, subgroup_hazard)
 from studyrunner.statistics.survival_model import linear_predictor
 
 
@@ -415,3 +418,27 @@ def test_subgroup_with_an_empty_risk_group(data: pd.DataFrame) -> None:
 def test_median_groups() -> None:
     labels = median_groups(pd.Series([1.0, 2.0, 3.0, np.nan, 4.0]))
     assert labels.tolist() == ["<= median", "<= median", "> median", None, "> median"]
+
+
+# ------------------------------------------------------------------ layout
+
+
+def test_risk_score_wrappers_are_also_importable_from_risk_scores() -> None:
+    from studyrunner.statistics import risk_scores
+
+    assert risk_scores.xtile_cutpoint is xtile_cutpoint
+    assert risk_scores.compare_concordance is compare_concordance
+    assert risk_scores.cox_table is cox_table
+    assert risk_scores.nomogram_points is nomogram_points
+
+
+def test_nomogram_control_fills_in_the_defaults() -> None:
+    control = rbridge.r_function("nomogram", "nomogram_control")
+    defaults = control()
+    assert defaults["funlabels"] is None and defaults["grid_size"] == 201
+    assert defaults["axis_ticks"] == 10 and defaults["q_display"] == [0.0, 1.0]
+    np.testing.assert_allclose(defaults["fun_at"], [0.05, *np.arange(1, 10) / 10, 0.95])
+    assert control(grid_size=11, funlabels=["a"])["funlabels"] == "a"
+    axis = rbridge.r_function("nomogram", "numeric_axis")
+    assert axis([3.0, 1.0, 2.0], 3) == [1.0, 2.0, 3.0]
+    assert axis(list(np.linspace(0, 1, 7)), 3) == [0.0, 0.5, 1.0]

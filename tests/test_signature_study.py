@@ -1,4 +1,4 @@
-"""Seed 001's whole pipeline on a small synthetic oesophageal cohort: second readers, ICC,
+"""The escc_ici_chemo study's whole pipeline on a small synthetic oesophageal cohort: second readers, ICC,
 learners, stepwise Cox, maxstat, time-dependent ROC, calibration, decision curves, CV."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from studyrunner.report.formatting import fmt_auc
 from studyrunner.runner import RunOptions, run_study
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_r]
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +76,13 @@ def test_radscore_evaluation_matches_independent_references(signature_run):
     assert block["c_index"] == pytest.approx(
         concordance_index(data["pfs_months"], -data["risk_score"], data["pfs_event"]), abs=1e-9)
     cutoff = results["model"]["cutoff"]
-    assert cutoff["method"] == "maxstat" and cutoff["pmethod"] == "Lau94"
+    assert cutoff["method"] == "maxstat"
+    assert cutoff["pmethod"] == "Lau94"
     assert (data["risk_group"] == "high").sum() == (data["risk_score"] > cutoff["value"]).sum()
     assert len(block["time_roc"]["auc"]) == 3
     cv = results["cross_validation"]
-    assert cv["n_fits"] == 3 and cv["folds"] == 3
+    assert cv["n_fits"] == 3
+    assert cv["folds"] == 3
     folds = pd.read_csv(run_dir / "statistics" / "folds.csv")
     for _, fold in folds.groupby(["repeat", "fold"]):
         assert not set(fold.loc[fold["role"] == "training", "patient_id"]) & \
@@ -92,7 +94,7 @@ def test_report_shows_the_time_dependent_aucs(signature_run):
     text = subprocess.run(["pdftotext", "-layout", str(run_dir / "report.pdf"), "-"],
                           capture_output=True, text=True, encoding="utf-8", check=True).stdout
     roc = results["evaluation"]["training"]["time_roc"]
-    for auc, lower, upper in zip(roc["auc"], roc["lower"], roc["upper"]):
+    for auc, lower, upper in zip(roc["auc"], roc["lower"], roc["upper"], strict=True):
         if auc is not None:
             assert fmt_auc(auc, lower, upper) in text
     assert "SYNTHETIC DATA" in text

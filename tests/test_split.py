@@ -8,7 +8,7 @@ import pytest
 
 from studyrunner.cohort.split import SplitError, controlled_rounding, partition_counts, split_cohort
 
-SEED_000_COUNTS = {"modelling": 164, "validation": 24, "test": 48}
+NSCLC_ICI_COUNTS = {"modelling": 164, "validation": 24, "test": 48}
 
 
 def _cohort(n: int = 236, seed: int = 7) -> pd.DataFrame:
@@ -45,16 +45,16 @@ def test_controlled_rounding_when_largest_remainder_alone_gets_stuck() -> None:
 
 
 def _partitions(cohort: pd.DataFrame, stratify_on: list[str]) -> pd.DataFrame:
-    split = split_cohort(cohort, "patient_id", "stratified", counts=SEED_000_COUNTS,
+    split = split_cohort(cohort, "patient_id", "stratified", counts=NSCLC_ICI_COUNTS,
                          stratify_on=stratify_on, seed=20220415)
     return cohort.assign(partition=cohort["patient_id"].map(split))
 
 
 def test_stratified_split_on_event_balances_event_rates() -> None:
     cohort = _partitions(_cohort(), ["os_event"])
-    assert cohort["partition"].value_counts().to_dict() == SEED_000_COUNTS
+    assert cohort["partition"].value_counts().to_dict() == NSCLC_ICI_COUNTS
     n, events = len(cohort), int(cohort["os_event"].sum())
-    for name, size in SEED_000_COUNTS.items():
+    for name, size in NSCLC_ICI_COUNTS.items():
         in_partition = cohort[cohort["partition"] == name]
         # One event stratum, its share rounded from the quota: events within 1 of
         # events * size / n, so the partition's event rate is within 1/size of the overall.
@@ -64,19 +64,19 @@ def test_stratified_split_on_event_balances_event_rates() -> None:
 
 def test_stratified_split_gives_each_stratum_its_rounded_quota() -> None:
     cohort = _partitions(_cohort(), ["os_event", "histology"])
-    assert cohort["partition"].value_counts().to_dict() == SEED_000_COUNTS
+    assert cohort["partition"].value_counts().to_dict() == NSCLC_ICI_COUNTS
     n = len(cohort)
     strata = cohort.fillna({"histology": "missing"}).groupby(["os_event", "histology"])
     assert strata.ngroups == 8  # 2 event levels x (3 histologies + missing)
     for _, members in strata:
-        for name, size in SEED_000_COUNTS.items():
+        for name, size in NSCLC_ICI_COUNTS.items():
             quota = len(members) * size / n
             assert int(np.floor(quota)) <= int((members["partition"] == name).sum()) <= int(np.ceil(quota))
 
 
 def test_stratified_split_is_deterministic_and_independent_of_row_order() -> None:
     cohort = _cohort()
-    arguments = dict(counts=SEED_000_COUNTS, stratify_on=["os_event"], seed=11)
+    arguments = {"counts": NSCLC_ICI_COUNTS, "stratify_on": ["os_event"], "seed": 11}
     first = split_cohort(cohort, "patient_id", "stratified", **arguments)
     shuffled = cohort.sample(frac=1.0, random_state=3)
     assert split_cohort(shuffled, "patient_id", "stratified", **arguments) == first
@@ -114,7 +114,7 @@ def test_site_split_follows_the_site_map() -> None:
     expected_external = int((cohort["site"] == "C").sum())
     assert sum(partition == "external" for partition in split.values()) == expected_external
     assert all(split[patient] == "development"
-               for patient, site in zip(cohort["patient_id"], cohort["site"]) if site in ("A", "B"))
+               for patient, site in zip(cohort["patient_id"], cohort["site"], strict=True) if site in ("A", "B"))
 
 
 def test_site_split_names_unmapped_sites() -> None:

@@ -1,4 +1,4 @@
-"""Seed-000 interval loss vs sums written out by hand, autograd and a hand-derived gradient."""
+"""The nsclc_ici study's interval loss vs sums written out by hand, autograd and a hand-derived gradient."""
 
 import math
 
@@ -98,9 +98,10 @@ def test_large_gamma_does_not_overflow():
     out = _loss("mean", gamma=gamma)(scores, [[0, 1, 0]], [[True, True, True]])
     xs = [gamma * (0.2 - 0.9 + M), gamma * (-0.4 - 0.9 + M), gamma * (0.2 - S0), gamma * (-0.4 - S0),
           gamma * (S0 - 0.9 + M)]
-    top = max(xs + [0.0])
+    top = max([*xs, 0.0])
     hand = top + math.log(math.exp(-top) + sum(math.exp(x - top) for x in xs))
-    assert math.isfinite(out.item()) and out.item() == pytest.approx(hand, rel=1e-6, abs=1e-6)
+    assert math.isfinite(out.item())
+    assert out.item() == pytest.approx(hand, rel=1e-6, abs=1e-6)
     out.backward()
     assert torch.isfinite(scores.grad).all()
     # a badly ordered patient: loss grows linearly, about gamma * (s_3 - s_2 + m)

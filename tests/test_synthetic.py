@@ -1,5 +1,5 @@
 """Tests of the SYNTHETIC cohort generator: phantom geometry and lesion, clinical proportions
-against Table 1 of seed 000, the survival model against a Cox fit, Harrell's C against a hand
+against Table 1 of the nsclc_ici study, the survival model against a Cox fit, Harrell's C against a hand
 computation and lifelines, determinism of the written files."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from studyrunner.synthetic import (
 )
 from studyrunner.synthetic.nsclc_ici import HISTOLOGY_LABELS, OS_HAZARD, exact_counts
 
-N_SEED_STUDY = 236
+N_NSCLC_ICI_STUDY = 236
 
 
 def _array(image: sitk.Image) -> np.ndarray:
@@ -43,8 +43,8 @@ def _touches_border(mask: np.ndarray) -> bool:
 
 
 @pytest.fixture(scope="module")
-def seed_study_cohort():
-    return simulate_nsclc_ici(N_SEED_STUDY)
+def full_size_cohort():
+    return simulate_nsclc_ici(N_NSCLC_ICI_STUDY)
 
 
 # --- phantom -------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def test_case_geometry_types_and_determinism():
         assert volume.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
     assert mask1.GetPixelID() == mask2.GetPixelID() == sitk.sitkUInt8
     again = make_case(np.random.default_rng(7), lesion, shape, spacing)
-    for first, second in zip((image, mask1, mask2), again):
+    for first, second in zip((image, mask1, mask2), again, strict=True):
         np.testing.assert_array_equal(_array(first), _array(second))
 
 
@@ -126,7 +126,8 @@ def test_reader2_agreement_and_irregularity_lowers_roundness():
             shape_statistics.Execute(mask1)
             roundness[irregularity].append(shape_statistics.GetRoundness(1))
     assert 0.85 <= float(np.mean(dice)) <= 0.95
-    assert 0.80 <= min(dice) and max(dice) <= 0.98
+    assert min(dice) >= 0.80
+    assert max(dice) <= 0.98
     assert np.mean(roundness[1.0]) < np.mean(roundness[0.0]) - 0.03
 
 
@@ -142,8 +143,8 @@ def test_oracle_concordance_hand_case():
     assert concordance_index(time, -np.array(lp), event) == pytest.approx(0.7, abs=1e-12)
 
 
-def test_oracle_concordance_matches_lifelines(seed_study_cohort):
-    clinical, truth = seed_study_cohort.clinical, seed_study_cohort.truth
+def test_oracle_concordance_matches_lifelines(full_size_cohort):
+    clinical, truth = full_size_cohort.clinical, full_size_cohort.truth
     for lp, time, event in (
         (truth["true_lp_os"], clinical["os_days"], clinical["os_event"]),
         (truth["true_lp_pfs"], clinical["pfs_days"], clinical["pfs_event"]),
@@ -169,10 +170,10 @@ def test_exact_counts_hand_case():
 
 def _shares(values: np.ndarray) -> dict[str, float]:
     labels, counts = np.unique(values.astype(str), return_counts=True)
-    return {label: count / len(values) for label, count in zip(labels, counts)}
+    return {label: count / len(values) for label, count in zip(labels, counts, strict=True)}
 
 
-# Table 1 of seed 000 (N = 236): counts / 236.
+# Table 1 of the nsclc_ici study (N = 236): counts / 236.
 TABLE1 = {
     "sex": {"Male": 196, "Female": 40},
     "smoking": {"Never": 45, "Current or former": 83, "Unknown": 108},
@@ -183,7 +184,7 @@ TABLE1 = {
 }
 
 
-@pytest.mark.parametrize("n_patients", [24, N_SEED_STUDY])
+@pytest.mark.parametrize("n_patients", [24, N_NSCLC_ICI_STUDY])
 def test_categorical_proportions_follow_table1(n_patients):
     clinical = simulate_nsclc_ici(n_patients).clinical
     tolerance = 1.0 / n_patients + 0.01
@@ -200,13 +201,14 @@ def test_categorical_proportions_follow_table1(n_patients):
         assert histology[group] == pytest.approx(share, abs=tolerance)
 
 
-def test_seed_study_cohort_outcomes_and_acquisition(seed_study_cohort):
-    clinical, truth = seed_study_cohort.clinical, seed_study_cohort.truth
+def test_full_size_cohort_outcomes_and_acquisition(full_size_cohort):
+    clinical, truth = full_size_cohort.clinical, full_size_cohort.truth
     assert clinical["os_event"].mean() == pytest.approx(62 / 236, abs=0.04)
     assert clinical["pfs_event"].mean() == pytest.approx(142 / 236, abs=0.05)
     assert np.all(clinical["pfs_days"] <= clinical["os_days"])
     assert np.all(clinical["pfs_event"][clinical["os_event"] == 1] == 1)
-    assert clinical["os_days"].min() >= 1 and clinical["os_days"].max() <= 1130
+    assert clinical["os_days"].min() >= 1
+    assert clinical["os_days"].max() <= 1130
     assert np.median(clinical["age"]) == pytest.approx(64, abs=1)
     assert np.percentile(clinical["age"], 25) == pytest.approx(57, abs=2)
     assert np.percentile(clinical["age"], 75) == pytest.approx(70, abs=2)
@@ -252,8 +254,8 @@ def test_cox_fit_recovers_true_os_coefficients():
     for name in ("log_volume", "heterogeneity", "margin_irregularity", "age_per_10_years", "stage_iv"):
         estimate, se = fitted.params_[name], fitted.standard_errors_[name]
         assert abs(estimate - getattr(OS_HAZARD, name)) < 3.5 * se, name
-    np.testing.assert_allclose(fitted.predict_log_partial_hazard(frame) - fitted.predict_log_partial_hazard(frame).mean(),
-                               truth["true_lp_os"] - truth["true_lp_os"].mean(), atol=0.5)
+    fitted_lp = fitted.predict_log_partial_hazard(frame)
+    np.testing.assert_allclose(fitted_lp - fitted_lp.mean(), truth["true_lp_os"] - truth["true_lp_os"].mean(), atol=0.5)
 
 
 # --- written cohort --------------------------------------------------------------------------
@@ -271,7 +273,8 @@ def test_rerun_is_byte_identical(written_cohorts):
     for name in ("clinical_csv", "manifest_csv", "truth_csv", "readme_txt"):
         assert getattr(first, name).read_bytes() == getattr(second, name).read_bytes(), name
     names = sorted(path.name for path in first.images_dir.iterdir())
-    assert names == sorted(path.name for path in second.images_dir.iterdir()) and len(names) == 3 * 24
+    assert names == sorted(path.name for path in second.images_dir.iterdir())
+    assert len(names) == 3 * 24
     for name in names:
         assert (first.images_dir / name).read_bytes() == (second.images_dir / name).read_bytes(), name
 
@@ -284,13 +287,20 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def test_written_files_agree_with_each_other(written_cohorts):
     files = written_cohorts[0]
     clinical, manifest, truth = _rows(files.clinical_csv), _rows(files.manifest_csv), _rows(files.truth_csv)
-    assert [r["patient_id"] for r in clinical] == [r["patient_id"] for r in manifest] == [r["patient_id"] for r in truth]
-    assert clinical[0]["patient_id"] == "SYN0001" and clinical[-1]["patient_id"] == "SYN0024"
+    ids = [r["patient_id"] for r in clinical]
+    assert [r["patient_id"] for r in manifest] == ids
+    assert [r["patient_id"] for r in truth] == ids
+    assert clinical[0]["patient_id"] == "SYN0001"
+    assert clinical[-1]["patient_id"] == "SYN0024"
     readme = files.readme_txt.read_text(encoding="utf-8")
-    assert "SYNTHETIC DATA" in readme and GENERATOR_VERSION in readme and "seed 123" in readme
+    assert "SYNTHETIC DATA" in readme
+    assert GENERATOR_VERSION in readme
+    assert "seed 123" in readme
     dices = []
-    for patient, row, oracle in zip(clinical, manifest, truth):
-        image, mask1, mask2 = (sitk.ReadImage(str(files.clinical_csv.parent / row[k])) for k in ("image", "mask", "mask_reader2"))
+    for patient, row, oracle in zip(clinical, manifest, truth, strict=True):
+        image, mask1, mask2 = (
+            sitk.ReadImage(str(files.clinical_csv.parent / row[k])) for k in ("image", "mask", "mask_reader2")
+        )
         spacing = (float(patient["voxel_spacing_mm"]),) * 2 + (float(patient["slice_thickness_mm"]),)
         for volume in (image, mask1, mask2):
             assert volume.GetSize() == (64, 64, 48)
@@ -298,7 +308,9 @@ def test_written_files_agree_with_each_other(written_cohorts):
             assert volume.GetSpacing() == pytest.approx(spacing, abs=1e-6)
             assert volume.GetOrigin() == pytest.approx(image.GetOrigin(), abs=1e-9)
         m1, m2 = _array(mask1), _array(mask2)
-        assert m1.sum() > 0 and not _touches_border(m1) and not _touches_border(m2)
+        assert m1.sum() > 0
+        assert not _touches_border(m1)
+        assert not _touches_border(m2)
         assert m1.sum() * np.prod(spacing) / 1000.0 == pytest.approx(float(oracle["volume_ml"]), rel=0.08)
         dices.append(_dice(m1, m2))
         # The oracle lp is reproducible from the written truth and clinical values.

@@ -1,4 +1,4 @@
-"""Tests of the SYNTHETIC oesophageal SCC cohort (seed 001): Table 1 counts, PFS median and
+"""Tests of the SYNTHETIC oesophageal SCC cohort (the escc_ici_chemo study): Table 1 counts, PFS median and
 reverse-Kaplan-Meier follow-up against lifelines, the oracle C-index against lifelines, the
 survival model against a lifelines Cox fit, image geometry, tissue intensities, the two
 readers' agreement, and byte-identical re-runs."""
@@ -27,7 +27,7 @@ from studyrunner.synthetic.escc import (
     simulate_escc,
 )
 
-# Table 1 of seed 001 (N = 87), counts.
+# Table 1 of the escc_ici_chemo study (N = 87), counts.
 TABLE1 = {
     "sex": {"Male": 64, "Female": 23},
     "bmi_group": {"Overweight": 20, "Normal": 67},
@@ -35,7 +35,7 @@ TABLE1 = {
     "drinking": {"Yes": 26, "No": 61},
     "ecog": {"0-1": 71, ">=2": 16},
 }
-MEDIAN_PFS, MEDIAN_FOLLOW_UP = 25.5, 37.2  # months, seed 001 section 2.1
+MEDIAN_PFS, MEDIAN_FOLLOW_UP = 25.5, 37.2  # months, the escc_ici_chemo paper's section 2.1
 
 
 def _array(image: sitk.Image) -> np.ndarray:
@@ -81,12 +81,13 @@ def test_table1_counts_are_exact_at_87(seed_cohort):
     clinical = seed_cohort.clinical
     for column, counts in TABLE1.items():
         labels, observed = np.unique(clinical[column].astype(str), return_counts=True)
-        assert dict(zip(labels, observed.tolist())) == counts, column
+        assert dict(zip(labels, observed.tolist(), strict=True)) == counts, column
     age = clinical["age"]
     assert int((age > 60).sum()) == 57  # 65.5%
     assert age.mean() == pytest.approx(63.0, abs=1.0)
-    assert age.min() >= 45 and age.max() <= 81
-    assert age.max() - age.min() >= 25  # spread like the seed's 45-81
+    assert age.min() >= 45
+    assert age.max() <= 81
+    assert age.max() - age.min() >= 25  # spread like the paper's 45-81
 
 
 @pytest.mark.parametrize("n_patients", [20, 150])
@@ -103,14 +104,15 @@ def test_table1_proportions_at_other_sizes(n_patients):
 
 
 def test_seed_cohort_median_pfs_and_follow_up(seed_cohort):
-    """Kaplan-Meier median PFS and reverse-KM median follow-up (lifelines) near the seed's
+    """Kaplan-Meier median PFS and reverse-KM median follow-up (lifelines) near the paper's
     25.5 and 37.2 months; enough events and patients at risk for time-dependent AUC at 1-4 years."""
     time, event = seed_cohort.clinical["pfs_months"], seed_cohort.clinical["pfs_event"]
     assert _km_median(time, event) == pytest.approx(MEDIAN_PFS, abs=2.5)
     assert _km_median(time, 1 - event) == pytest.approx(MEDIAN_FOLLOW_UP, abs=1.5)
     censored = time[event == 0]
-    assert censored.min() >= 34.0 and time.max() <= 64.0
-    assert np.mean(censored <= 46.0) >= 0.75  # the seed's range 33.8-46.0 for most patients
+    assert censored.min() >= 34.0
+    assert time.max() <= 64.0
+    assert np.mean(censored <= 46.0) >= 0.75  # the paper's range 33.8-46.0 for most patients
     assert int(((time < 12) & (event == 1)).sum()) >= 5
     assert int(((time > 36) & (time <= 48) & (event == 1)).sum()) >= 1
     assert int((time > 48).sum()) >= 3
@@ -175,27 +177,36 @@ def test_rerun_is_byte_identical(tmp_path):
     for name in ("clinical_csv", "manifest_csv", "truth_csv", "readme_txt"):
         assert getattr(first, name).read_bytes() == getattr(second, name).read_bytes(), name
     names = sorted(path.name for path in first.images_dir.iterdir())
-    assert names == sorted(path.name for path in second.images_dir.iterdir()) and len(names) == 2 * 6 + 3
+    assert names == sorted(path.name for path in second.images_dir.iterdir())
+    assert len(names) == 2 * 6 + 3
     for name in names:
         assert (first.images_dir / name).read_bytes() == (second.images_dir / name).read_bytes(), name
 
 
 def test_files_second_segmentations_and_readme(written):
-    out, files = written
+    _, files = written
     clinical, manifest, truth = _rows(files.clinical_csv), _rows(files.manifest_csv), _rows(files.truth_csv)
     ids = [f"ESCC{i:03d}" for i in range(1, 88)]
-    assert [r["patient_id"] for r in clinical] == [r["patient_id"] for r in manifest] == [r["patient_id"] for r in truth] == ids
-    assert list(clinical[0]) == ["patient_id", "age", "sex", "bmi_group", "smoking", "drinking", "ecog", "pfs_months", "pfs_event"]
+    assert [r["patient_id"] for r in clinical] == ids
+    assert [r["patient_id"] for r in manifest] == ids
+    assert [r["patient_id"] for r in truth] == ids
+    assert list(clinical[0]) == [
+        "patient_id", "age", "sex", "bmi_group", "smoking", "drinking", "ecog", "pfs_months", "pfs_event",
+    ]
     assert list(manifest[0]) == ["patient_id", "image", "mask", "mask_reader2"]
     second = [r for r in manifest if r["mask_reader2"]]
     assert len(second) == 30
     assert sorted(p.name for p in files.images_dir.glob("*_mask_r2.nii.gz")) == sorted(
         f"{r['patient_id']}_mask_r2.nii.gz" for r in second
     )
-    assert manifest[0]["image"] == "images/ESCC001_ct.nii.gz" and manifest[0]["mask"] == "images/ESCC001_mask.nii.gz"
+    assert manifest[0]["image"] == "images/ESCC001_ct.nii.gz"
+    assert manifest[0]["mask"] == "images/ESCC001_mask.nii.gz"
     readme = files.readme_txt.read_text(encoding="utf-8")
-    assert "SYNTHETIC DATA" in readme and f"version {GENERATOR_VERSION}" in readme and "seed 20231001" in readme
-    assert "5 years" in readme and str(PFS_HAZARD.heterogeneity) in readme
+    assert "SYNTHETIC DATA" in readme
+    assert f"version {GENERATOR_VERSION}" in readme
+    assert "seed 20231001" in readme
+    assert "5 years" in readme
+    assert str(PFS_HAZARD.heterogeneity) in readme
 
 
 def test_geometry_intensities_and_reader_agreement(written):
@@ -214,7 +225,8 @@ def test_geometry_intensities_and_reader_agreement(written):
         assert image.GetSpacing()[0] == pytest.approx(float(oracle["in_plane_spacing_mm"]), abs=1e-6)
         for mask in masks:
             assert mask.GetSize() == image.GetSize() == (80, 80, 14)
-            assert mask.GetSpacing() == image.GetSpacing() and mask.GetOrigin() == image.GetOrigin()
+            assert mask.GetSpacing() == image.GetSpacing()
+            assert mask.GetOrigin() == image.GetOrigin()
             assert mask.GetDirection() == image.GetDirection()
             m = _array(mask)
             assert set(np.unique(m)) == {0, 1}
@@ -222,7 +234,8 @@ def test_geometry_intensities_and_reader_agreement(written):
         hu, m1 = _array(image).astype(float), _array(mask1).astype(bool)
         assert np.mean((hu > -140) & (hu < -60)) > 0.25  # mediastinal fat
         assert np.percentile(hu, 99.5) > 220  # contrast-enhanced aorta
-        assert hu.min() < -850 and not (m1 & (hu < -850)).any()  # lumen air, never in the tumour mask
+        assert hu.min() < -850
+        assert not (m1 & (hu < -850)).any()  # lumen air, never in the tumour mask
         core = _array(sitk.BinaryErode(mask1, (2, 2, 0))).astype(bool)
         core_mean.append(hu[core].mean())
         core_sd.append(hu[core].std())
@@ -233,7 +246,9 @@ def test_geometry_intensities_and_reader_agreement(written):
         if len(masks) == 2:
             dices.append(_dice(m1, _array(masks[1])))
     assert len(dices) == 30
-    assert 0.85 <= float(np.mean(dices)) <= 0.93 and min(dices) >= 0.75 and max(dices) <= 0.97
+    assert 0.85 <= float(np.mean(dices)) <= 0.93
+    assert min(dices) >= 0.75
+    assert max(dices) <= 0.97
     # The core mean is the enhancement plus zero-mean textures and noise; its sd grows with the
     # fine texture (the hazard's heterogeneity), so filtered features can pick it up.
     assert np.abs(np.array(core_mean) - np.array(tumour_mean)).mean() < 6.0

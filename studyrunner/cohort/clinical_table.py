@@ -64,7 +64,7 @@ def _read(path: Path, id_column: str, header_only: bool) -> pd.DataFrame:
     """One pandas read of the table (header only, or all rows with the id column as text)."""
     suffix = path.suffix.lower()
     rows = 0 if header_only else None
-    id_as_text = {id_column: str}
+    id_as_text: dict[str, type] = {id_column: str}
     try:
         if suffix in EXCEL_SUFFIXES:
             return _read_excel(path, rows, id_as_text)
@@ -311,8 +311,8 @@ def apply_eligibility(df: pd.DataFrame, inclusion: list[Rule], exclusion: list[R
     _require_columns(df, [id_column] + [rule.column for rule in rules], "used by the eligibility rules")
     removes = [~rule.holds(df) for rule in inclusion] + [rule.holds(df) for rule in exclusion]
     reasons = pd.Series(None, index=df.index, dtype=object)
-    for rule, removed in zip(rules, removes):
+    for rule, removed in zip(rules, removes, strict=True):
         reasons = reasons.where(reasons.notna() | ~removed, rule.reason)
     excluded = [{"patient_id": str(patient), "stage": "eligibility", "reason": str(reason)}
-                for patient, reason in zip(df[id_column], reasons) if pd.notna(reason)]
+                for patient, reason in zip(df[id_column], reasons, strict=True) if pd.notna(reason)]
     return df[reasons.isna()].copy(), excluded

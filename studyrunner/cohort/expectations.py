@@ -296,7 +296,7 @@ class ValidationResult:
         header = ("patient_id", "column", "value", "expectation", "severity")
         widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
         lines = [header, tuple("-" * width for width in widths), *rows]
-        return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+        return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
                          for line in lines)
 
 
@@ -329,7 +329,10 @@ def _run_great_expectations(df: pd.DataFrame, suite_name: str,
     """One ephemeral GX context (in memory, no analytics, no progress bars) and one validation."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
-        DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig)
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     config = DataContextConfig(

@@ -52,7 +52,7 @@ def split_cohort(df: pd.DataFrame, id_column: str, method: str,
         partitions = _by_site(df, ids, site_column, site_map)
     else:
         raise SplitError(f"unknown split method {method!r}; use 'stratified' or 'site'")
-    return dict(zip(ids, partitions))
+    return dict(zip(ids, partitions, strict=True))
 
 
 def _patient_ids(df: pd.DataFrame, id_column: str) -> list[str]:
@@ -104,10 +104,10 @@ def _stratified(df: pd.DataFrame, ids: list[str], totals: dict[str, int],
                                      list(totals.values()), tie_break)
     names = list(totals)
     partition_of: dict[str, str] = {}
-    for members, row in zip(strata.values(), allocation):
+    for members, row in zip(strata.values(), allocation, strict=True):
         shuffled = [members[i] for i in rng.permutation(len(members))]
-        labels = [name for name, count in zip(names, row) for _ in range(count)]
-        partition_of.update(zip(shuffled, labels))
+        labels = [name for name, count in zip(names, row, strict=True) for _ in range(count)]
+        partition_of.update(zip(shuffled, labels, strict=True))
     return [partition_of[patient] for patient in ids]
 
 
@@ -116,7 +116,7 @@ def _strata(df: pd.DataFrame, ids: list[str], stratify_on: list[str]) -> dict[tu
     keys = [tuple((bool(pd.isna(value)), "" if pd.isna(value) else str(value)) for value in row)
             for row in df[stratify_on].itertuples(index=False, name=None)]
     strata: dict[tuple, list[str]] = {}
-    for key, patient in sorted(zip(keys, ids)):
+    for key, patient in sorted(zip(keys, ids, strict=True)):
         strata.setdefault(key, []).append(patient)
     return strata
 
@@ -143,13 +143,13 @@ def controlled_rounding(row_sizes: list[int], column_sizes: list[int],
     column_need = columns - floors.sum(axis=0)
     ties = np.zeros(products.shape) if tie_break is None else np.asarray(tie_break)
     up = np.zeros(products.shape, dtype=bool)
-    candidates = sorted(zip(*np.nonzero(remainders)), key=lambda cell: (-remainders[cell], ties[cell]))
+    candidates = sorted(zip(*np.nonzero(remainders), strict=True), key=lambda cell: (-remainders[cell], ties[cell]))
     for r, c in candidates:
         if row_need[r] > 0 and column_need[c] > 0:
             up[r, c] = True
             row_need[r] -= 1
             column_need[c] -= 1
-    for r in np.nonzero(row_need)[0]:
+    for r in np.nonzero(row_need)[0].tolist():
         for _ in range(int(row_need[r])):
             _augment(r, up, remainders > 0, column_need)
     return floors + up
@@ -165,7 +165,7 @@ def _augment(start_row: int, up: np.ndarray, can_round: np.ndarray, column_need:
     queue = deque([start_row])
     while queue:
         r = queue.popleft()
-        for c in np.nonzero(can_round[r] & ~up[r])[0]:
+        for c in np.nonzero(can_round[r] & ~up[r])[0].tolist():
             if ("column", c) in parent:
                 continue
             parent[("column", c)] = ("row", r)
@@ -173,7 +173,7 @@ def _augment(start_row: int, up: np.ndarray, can_round: np.ndarray, column_need:
                 column_need[c] -= 1
                 _flip_path(("column", c), parent, up)
                 return
-            for r_next in np.nonzero(up[:, c])[0]:
+            for r_next in np.nonzero(up[:, c])[0].tolist():
                 if ("row", r_next) not in parent:
                     parent[("row", r_next)] = ("column", c)
                     queue.append(r_next)
@@ -198,7 +198,7 @@ def _by_site(df: pd.DataFrame, ids: list[str], site_column: str | None,
     if site_column not in df.columns:
         raise SplitError(f"no site column '{site_column}'; the columns are {list(df.columns)}")
     sites = df[site_column]
-    no_site = [patient for patient, site in zip(ids, sites) if pd.isna(site)]
+    no_site = [patient for patient, site in zip(ids, sites, strict=True) if pd.isna(site)]
     if no_site:
         raise SplitError(f"column '{site_column}' is empty for {len(no_site)} patient(s): "
                          f"{no_site[:MAX_LISTED]}")

@@ -10,8 +10,8 @@ Outputs in the stage folder:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -63,7 +63,8 @@ def read_predictor_index(loaded: LoadedProtocol) -> tuple[pd.DataFrame, str]:
     cohort = loaded.protocol.cohort
     if cohort.image_manifest:
         return read_manifest(loaded.resolve(cohort.image_manifest), loaded), "no images in the image manifest"
-    path = loaded.resolve(cohort.feature_table)  # type: ignore[arg-type]
+    assert cohort.feature_table is not None  # the protocol gives exactly one of image_manifest, feature_table
+    path = loaded.resolve(cohort.feature_table)
     ids = pd.read_csv(path, dtype=str, usecols=[cohort.id_column]) if cohort.id_column in _header(path) else None
     if ids is None:
         raise InputError(f"{path}: the feature table has no id column {cohort.id_column!r}")
@@ -90,7 +91,8 @@ def read_manifest(path: Path, loaded: LoadedProtocol) -> pd.DataFrame:
     duplicated = manifest[manifest["patient_id"].duplicated()]
     if len(duplicated):
         line = int(duplicated.index[0]) + 2
-        raise InputError(f"{path}:{line}: column {columns.id}: patient id {duplicated['patient_id'].iloc[0]!r} appears twice")
+        patient = duplicated["patient_id"].iloc[0]
+        raise InputError(f"{path}:{line}: column {columns.id}: patient id {patient!r} appears twice")
     for col in IMAGE_COLUMNS:
         if col in manifest:
             manifest[col] = [str((path.parent / v).resolve()) if v else "" for v in manifest[col]]

@@ -1,4 +1,4 @@
-"""Deep-learning risk scores of seed 000 (Transl Lung Cancer Res 2022;11(4):670-685).
+"""Deep-learning risk scores of the nsclc_ici study (Transl Lung Cancer Res 2022;11(4):670-685).
 
 ``crops``: tumour-centred, HU-clipped, z-scored crops; ``augmentation``: multi-view
 augmentation on the device; ``network``: the dense-like 3D CNN with the survival (risk

@@ -1,6 +1,6 @@
 """Multi-view augmentation of a batch of 3D crops, on the batch's own device.
 
-Seed 000 (Transl Lung Cancer Res 2022;11(4):670-685, Methods): "we performed multi-view
+The nsclc_ici study (Transl Lung Cancer Res 2022;11(4):670-685, Methods): "we performed multi-view
 data augmentation in order to increase the number of samples and improve the
 generalization ability of the network"; the details are in its Appendix 1 / Figure S1,
 which we do not have. Our reading, drawn independently for every sample of the batch:

@@ -7,6 +7,9 @@ dataset"; Figure 1: "Resample size(82*82*78)".
 
 Conventions (ours; the seed gives only the size and the HU bounds):
 
+* Image and mask are read with the project's one reader
+  (:func:`studyrunner.imaging.io.read_image`): NIfTI, NRRD, MetaImage files or a DICOM
+  series folder, as for the image checks and radiomics.
 * One reference grid per case: identity direction, the given spacing (mm) and size, its
   physical centre on the physical centre of the bounding box of the mask's voxels equal to
   ``mask_label`` (the centre of the box of voxel centres, mapped by the mask's own origin,
@@ -30,6 +33,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from studyrunner.errors import InputError
+from studyrunner.imaging.io import ImageReadError, read_image
 
 _INTERPOLATORS = {
     "linear": sitk.sitkLinear,
@@ -42,12 +46,12 @@ AIR_HU = -1024.0
 
 def _read(path, what: str) -> sitk.Image:
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise InputError(f"{what} {p}: file not found")
     try:
-        image = sitk.ReadImage(str(p))
-    except RuntimeError as exc:
-        raise InputError(f"{what} {p}: SimpleITK cannot read it ({str(exc).strip().splitlines()[-1]})") from exc
+        image = read_image(p)
+    except ImageReadError as exc:
+        raise InputError(f"{what} {p}: {exc.reason}") from exc
     if image.GetDimension() != 3:
         raise InputError(f"{what} {p}: {image.GetDimension()}-D image; need 3-D")
     return image

@@ -3,7 +3,7 @@
 The same crop, z-score statistics, weights and Cox coefficients as at freezing: the raw
 interval scores of every survival network, OSRS/PFSRS (sum of output coefficients x
 outputs), the fused score (MOSRS), and PRS/PDS (sigmoid of the dual-task heads). This is the
-scoring half of an external validation (seed 000's frozen model on another cohort).
+scoring half of an external validation (the nsclc_ici study's frozen model on another cohort).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-r"""3D Grad-CAM maps of a network's output (seed 000, "Visual analysis").
+r"""3D Grad-CAM maps of a network's output (the nsclc_ici study, "Visual analysis").
 
-Seed 000 (Transl Lung Cancer Res 2022;11(4):670-685) shows what its OS and PFS survival
+The nsclc_ici study (Transl Lung Cancer Res 2022;11(4):670-685) shows what its OS and PFS survival
 networks and its dual-task (PR/PD) network look at with "gradient-weighted class
 activation mapping (Grad-Cam)", and compares the OSRS and PFSRS maps by SSIM
 (:mod:`studyrunner.deep.similarity`).
@@ -89,6 +89,65 @@ def _target(outputs, output, batch: int) -> torch.Tensor:
     return outputs[:, int(output)]
 
 
+def _capture_hook(captured: list[torch.Tensor]):
+    """Forward hook that keeps the layer's output in ``captured`` and passes a copy on."""
+
+    def hook(module, inputs, out):
+        if captured:
+            raise InputError(
+                f"layer {module.__class__.__name__} ran more than once in one forward pass; pick a layer used once"
+            )
+        if not isinstance(out, torch.Tensor) or out.dim() != 5:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise InputError(f"layer {module.__class__.__name__} returned {shape}; need a tensor [B, C, d, h, w]")
+        a = out if out.requires_grad else out.detach().requires_grad_(True)
+        captured.append(a)
+        return a.clone()
+
+    return hook
+
+
+def _activation_and_gradients(
+    model: torch.nn.Module,
+    layer: torch.nn.Module,
+    x: torch.Tensor,
+    output: int | Callable[[torch.Tensor], torch.Tensor],
+    captured: list[torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass in eval mode; the layer's activation and the target's gradient there."""
+    with torch.inference_mode(False), torch.enable_grad():
+        model.eval()
+        outputs = model(x)
+        name = layer.__class__.__name__
+        if not captured:
+            raise InputError(f"layer {name} did not run in the model's forward pass")
+        act = captured[0]
+        if act.shape[0] != x.shape[0]:
+            raise InputError(f"layer output has batch size {act.shape[0]}; the input has {x.shape[0]}")
+        y = _target(outputs, output, x.shape[0])
+        if not y.requires_grad:
+            raise InputError(f"the target does not depend on layer {name}")
+        (grads,) = torch.autograd.grad(y.sum(), act, allow_unused=True)
+        if grads is None:
+            raise InputError(f"the target does not depend on layer {name}")
+    return act.detach(), grads
+
+
+@torch.no_grad()
+def _weighted_map(
+    act: torch.Tensor, grads: torch.Tensor, size: tuple[int, ...] | None, normalise: bool
+) -> np.ndarray:
+    alpha = grads.mean(dim=(2, 3, 4), keepdim=True)  # [B, C, 1, 1, 1]
+    cam = torch.relu((alpha * act).sum(dim=1, keepdim=True))  # [B, 1, d, h, w]
+    if size is not None:
+        cam = F.interpolate(cam, size=size, mode="trilinear", align_corners=False)
+    cam = cam[:, 0].to(torch.float32)
+    if normalise:
+        peak = cam.amax(dim=(1, 2, 3), keepdim=True)
+        cam = cam / torch.where(peak > 0, peak, torch.ones_like(peak))  # peak 0: map is all 0
+    return cam.cpu().numpy()
+
+
 def grad_cam_3d(
     model: torch.nn.Module,
     layer: torch.nn.Module,
@@ -100,7 +159,7 @@ def grad_cam_3d(
 ) -> np.ndarray:
     """Grad-CAM map of ``output`` at ``layer`` for each volume (Selvaraju et al., ICCV 2017).
 
-    ``volumes``: [B, C, D, H, W] (C = 1 for seed 000's CT crops), moved to the model's
+    ``volumes``: [B, C, D, H, W] (C = 1 for the nsclc_ici study's CT crops), moved to the model's
     device and parameter dtype. ``output``: an output column index or a callable giving
     one scalar per sample from the model's output (see the module docstring).
 
@@ -116,48 +175,13 @@ def grad_cam_3d(
         raise InputError(f"layer {layer.__class__.__name__} is not a submodule of the model")
 
     captured: list[torch.Tensor] = []
-
-    def hook(module, inputs, out):
-        if captured:
-            raise InputError(
-                f"layer {module.__class__.__name__} ran more than once in one forward pass; pick a layer used once"
-            )
-        if not isinstance(out, torch.Tensor) or out.dim() != 5:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise InputError(f"layer {module.__class__.__name__} returned {shape}; need a tensor [B, C, d, h, w]")
-        a = out if out.requires_grad else out.detach().requires_grad_(True)
-        captured.append(a)
-        return a.clone()
-
     training = {m: m.training for m in model.modules()}
-    handle = layer.register_forward_hook(hook)
+    handle = layer.register_forward_hook(_capture_hook(captured))
     try:
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False):
             x = _prepare_volumes(model, volumes)
-            model.eval()
-            outputs = model(x)
-            if not captured:
-                raise InputError(f"layer {layer.__class__.__name__} did not run in the model's forward pass")
-            act = captured[0]
-            if act.shape[0] != x.shape[0]:
-                raise InputError(f"layer output has batch size {act.shape[0]}; the input has {x.shape[0]}")
-            y = _target(outputs, output, x.shape[0])
-            if not y.requires_grad:
-                raise InputError(f"the target does not depend on layer {layer.__class__.__name__}")
-            (grads,) = torch.autograd.grad(y.sum(), act, allow_unused=True)
-            if grads is None:
-                raise InputError(f"the target does not depend on layer {layer.__class__.__name__}")
-        with torch.no_grad():
-            act = act.detach()
-            alpha = grads.mean(dim=(2, 3, 4), keepdim=True)  # [B, C, 1, 1, 1]
-            cam = torch.relu((alpha * act).sum(dim=1, keepdim=True))  # [B, 1, d, h, w]
-            if upsample:
-                cam = F.interpolate(cam, size=tuple(x.shape[2:]), mode="trilinear", align_corners=False)
-            cam = cam[:, 0].to(torch.float32)
-            if normalise:
-                peak = cam.amax(dim=(1, 2, 3), keepdim=True)
-                cam = cam / torch.where(peak > 0, peak, torch.ones_like(peak))  # peak 0: map is all 0
-            return cam.cpu().numpy()
+        act, grads = _activation_and_gradients(model, layer, x, output, captured)
+        return _weighted_map(act, grads, tuple(x.shape[2:]) if upsample else None, normalise)
     finally:
         handle.remove()
         for m, flag in training.items():

@@ -1,6 +1,6 @@
 """Time intervals of the survival network's risk vector and each patient's labels.
 
-Seed 000 (Transl Lung Cancer Res 2022;11(4):670-685, Methods, "Development and
+The nsclc_ici study (Transl Lung Cancer Res 2022;11(4):670-685, Methods, "Development and
 evaluation of OSRS and PFSRS"): the network outputs a risk vector of 3 scores, "each
 score related to whether the patient had an endpoint in the time interval"; the cut-offs
 are "the points of trisection in the time dimension of the sample with endpoint in the

@@ -1,6 +1,6 @@
-"""3D DenseNet backbone and the two seed-000 networks (survival, dual-task PR/PD).
+"""3D DenseNet backbone and the two networks of the nsclc_ici study (survival, dual-task PR/PD).
 
-Seed 000 (Transl Lung Cancer Res 2022;11(4):670-685, Methods): "The convolutional module
+The nsclc_ici study (Transl Lung Cancer Res 2022;11(4):670-685, Methods): "The convolutional module
 was a dense-like network (the number of convolutional layers included in each dense block
 was 6, 12, 12, and 6) ... The classification network was a fully connected network. A
 total of 508 deep learning features extracted by the convolutional module reached a hidden
@@ -24,9 +24,9 @@ CVPR 2017) in 3D:
   activation Grad-CAM weights), global average pooling -> C deep features.
 
 Defaults: ``growth_rate=32, initial_features=32, compression=0.5`` with blocks
-(6, 12, 12, 6) give exactly the seed's 508 deep features
+(6, 12, 12, 6) give exactly the paper's 508 deep features
 (32 + 6*32 = 224 -> 112; 112 + 12*32 = 496 -> 248; 248 + 12*32 = 632 -> 316;
-316 + 6*32 = 508). The seed does not give the growth rate, stem or widths; this is the
+316 + 6*32 = 508). The paper does not give the growth rate, stem or widths; this is the
 DenseNet-BC layout (bottleneck 4k, compression 0.5) with the smallest round widths that
 reproduce its feature count. ``dropout`` (default 0) acts between the hidden layer and the
 output.
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -86,7 +87,7 @@ class NetworkConfig:
             plan.append((channels, out))
             channels = out
             if i < len(self.block_layers) - 1:
-                channels = int(math.floor(self.compression * channels))
+                channels = math.floor(self.compression * channels)
                 if channels < 1:
                     raise InputError(f"compression {self.compression} leaves no channel after block {i + 1}")
         return plan
@@ -191,7 +192,7 @@ class _DenseHeadNetwork(nn.Module):
 
     @property
     def n_deep_features(self) -> int:
-        """Length of the deep feature vector (508 with the default config, as in the seed)."""
+        """Length of the deep feature vector (508 with the default config, as in the paper)."""
         return self.backbone.n_features
 
     @property
@@ -218,7 +219,8 @@ class _DenseHeadNetwork(nn.Module):
             self.eval()
             parameter = next(self.parameters())
             with torch.no_grad():
-                self(torch.zeros(1, self.config.in_channels, *input_shape, device=parameter.device, dtype=parameter.dtype))
+                self(torch.zeros(1, self.config.in_channels, *input_shape,
+                                 device=parameter.device, dtype=parameter.dtype))
         finally:
             for hook in hooks:
                 hook.remove()
@@ -235,14 +237,14 @@ class _DenseHeadNetwork(nn.Module):
 
 
 class SurvivalNetwork(_DenseHeadNetwork):
-    """Seed-000 survival network: volume -> raw risk-vector scores [B, n_intervals]."""
+    """Survival network of the nsclc_ici study: volume -> raw risk-vector scores [B, n_intervals]."""
 
     def __init__(self, config: NetworkConfig = NetworkConfig(), n_intervals: int = 3):
         super().__init__(config, n_intervals)
 
 
 class DualTaskNetwork(_DenseHeadNetwork):
-    """Seed-000 dual-task network: volume -> logits [B, 2]; column 0 = PR, column 1 = PD."""
+    """Dual-task network of the nsclc_ici study: volume -> logits [B, 2]; column 0 = PR, column 1 = PD."""
 
     PR, PD = 0, 1
 
@@ -257,7 +259,8 @@ RESPONSE_HEADS = {"prs": DualTaskNetwork.PR, "pds": DualTaskNetwork.PD}
 def network_from_record(entry: dict) -> nn.Module:
     """An untrained network rebuilt from its record in deep/networks.json or a frozen bundle
     (``class``, ``config``, ``outputs``); load its weights with ``weights.load_weights``."""
-    config = NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()}
+    config = NetworkConfig(**fields)
     if entry["class"] == "DualTaskNetwork":
         return DualTaskNetwork(config)
     return SurvivalNetwork(config, n_intervals=entry["outputs"])

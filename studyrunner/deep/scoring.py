@@ -1,6 +1,6 @@
 """Network scores for a cohort, and the macro-accuracy of survival risk vectors.
 
-Seed 000 (Transl Lung Cancer Res 2022;11(4):670-685): "we used the macro-accuracy that
+The nsclc_ici study (Transl Lung Cancer Res 2022;11(4):670-685): "we used the macro-accuracy that
 could better evaluate each category to assess the risk vector" (OS 77.4 % training,
 83.3 % test; PFS 81.6 % and 77.5 %), and plotted "the risk vectors of patients who had an
 endpoint event". Our reading of macro-accuracy:

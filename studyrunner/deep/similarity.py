@@ -1,6 +1,6 @@
 r"""Similarity of two explanation maps (3D SSIM) and its Spearman correlation with scores.
 
-Seed 000 (Transl Lung Cancer Res 2022;11(4):670-685) computes "the structural similarity"
+The nsclc_ici study (Transl Lung Cancer Res 2022;11(4):670-685) computes "the structural similarity"
 between each patient's OSRS and PFSRS Grad-CAM maps and correlates that coefficient with
 every risk score by Spearman's correlation (its Figure 6).
 
@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage, stats
 
 from studyrunner.errors import InputError
 
-__all__ = ["ssim_3d", "spearman_table"]
+__all__ = ["spearman_table", "ssim_3d"]
 
 
 def _volume(x, name: str) -> np.ndarray:
@@ -52,6 +52,27 @@ def _volume(x, name: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise InputError(f"{name} has NaN or infinite values")
     return arr
+
+
+def _window(window: str, sigma: float, truncate: float, size: int) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """The local-mean filter of ``window`` and its radius in voxels."""
+    if window == "gaussian":
+        if not sigma > 0 or not truncate > 0:
+            raise InputError(f"sigma is {sigma!r} and truncate {truncate!r}; need both > 0")
+
+        def gaussian(v: np.ndarray) -> np.ndarray:
+            return ndimage.gaussian_filter(v, sigma=sigma, truncate=truncate, mode="reflect")
+
+        return gaussian, int(truncate * sigma + 0.5)
+    if window == "uniform":
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0:
+            raise InputError(f"size is {size!r}; need an odd window edge >= 1")
+
+        def uniform(v: np.ndarray) -> np.ndarray:
+            return ndimage.uniform_filter(v, size=int(size), mode="reflect")
+
+        return uniform, int(size) // 2
+    raise InputError(f"window is {window!r}; need 'gaussian' or 'uniform'")
 
 
 def ssim_3d(
@@ -77,24 +98,7 @@ def ssim_3d(
     y = _volume(b, "b")
     if x.shape != y.shape:
         raise InputError(f"a has shape {x.shape} but b has {y.shape}")
-    if window == "gaussian":
-        if not sigma > 0 or not truncate > 0:
-            raise InputError(f"sigma is {sigma!r} and truncate {truncate!r}; need both > 0")
-        radius = int(truncate * sigma + 0.5)
-
-        def filt(v):
-            return ndimage.gaussian_filter(v, sigma=sigma, truncate=truncate, mode="reflect")
-
-    elif window == "uniform":
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0:
-            raise InputError(f"size is {size!r}; need an odd window edge >= 1")
-        radius = int(size) // 2
-
-        def filt(v):
-            return ndimage.uniform_filter(v, size=int(size), mode="reflect")
-
-    else:
-        raise InputError(f"window is {window!r}; need 'gaussian' or 'uniform'")
+    filt, radius = _window(window, sigma, truncate, size)
     if border not in ("reflect", "valid"):
         raise InputError(f"border is {border!r}; need 'reflect' or 'valid'")
     if border == "valid" and min(x.shape) < 2 * radius + 1:

@@ -1,4 +1,4 @@
-"""Deep-learning stage: the seed-000 CNNs, trained and scored (Transl Lung Cancer Res
+"""Deep-learning stage: the nsclc_ici study's CNNs, trained and scored (Transl Lung Cancer Res
 2022;11(4):670-685, "Acquisition and verification of OSRS and PFSRS" and "of PRS and PDS").
 
 For every patient whose images passed their checks: a tumour-centred crop
@@ -26,9 +26,9 @@ weights/<network>.npz and networks.json (each network's configuration).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,14 @@ from studyrunner.deep.survival_loss import SurvivalIntervalLoss
 from studyrunner.deep.training import TrainingResult, TrainingSettings, train_network
 from studyrunner.deep.weights import save_weights
 from studyrunner.errors import InputError, StudyError
-from studyrunner.protocol import CropSettings, LoadedProtocol, NetworkSettings, TrainingPlan
+from studyrunner.protocol import (
+    CategoricalEndpoint,
+    CropSettings,
+    LoadedProtocol,
+    NetworkSettings,
+    TimeToEventEndpoint,
+    TrainingPlan,
+)
 from studyrunner.run_folder import write_json
 
 log = logging.getLogger("studyrunner")
@@ -119,8 +126,9 @@ def build_deep_predictors(loaded: LoadedProtocol, patients: pd.DataFrame, stage_
             raise StudyError(f"partition {name!r} has no patient with a usable crop; the CNNs cannot be trained")
     mean, sd = zscore_statistics(volumes[fit])
     volumes = apply_zscore(volumes, mean, sd)
-    write_json(stage_dir / "crops.json", {"profile": profile, "crop": crop.model_dump(), "zscore": {"mean": mean, "sd": sd,
-               "computed_on": deep.fit_partition}, "n_cropped": len(ids), "excluded": excluded})
+    zscore = {"mean": mean, "sd": sd, "computed_on": deep.fit_partition}
+    write_json(stage_dir / "crops.json", {"profile": profile, "crop": crop.model_dump(), "zscore": zscore,
+                                          "n_cropped": len(ids), "excluded": excluded})
 
     weights_dir = stage_dir / "weights"
     weights_dir.mkdir(exist_ok=True)
@@ -145,29 +153,34 @@ def build_deep_predictors(loaded: LoadedProtocol, patients: pd.DataFrame, stage_
 
     for offset, endpoint_name in enumerate(deep.survival_endpoints, start=1):
         endpoint = protocol.endpoints[endpoint_name]
-        time, event = endpoint.time, endpoint.event  # type: ignore[union-attr]
+        # the protocol's validator checked both: a time-to-event endpoint and a survival_loss section
+        assert isinstance(endpoint, TimeToEventEndpoint)
+        assert deep.survival_loss is not None
+        time, event = endpoint.time, endpoint.event
         cutoffs = interval_cutoffs(table.loc[training, time], table.loc[training, event], deep.n_intervals)
         targets = survival_targets(table, time, event, cutoffs)
-        loss = SurvivalIntervalLoss(**deep.survival_loss.model_dump())  # type: ignore[union-attr]
+        loss = SurvivalIntervalLoss(**deep.survival_loss.model_dump())
         model = SurvivalNetwork(config, n_intervals=deep.n_intervals)
         result, out = train(endpoint_name, model, lambda o, t, f=loss: f(o, t["targets"], t["known"]), targets,
                             np.ones(len(table), bool), offset)
         columns = score_columns(endpoint_name, deep.n_intervals)
         scores[columns] = out
         records[endpoint_name] = {
-            "kind": "survival", "endpoint": endpoint_name, "cutoffs": list(cutoffs), "unit": endpoint.unit,  # type: ignore[union-attr]
+            "kind": "survival", "endpoint": endpoint_name, "cutoffs": list(cutoffs), "unit": endpoint.unit,
             "score_columns": columns, **training_record(result),
             "macro_accuracy": {name: macro_accuracy(out[mask], targets["targets"][mask], targets["known"][mask])
                                for name, mask in cohorts.items() if mask.any()}}
 
     if deep.response is not None:
         task = deep.response
-        column = protocol.endpoints[task.endpoint].column  # type: ignore[union-attr]
+        response_endpoint = protocol.endpoints[task.endpoint]
+        assert isinstance(response_endpoint, CategoricalEndpoint)  # checked by the protocol's validator
+        column = response_endpoint.column
         known = table[column].notna().to_numpy()
         targets = response_targets(table, column, task.partial_response, task.progressive_disease)
         bce = torch.nn.BCEWithLogitsLoss()
-        model = DualTaskNetwork(config)
-        result, out = train("response", model, lambda o, t: bce(o, t["labels"]), targets, known,
+        dual = DualTaskNetwork(config)
+        result, out = train("response", dual, lambda o, t: bce(o, t["labels"]), targets, known,
                             len(deep.survival_endpoints) + 1)
         for score, head in RESPONSE_HEADS.items():
             scores[score] = 1.0 / (1.0 + np.exp(-out[:, head]))

@@ -1,6 +1,6 @@
-r"""Multi-label margin loss of the survival network (seed 000, equations [1] and [2]).
+r"""Multi-label margin loss of the survival network (the nsclc_ici study, equations [1] and [2]).
 
-Source: Transl Lung Cancer Res 2022;11(4):670-685 (seed 000), Methods, "Development and
+Source: Transl Lung Cancer Res 2022;11(4):670-685 (the nsclc_ici study), Methods, "Development and
 evaluation of OSRS and PFSRS". The text extraction of the formulas is garbled; the glyphs
 of each exponent (and the order of their subscripts) read as follows::
 
@@ -20,7 +20,7 @@ those of gamma (s_0 - s_j + m), the symmetric counterpart of the negative-thresh
 s_0 - gamma (s_j + m) would make m a loosening, not a margin, and is read as a
 typesetting slip.
 
-Which patients get which equation (our reading; the seed's labels are "multiple goals"
+Which patients get which equation (our reading; the paper's labels are "multiple goals"
 and "single goals"): a patient with the endpoint has a single goal, the one interval
 holding its event time (O = {that interval}, N = the others): equation [2]. A censored
 patient at time t has several possible goals, the intervals its event may still fall in
@@ -47,7 +47,7 @@ gamma does not overflow.
 The form is the unified / circle loss of Sun et al., "Circle Loss: A Unified Perspective
 of Pair Similarity Optimization", CVPR 2020 (log(1 + sum_{i,j} exp(gamma (s_n^j - s_p^i +
 m)))) with a threshold score s_0 added, as in its multi-label classification use, so that
-the scores also separate targets from non-targets in absolute terms. The seed gives no
+the scores also separate targets from non-targets in absolute terms. The paper gives no
 values for gamma, m and s_0 (they would be in its Appendix 2/3, not in the text), so they
 are required arguments here.
 """
@@ -60,7 +60,7 @@ from studyrunner.errors import InputError
 
 
 class SurvivalIntervalLoss(torch.nn.Module):
-    """Seed-000 interval loss; ``forward(scores [B, K], targets [B, K], known [B, K])``.
+    """Interval loss of the nsclc_ici study; ``forward(scores [B, K], targets [B, K], known [B, K])``.
 
     ``targets`` and ``known`` may be numpy arrays or tensors (moved to the scores' device).
     ``reduction``: ``"mean"`` (default, mean over all B patients, zero-contribution ones

@@ -1,6 +1,6 @@
-"""Training loop of the seed-000 networks, the cohort held on the device.
+"""Training loop of the nsclc_ici study's networks, the cohort held on the device.
 
-Seed 000 (Transl Lung Cancer Res 2022;11(4):670-685) trains its survival and dual-task
+The nsclc_ici study (Transl Lung Cancer Res 2022;11(4):670-685) trains its survival and dual-task
 networks on the training cohort and reports the validation cohort as the one used for
 model choice (its training details are in Appendix 2/3, which we do not have). Here:
 
@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -195,7 +195,8 @@ def train_network(
     shuffle_gen = torch.Generator(device=dev).manual_seed(settings.seed)
     augment_gen = torch.Generator(device=dev).manual_seed(settings.seed + 1)
 
-    model.to(dev, memory_format=memory_format)
+    # torch's stubs leave memory_format out of Module.to's overloads; torch documents and accepts it
+    model.to(dev, memory_format=memory_format)  # type: ignore[call-overload]
     xt, x_on_device = _x_tensor(train_x, dev, memory_format)
     xv, _ = _x_tensor(val_x, dev, memory_format)
     yt = _targets_tensors(train_targets, dev)

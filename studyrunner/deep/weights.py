@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,8 @@ def _as_numpy(t: torch.Tensor) -> np.ndarray:
 def save_weights(model: torch.nn.Module, path) -> Path:
     """Write ``model.state_dict()`` to ``path`` (.npz, written to a temporary file then renamed)."""
     path = Path(path)
-    arrays = {key: _as_numpy(value) for key, value in model.state_dict().items()}
+    # Any: numpy's stubs type savez's keywords as allow_pickle=bool, not as the arrays' names
+    arrays: dict[str, Any] = {key: _as_numpy(value) for key, value in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:

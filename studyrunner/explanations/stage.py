@@ -21,7 +21,6 @@ selected patients), overlays.npz (mid-slices, read by the report's figures).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -136,7 +135,7 @@ def explain_scores(loaded: LoadedProtocol, run_dir: Path, patients: pd.DataFrame
                            for pid in chosen]
     summary["overlays_file"] = "explanations/overlays.npz"
     summary["planes"] = ["axial", "coronal", "sagittal"]
-    write_json(stage_dir / "explanations.json", json.loads(json.dumps(summary, default=float)))
+    write_json(stage_dir / "explanations.json", summary)
 
 
 def ssim_summary(table: pd.DataFrame, split) -> dict:

@@ -10,8 +10,8 @@ Outputs: ``cases.csv`` (one row per case: ok, problems, size, spacing, tumour vo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -27,7 +27,8 @@ def check_images(clinical: pd.DataFrame, stage_dir: Path, label: int, tolerance:
     rows, exclusions = [], []
     has_second = "mask_reader2" in clinical.columns
     for i, case in enumerate(clinical.itertuples(index=False), start=1):
-        second = Path(case.mask_reader2) if has_second and isinstance(case.mask_reader2, str) and case.mask_reader2 else None
+        reader2 = case.mask_reader2 if has_second else None
+        second = Path(reader2) if isinstance(reader2, str) and reader2 else None
         result = load_case(case.patient_id, Path(case.image), Path(case.mask), second,
                            label=label, tolerance=tolerance)
         rows.append({"patient_id": case.patient_id, "ok": result.ok, "problems": "; ".join(result.problems),

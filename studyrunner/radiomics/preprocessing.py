@@ -21,10 +21,10 @@ it is not used.
 The filtered images themselves depend on the box they are computed on (the stationary
 wavelet pads periodically at the box faces, the recursive-Gaussian LoG has boundary
 conditions there), so they are shared only between masks whose boxes are identical; see
-``extraction.py``.
+:mod:`studyrunner.radiomics.execution`.
 
 Grey-level discretisation (``binWidth`` or ``binCount``) is applied by PyRadiomics' feature
-classes on the ROI, from the parameter dict (:func:`~studyrunner.radiomics.extraction.radiomics_params`).
+classes on the ROI, from the parameter dict (:func:`~studyrunner.radiomics.parameters.radiomics_params`).
 """
 
 from __future__ import annotations

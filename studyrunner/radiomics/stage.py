@@ -8,13 +8,14 @@ and ``summary.json``. Per-case results are cached outside the stage folder (the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from studyrunner.protocol import Protocol
-from studyrunner.radiomics.extraction import extract_cohort, radiomics_params, write_params_file
+from studyrunner.radiomics.cohort_extraction import extract_cohort
+from studyrunner.radiomics.parameters import radiomics_params, write_params_file
 from studyrunner.run_folder import write_json
 
 

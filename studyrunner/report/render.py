@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from studyrunner.errors import InputError
 from studyrunner.paths import repo_folder
-from studyrunner.report.figures import draw_figures
+from studyrunner.report.figures import draw_deep_figures, draw_figures
 from studyrunner.report.formatting import FILTERS
 from studyrunner.report.views import build_context
 from studyrunner.results.models import Results
@@ -89,8 +89,6 @@ def render_report(run_dir: Path, templates_dir: Path | None = None) -> Path:
     recorded = results.to_json()  # the figures read the records as recorded (plain JSON)
     figures = draw_figures(recorded, report_dir / "figures")
     if results.deep:
-        from studyrunner.report.deep_figures import draw_deep_figures
-
         figures.update(draw_deep_figures(recorded, report_dir / "figures", run_dir))
     relative = {key: path.relative_to(report_dir).as_posix() for key, path in figures.items()}
     context = build_context(results, relative, css_path.read_text(encoding="utf-8"))

@@ -13,6 +13,8 @@ stage skipped is a :class:`NotRun` record with the reason.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -167,8 +169,7 @@ class RadiomicsRecord(Record):
     pyradiomics_version: Optional[str] = None
     params_file: Optional[str] = None
     settings: dict[str, Any] = Field(default_factory=dict)
-    source: Optional[str] = None
-    tables: Optional[dict[str, Any]] = None
+    source: Optional[str] = Field(None, description="a study started from feature tables: where they came from")
 
 
 # --------------------------------------------------------------------------- the radiomics model
@@ -349,7 +350,6 @@ class Stratification(Record):
     c_se: Number = None
     c_lower: Number = None
     c_upper: Number = None
-    c_reason: Optional[str] = None
     groups: dict[str, GroupEvents] = Field(default_factory=dict)
     hr: Number = None
     hr_lower: Number = None
@@ -452,6 +452,27 @@ class Results(Record):
         """Plain JSON types with exactly the keys that were recorded (defaults filled in by
         the models for older or partial records are not written back)."""
         return self.model_dump(mode="json", exclude_unset=True)
+
+    def content_digest(self) -> str:
+        """SHA-256 of every recorded number and setting except the creation time: equal for a
+        rerun that changed nothing, so the report stage is then reused."""
+        content = self.to_json()
+        content["study"].pop("created_utc", None)
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+    def dated_as(self, previous: dict[str, Any] | None) -> "Results":
+        """These results with the creation time of ``previous`` (an earlier results.json of the
+        same run folder) when nothing else differs: a rerun that reuses every stage leaves
+        results.json, and the date its report prints, unchanged."""
+        if previous is None:
+            return self
+        try:
+            earlier = Results.model_validate(previous)
+        except ValueError:
+            return self
+        if earlier.content_digest() != self.content_digest():
+            return self
+        return self.model_copy(update={"study": self.study.model_copy(update={"created_utc": earlier.study.created_utc})})
 
     study: StudyRecord
     report_meta: Optional[ReportSection] = None

@@ -27,6 +27,8 @@ from studyrunner.statistics.reproducibility import icc_filter
 from studyrunner.statistics.selection import SignaturePlan, select_signature, stepwise_cox
 from studyrunner.statistics.survival_model import fit_cox, linear_predictor, screen_features
 
+_prune_correlated = r_function("selection", "prune_correlated")
+
 
 def training_normalisation(train: pd.DataFrame, features: list[str]) -> dict[str, dict[str, float]]:
     """Mean and SD of each non-constant, finite feature on the training rows."""
@@ -112,7 +114,7 @@ def _screened_cox(z: pd.DataFrame, time: str, event: str, plan: StatisticsSectio
     if screening_plan.correlation_threshold is None:
         selected = ranked[: screening_plan.max_features]
     else:
-        selected = list(r_function("selection", "prune_correlated")(
+        selected = list(_prune_correlated(
             z[ranked], ranked, screening_plan.correlation_threshold, screening_plan.max_features or len(ranked)))
     model.fit = (stepwise_cox(z, time, event, selected) if plan.model == "stepwise_cox"
                  else fit_cox(z, time, event, selected))
@@ -123,7 +125,13 @@ def _screened_cox(z: pd.DataFrame, time: str, event: str, plan: StatisticsSectio
 
 
 def signature_plan(plan: StatisticsSection) -> SignaturePlan:
-    """The protocol's selection plan in the terms of :func:`select_signature`."""
+    """The protocol's selection plan in the terms of :func:`select_signature`.
+
+    ``learner_settings[learner]`` are the arguments of R's ``<learner>_control``
+    (``rscripts/learners.R``); ``superpc_top`` is SuperPC's ``n_top`` unless its settings
+    give one, and ``inner_folds`` every cross-validating learner's ``nfolds``
+    (:meth:`SignaturePlan.settings_for`).
+    """
     selection = plan.selection
     assert selection is not None
     settings = {name: dict(values) for name, values in selection.learner_settings.items()}

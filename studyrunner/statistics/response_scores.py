@@ -41,13 +41,21 @@ import numpy as np
 import pandas as pd
 
 from studyrunner.errors import InputError
-from studyrunner.rbridge import json_ready, r_function
+from studyrunner.jsonable import to_jsonable
+from studyrunner.rbridge import r_function
 from studyrunner.statistics.survival_model import select_columns
 
-_roc_analysis = r_function("roc", "roc_analysis")
-_apply_cutoff = r_function("roc", "apply_cutoff")
-_roc_subgroups = r_function("roc", "roc_subgroups")
-_compare_auc = r_function("roc", "compare_auc")
+_COUNT_KEYS = ("n", "n_positive", "n_negative", "n_missing_outcome", "n_missing_subgroup",
+               "youden_ties", "tp", "fp", "tn", "fn")
+"""Whole-number entries of the results of roc.R (those a function returns)."""
+
+_roc_analysis = r_function("roc", "roc_analysis", counts=_COUNT_KEYS)
+_apply_cutoff = r_function("roc", "apply_cutoff",
+                           counts=(*_COUNT_KEYS, "metrics.numerator", "metrics.denominator"))
+_roc_subgroups = r_function("roc", "roc_subgroups",
+                            counts=(*_COUNT_KEYS, "table.n", "table.n_positive",
+                                    "table.n_negative"))
+_compare_auc = r_function("roc", "compare_auc", counts=_COUNT_KEYS)
 
 DIRECTIONS = ("<", ">")
 """``"<"``: higher score = positive (score >= cutoff); ``">"``: lower score = positive."""
@@ -57,10 +65,6 @@ RESPONSE_LEVELS = ("PR", "SD", "PD")
 
 METRICS = ("sensitivity", "specificity", "ppv", "npv", "accuracy")
 """The proportions reported by :func:`apply_cutoff`."""
-
-_COUNT_KEYS = ("n", "n_positive", "n_negative", "n_missing_outcome", "n_missing_subgroup",
-               "youden_ties", "tp", "fp", "tn", "fn")
-
 
 def response_indicators(best_response: pd.Series,
                         levels: Sequence[str] = RESPONSE_LEVELS) -> pd.DataFrame:
@@ -113,13 +117,6 @@ def _level(value: Any) -> Any:
     return value
 
 
-def _integer_counts(result: dict[str, Any]) -> dict[str, Any]:
-    for key in _COUNT_KEYS:
-        if result.get(key) is not None:
-            result[key] = int(result[key])
-    return result
-
-
 def _curve(frame: pd.DataFrame) -> dict[str, list[Any]]:
     return {"threshold": frame["threshold"].tolist(), "fpr": frame["fpr"].tolist(),
             "tpr": frame["tpr"].tolist()}
@@ -147,7 +144,7 @@ def roc_analysis(df: pd.DataFrame, outcome: str, score: str, positive_level: Any
                            _level(positive_level), _check_direction(direction),
                            float(conf_level))
     result["curve"] = _curve(result["curve"])
-    return json_ready(_integer_counts(result))
+    return to_jsonable(result)
 
 
 def apply_cutoff(df: pd.DataFrame, outcome: str, score: str, cutoff: float,
@@ -171,10 +168,10 @@ def apply_cutoff(df: pd.DataFrame, outcome: str, score: str, cutoff: float,
     metrics = result.pop("metrics")
     for row in metrics.to_dict(orient="records"):
         result[row["metric"]] = {"estimate": row["estimate"],
-                                 "numerator": int(row["numerator"]),
-                                 "denominator": int(row["denominator"]),
+                                 "numerator": row["numerator"],
+                                 "denominator": row["denominator"],
                                  "lower": row["lower"], "upper": row["upper"]}
-    return json_ready(_integer_counts(result))
+    return to_jsonable(result)
 
 
 def roc_subgroups(df: pd.DataFrame, outcome: str, score: str, subgroup: str,
@@ -200,14 +197,11 @@ def roc_subgroups(df: pd.DataFrame, outcome: str, score: str, subgroup: str,
                             float(conf_level))
     table = result["table"]
     records = [] if table is None else table.to_dict(orient="records")
-    for record in records:
-        for key in ("n", "n_positive", "n_negative"):
-            record[key] = int(record[key])
     curves = result["curves"]
     result["curves"] = {level: _curve(curves[curves["subgroup"] == level])
                         for level in dict.fromkeys(curves["subgroup"].tolist())}
     result["table"] = records
-    return json_ready(_integer_counts(result))
+    return to_jsonable(result)
 
 
 def compare_auc(df: pd.DataFrame, outcome: str, score_a: str, score_b: str,
@@ -224,4 +218,4 @@ def compare_auc(df: pd.DataFrame, outcome: str, score_a: str, score_b: str,
     result = _compare_auc(select_columns(df, [outcome, score_a, score_b]), outcome, score_a,
                           score_b, _level(positive_level), _check_direction(direction),
                           float(conf_level))
-    return json_ready(_integer_counts(result))
+    return to_jsonable(result)

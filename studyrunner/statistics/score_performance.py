@@ -1,9 +1,11 @@
-"""Performance of a prognostic score beyond the C-index: time-dependent ROC/AUC, calibration,
-decision curves, and the maximally selected cut-off with its two risk groups.
+"""Performance of a prognostic score beyond the C-index: time-dependent ROC/AUC, calibration
+and decision curves.
 
-Typed Python entry points to ``rscripts/timeroc.R``, ``calibration.R``, ``decision_curve.R``
-and ``cutpoint.R``; the statistics are computed in R and returned as plain,
-JSON-serialisable Python (NaN/NA -> ``None``).
+Typed Python entry points to ``rscripts/timeroc.R``, ``calibration.R`` and
+``decision_curve.R``; the statistics are computed in R and returned as plain,
+JSON-serialisable Python (NaN/NA -> ``None``). The maximally selected cut-off and its two
+risk groups (``cutpoint.R``) are in :mod:`studyrunner.statistics.cutpoint`; they are also
+importable from here.
 
 Methods (details and formulas in the R scripts):
     time-dependent AUC  Blanche P, Dartigues JF, Jacqmin-Gadda H (2013), Stat Med
@@ -15,10 +17,6 @@ Methods (details and formulas in the R scripts):
                         (Harrell FE (2015), Regression Modeling Strategies, Section 20.12).
     decision curves     Vickers AJ, Cronin AM, Elkin EB, Gonen M (2008), BMC Med Inform Decis
                         Mak 8:53: net benefit with Kaplan-Meier risks for a survival outcome.
-    cut-off             maximally selected log-rank statistic (Lausen B, Schumacher M (1992),
-                        Biometrics 48:73-85; maxstat), groups compared by Kaplan-Meier medians
-                        (Brookmeyer R, Crowley J (1982), Biometrics 38:29-41), log-rank test
-                        and Cox hazard ratio.
 """
 
 from __future__ import annotations
@@ -29,24 +27,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from studyrunner.rbridge import json_ready, r_function
-from studyrunner.statistics.survival_model import select_columns, shape_group_curves
+from studyrunner.jsonable import to_jsonable
+from studyrunner.rbridge import r_function
+from studyrunner.registry import time_key
+from studyrunner.statistics.cutpoint import groups_by_cutpoint, maxstat_cutpoint
+from studyrunner.statistics.survival_model import select_columns
+
+__all__ = ["calibration_at", "decision_curve", "groups_by_cutpoint", "maxstat_cutpoint",
+           "predicted_risk", "time_dependent_auc", "time_key"]
 
 _time_dependent_auc = r_function("timeroc", "time_dependent_auc")
 _calibration_at = r_function("calibration", "calibration_at")
 _predicted_risk = r_function("calibration", "predicted_risk")
 _decision_curve = r_function("decision_curve", "decision_curve")
-_maxstat_cutpoint = r_function("cutpoint", "maxstat_cutpoint")
-_groups_by_cutpoint = r_function("cutpoint", "groups_by_cutpoint")
-
-MAXSTAT_PMETHODS = ("Lau94", "Lau92", "HL", "exactGauss", "condMC")
-"""p-value approximations of :func:`maxstat_cutpoint` (``condMC`` is Monte-Carlo)."""
-
-
-def time_key(t: float) -> str:
-    """The key of time ``t`` in the result dicts: ``"1"`` for 1.0, ``"365.25"`` otherwise."""
-    t = float(t)
-    return str(int(t)) if t.is_integer() else repr(t)
 
 
 def _times(times: Sequence[float]) -> list[float]:
@@ -86,11 +79,11 @@ def time_dependent_auc(df: pd.DataFrame, time: str, event: str, marker: str,
         points = roc[roc["time"] == t]
         curves[time_key(t)] = {"fp": points["fp"].tolist(), "tp": points["tp"].tolist()}
     methods = [m for m in table["se_method"].tolist() if isinstance(m, str)]
-    return json_ready({**keyed,
-                       "implementation": str(table["implementation"].iloc[0]),
-                       "se_method": methods[0] if methods else None,
-                       "roc": curves,
-                       "table": table})
+    return to_jsonable({**keyed,
+                        "implementation": str(table["implementation"].iloc[0]),
+                        "se_method": methods[0] if methods else None,
+                        "roc": curves,
+                        "table": table})
 
 
 def calibration_at(df: pd.DataFrame, time: str, event: str, lp: str,
@@ -105,7 +98,7 @@ def calibration_at(df: pd.DataFrame, time: str, event: str, lp: str,
     """
     frame = _calibration_at(select_columns(df, [time, event, lp]), time, event, lp,
                             _times(times), int(groups))
-    return json_ready(frame)
+    return to_jsonable(frame)
 
 
 def predicted_risk(df: pd.DataFrame, time: str, event: str, lp: str, t: float) -> np.ndarray:
@@ -125,52 +118,4 @@ def decision_curve(df: pd.DataFrame, time: str, event: str, risk_at_t: str, t: f
     """
     frame = _decision_curve(select_columns(df, [time, event, risk_at_t]), time, event,
                             risk_at_t, float(t), [float(p) for p in thresholds])
-    return json_ready(frame)
-
-
-def maxstat_cutpoint(df: pd.DataFrame, time: str, event: str, marker: str,
-                     pmethod: str = "Lau94", seed: int | None = None) -> dict[str, Any]:
-    """Cut-off of ``marker`` by the maximally selected log-rank statistic
-    (R ``maxstat_cutpoint``, maxstat::maxstat.test).
-
-    Returns ``{"cutpoint", "statistic", "p_value", "pmethod", "n", "n_events"}``; the high
-    group is marker > cutpoint. ``seed`` seeds R for the Monte-Carlo ``condMC`` p-value.
-    """
-    if pmethod not in MAXSTAT_PMETHODS:
-        raise ValueError(f"pmethod must be one of {', '.join(MAXSTAT_PMETHODS)}, "
-                         f"not {pmethod!r}")
-    result = _maxstat_cutpoint(select_columns(df, [time, event, marker]), time, event,
-                               marker, pmethod, r_seed=seed)
-    result["n"] = int(result["n"])
-    result["n_events"] = int(result["n_events"])
-    return json_ready(result)
-
-
-def groups_by_cutpoint(df: pd.DataFrame, time: str, event: str, marker: str,
-                       cutpoint: float, km_times: Sequence[float] = ()) -> dict[str, Any]:
-    """Survival of the low (marker <= cutpoint) and high (marker > cutpoint) groups
-    (R ``groups_by_cutpoint``).
-
-    Returns::
-
-        {"cutpoint",
-         "groups": {"low": {"n", "n_events", "median", "median_lower", "median_upper"},
-                    "high": {...}},                  # KM median and its 95% CI
-         "hr", "hr_lower", "hr_upper", "hr_p", "hr_reason",   # Cox, high vs low
-         "logrank_chisq", "logrank_p", "logrank_reason",
-         "km": {"low": {"time": [...], "surv", "lower", "upper", "n_risk", "n_event",
-                        "n_censor"}, "high": {...}},
-         "risk_table": {"times": [...], "low": [...], "high": [...]}}
-
-    A median (or CI bound) the Kaplan-Meier curve does not reach is None.
-    """
-    result = _groups_by_cutpoint(select_columns(df, [time, event, marker]), time, event,
-                                 marker, float(cutpoint), [float(t) for t in km_times])
-    groups = result["groups"]
-    shaped = shape_group_curves(result)
-    shaped["groups"] = {
-        row["group"]: {"n": int(row["n"]), "n_events": int(row["n_events"]),
-                       "median": row["median"], "median_lower": row["median_lower"],
-                       "median_upper": row["median_upper"]}
-        for row in groups.to_dict(orient="records")}
-    return json_ready(shaped)
+    return to_jsonable(frame)

@@ -20,31 +20,29 @@ from typing import Any
 
 import pandas as pd
 
-from studyrunner.rbridge import json_ready, r_function
+from studyrunner.jsonable import to_jsonable
+from studyrunner.rbridge import r_function
+from studyrunner.registry import LEARNER_NAMES, LEARNERS
 from studyrunner.statistics.survival_model import screen_features, select_columns
 
-LEARNERS: tuple[str, ...] = ("elastic_net", "lasso", "coxboost", "gbm", "rsf", "superpc")
-"""The six learners of seed 001, by their ``rscripts/learners.R`` names."""
-
-_run_learner = r_function("learners", "run_learner")
-_stepwise_cox = r_function("stepwise_cox", "stepwise_cox")
-
-# Learners whose R function takes an ``nfolds`` argument (inner cross-validation).
-_CV_LEARNERS = ("elastic_net", "lasso", "coxboost", "gbm", "superpc")
+# A learner's settings come back as R doubles (5.0): every whole one is an int.
+_run_learner = r_function("learners", "run_learner", counts=("settings.*",))
+_stepwise_cox = r_function("stepwise_cox", "stepwise_cox", counts=("n", "n_events"))
 
 
 @dataclass
 class SignaturePlan:
     """What :func:`select_signature` does; the protocol's statistics section maps onto it.
 
-    ``learner_settings`` holds extra arguments per learner, by name, passed to R's
-    ``select_<learner>`` (e.g. ``{"gbm": {"n_trees": 500}, "superpc": {"n_top": 50}}``);
-    ``nfolds`` (inner cross-validation folds of glmnet, CoxBoost, GBM, SuperPC) is added to
-    every learner that takes it unless its own settings give one.
+    ``learner_settings`` holds each learner's settings, by name: arguments of R's
+    ``<learner>_control`` in ``rscripts/learners.R`` (e.g. ``{"gbm": {"n_trees": 500},
+    "superpc": {"n_top": 50}}``), the defaults there filling in the rest; ``nfolds`` (inner
+    cross-validation folds) is added to every learner the registry marks ``inner_folds``
+    (glmnet, CoxBoost, GBM, SuperPC) unless its own settings give one.
     """
 
     p_threshold: float = 0.05
-    learners: Sequence[str] = LEARNERS
+    learners: Sequence[str] = LEARNER_NAMES
     combine: str = "intersection"
     min_votes: int | None = None
     nfolds: int | None = None
@@ -52,9 +50,11 @@ class SignaturePlan:
     stepwise: bool = True
 
     def settings_for(self, learner: str) -> dict[str, Any]:
-        """The R arguments of one learner: its own settings plus the common ``nfolds``."""
+        """The arguments of one learner's ``<learner>_control``: its own settings plus the
+        common ``nfolds``."""
         settings = dict(self.learner_settings.get(learner, {}))
-        if self.nfolds is not None and learner in _CV_LEARNERS:
+        info = LEARNERS.get(learner)
+        if self.nfolds is not None and info is not None and info.inner_folds:
             settings.setdefault("nfolds", int(self.nfolds))
         return settings
 
@@ -62,7 +62,8 @@ class SignaturePlan:
 def run_learners(train: pd.DataFrame, time: str, event: str, features: Sequence[str],
                  learners: Sequence[str], seed: int,
                  settings: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """Run each learner on ``train`` (R ``run_learner``, isolated: a failure is data).
+    """Run each learner on ``train`` (R ``run_learner``, isolated: a failure is data) with
+    ``settings[learner]``, the arguments of its R ``<learner>_control``.
 
     Returns ``{learner: {"features": [...selected, most important first], "importance":
     [{"feature", "importance"}, ...], "implementation": str | None, "settings": {...},
@@ -77,22 +78,14 @@ def run_learners(train: pd.DataFrame, time: str, event: str, features: Sequence[
                            dict(settings.get(name, {})))
         results[name] = {
             "features": list(raw["features"] or []),
-            "importance": json_ready(raw["importance"]) if raw["importance"] is not None else [],
+            "importance": to_jsonable(raw["importance"]) if raw["importance"] is not None else [],
             "implementation": raw["implementation"],
-            "settings": {key: _whole_numbers(value) for key, value in
-                         json_ready(raw["settings"] or {}).items()},
-            "details": json_ready(raw["details"]) if raw["details"] is not None else None,
+            "settings": to_jsonable(raw["settings"] or {}),
+            "details": to_jsonable(raw["details"]) if raw["details"] is not None else None,
             "error": raw["error"],
             "warnings": list(raw["warnings"] or []),
         }
     return results
-
-
-def _whole_numbers(value: Any) -> Any:
-    """A whole float setting (R hands numbers back as doubles: 5.0) as an int."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def combine_selections(selections: Mapping[str, Mapping[str, Any]], rule: str = "intersection",
@@ -140,9 +133,7 @@ def stepwise_cox(train: pd.DataFrame, time: str, event: str, features: Sequence[
     result = _stepwise_cox(select_columns(train, [time, event, *features]), time, event,
                            list(features), direction=direction)
     result["features"] = list(result["features"] or [])
-    result["n"] = int(result["n"])
-    result["n_events"] = int(result["n_events"])
-    return json_ready(result)
+    return to_jsonable(result)
 
 
 def select_signature(train: pd.DataFrame, time: str, event: str, features: Sequence[str],
@@ -169,7 +160,7 @@ def select_signature(train: pd.DataFrame, time: str, event: str, features: Seque
                            "failed_learners": {}, "combined": [], "stepwise": None,
                            "final": {}, "notes": notes}
     screening = screen_features(train, time, event, list(features), plan.p_threshold)
-    out["screening"] = json_ready(screening)
+    out["screening"] = to_jsonable(screening)
     kept = screening[screening["kept"].astype(bool)].sort_values(["p", "feature"])
     out["screened"] = kept["feature"].tolist()
     if not out["screened"]:

@@ -19,12 +19,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from studyrunner.rbridge import json_ready, r_function
+from studyrunner.errors import InputError
+from studyrunner.jsonable import to_jsonable
+from studyrunner.rbridge import r_function
+
+GROUP_CURVE_COUNTS = ("risk_table.low", "risk_table.high")
+"""Whole-number entries of a low/high-group result of evaluation.R (numbers at risk)."""
 
 _univariate_cox_screen = r_function("cox", "univariate_cox_screen")
-_fit_cox = r_function("cox", "fit_cox")
+_fit_cox = r_function("cox", "fit_cox", counts=("n", "n_events"))
 _cox_linear_predictor = r_function("cox", "cox_linear_predictor")
-_evaluate_risk_score = r_function("evaluation", "evaluate_risk_score")
+_evaluate_risk_score = r_function("evaluation", "evaluate_risk_score",
+                                  counts=("n_events", "groups.n", "groups.n_events",
+                                          *GROUP_CURVE_COUNTS))
 
 KM_COLUMNS = ("time", "surv", "lower", "upper", "n_risk", "n_event", "n_censor")
 """Columns of each Kaplan-Meier step table in :func:`evaluate_risk_score`'s ``km``."""
@@ -37,6 +44,41 @@ def select_columns(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     if missing:
         raise KeyError(f"column(s) not found in data: {missing}")
     return df[wanted]
+
+
+def input_columns(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """:func:`select_columns` for functions whose bad input is an InputError."""
+    try:
+        return select_columns(df, columns)
+    except KeyError as error:
+        raise InputError(error.args[0]) from error
+
+
+def text_columns_for_r(frame: pd.DataFrame) -> pd.DataFrame:
+    """Non-numeric columns as text with None for a missing value (rpy2 converts a column
+    mixing str and NaN only through a warning and a fallback)."""
+    frame = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+            frame[column] = [None if pd.isna(v) else str(v) for v in values.astype(object)]
+    return frame
+
+
+def levels_for_r(levels: Mapping[str, Sequence[Any]] | None) -> dict[str, list[Any]] | None:
+    """Categorical levels per column (reference first) as R's named list, or None."""
+    if not levels:
+        return None
+    return {str(column): list(values) for column, values in levels.items()}
+
+
+def as_list(value: Any) -> list[Any]:
+    """R's length-one vectors come back as scalars and empty ones as None: always a list."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
+    return [value]
 
 
 def screen_features(df: pd.DataFrame, time: str, event: str, features: Sequence[str],
@@ -60,11 +102,8 @@ def fit_cox(df: pd.DataFrame, time: str, event: str,
     "n_events"}``; ``loglik`` is the partial log-likelihood at the estimate, ``n`` the
     number of complete cases used.
     """
-    result = _fit_cox(select_columns(df, [time, event, *covariates]), time, event,
-                      list(covariates))
-    result["n"] = int(result["n"])
-    result["n_events"] = int(result["n_events"])
-    return json_ready(result)
+    return to_jsonable(_fit_cox(select_columns(df, [time, event, *covariates]), time, event,
+                                list(covariates)))
 
 
 def linear_predictor(coefs: Mapping[str, float], df: pd.DataFrame) -> np.ndarray:
@@ -99,20 +138,20 @@ def evaluate_risk_score(df: pd.DataFrame, time: str, event: str, score_col: str,
                                   score_col, float(cutoff), [float(t) for t in km_times])
     shaped = shape_group_curves(result)
     shaped["cutoff"] = float(cutoff)
-    shaped["n_events"] = int(shaped["n_events"])
-    shaped["groups"] = {row.group: {"n": int(row.n), "n_events": int(row.n_events)}
+    shaped["groups"] = {row.group: {"n": row.n, "n_events": row.n_events}
                         for row in result["groups"].itertuples()}
-    return json_ready(shaped)
+    return to_jsonable(shaped)
 
 
 def shape_group_curves(result: dict[str, Any]) -> dict[str, Any]:
     """R's low/high-group result as plain Python: every scalar entry as is, the Kaplan-Meier
     step tables as lists per group and the numbers-at-risk table as {"times", "low", "high"}
-    (the caller shapes ``groups``)."""
+    (the caller shapes ``groups``; the bridge made the numbers at risk int, see
+    :data:`GROUP_CURVE_COUNTS`)."""
     risk_table = result["risk_table"]
     shaped = {key: value for key, value in result.items() if key not in ("groups", "km", "risk_table")}
     shaped["km"] = {group: {column: steps[column].tolist() for column in KM_COLUMNS}
                     for group, steps in result["km"].items()}
     shaped["risk_table"] = {"times": risk_table["time"].astype(float).tolist(),
-                            **{group: risk_table[group].astype(int).tolist() for group in ("low", "high")}}
+                            **{group: risk_table[group].tolist() for group in ("low", "high")}}
     return shaped

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from studyrunner.rbridge import json_ready, r_function
+from studyrunner.jsonable import to_jsonable
+from studyrunner.rbridge import r_function
 
 UNKNOWN = "Unknown"
 """Level under which missing values of a categorical variable are counted."""
@@ -83,9 +84,9 @@ def table_one(df: pd.DataFrame, groups: Mapping[str, GroupSpec],
                           "summary": {name: continuous_summary(df.loc[mask, column])
                                       for name, mask in masks.items()},
                           "tests": tests_for(column, tests)})
-    return json_ready({"groups": {name: {"n": int(mask.sum())} for name, mask in masks.items()},
-                       "comparisons": [list(pair) for pair in comparisons],
-                       "variables": variables})
+    return to_jsonable({"groups": {name: {"n": int(mask.sum())} for name, mask in masks.items()},
+                        "comparisons": [list(pair) for pair in comparisons],
+                        "variables": variables})
 
 
 def group_mask(df: pd.DataFrame, name: str, spec: GroupSpec) -> pd.Series:

@@ -43,7 +43,9 @@ def exact_counts(n: int, proportions: Sequence[float]) -> np.ndarray:
     return counts
 
 
-def shuffled_labels(rng: np.random.Generator, labels: Sequence[str], counts: Sequence[int]) -> np.ndarray:
+def shuffled_labels(
+    rng: np.random.Generator, labels: Sequence[str], counts: Sequence[int] | np.ndarray
+) -> np.ndarray:
     """Each label repeated its count times, in random order."""
     return rng.permutation(np.repeat(np.array(labels, dtype=object), counts))
 

@@ -1,5 +1,5 @@
 """A SYNTHETIC oesophageal squamous cell carcinoma (ESCC) cohort for the radiomics-signature
-demo (seed 001: 87 patients on first-line immune checkpoint inhibitor + chemotherapy,
+demo (the escc_ici_chemo study: 87 patients on first-line immune checkpoint inhibitor + chemotherapy,
 arterial-phase contrast CT with 5 mm slices, PFS endpoint, a second segmentation for 30
 random patients). Nothing here comes from a patient.
 
@@ -53,15 +53,15 @@ from studyrunner.synthetic.common import (
     write_cohort_tables,
     write_nifti,
 )
-from studyrunner.synthetic.phantom import gaussian_field, image_from_array, soft_step
+from studyrunner.synthetic.phantom import as_xyz, gaussian_field, image_from_array, soft_step
 
 GENERATOR_VERSION = "1.0.0"
 DEFAULT_SEED = 20231001
 DEFAULT_SHAPE = (80, 80, 14)  # 5 mm slices: 70 mm craniocaudal, room for a 40 mm tumour
 SLICE_THICKNESS_MM = 5.0
 
-# --- Table 1 of seed 001 (N = 87): exact counts / 87 ----------------------------------------
-N_SEED_STUDY = 87
+# --- Table 1 of the escc_ici_chemo study (N = 87): exact counts / 87 -----------------------
+N_PAPER_PATIENTS = 87
 AGE_OVER_60 = {">60": 57 / 87, "<=60": 30 / 87}
 AGE_MU, AGE_SD, AGE_RANGE = 62.0, 8.0, (45, 81)  # truncated normal per group; mean about 63
 SEX = {"Male": 64 / 87, "Female": 23 / 87}
@@ -139,13 +139,13 @@ FOLLOW_UP_MAIN_POWER = 2.5  # 34 + 12 U^2.5: most patients accrued late; median 
 FOLLOW_UP_LONG_SHARE = 0.15
 FOLLOW_UP_LONG_RANGE = (46.0, 64.0)
 FOLLOW_UP_NOTE = """\
-Follow-up. The seed reports a median follow-up of 37.2 months (range 33.8-46.0) and accrual
+Follow-up. The paper reports a median follow-up of 37.2 months (range 33.8-46.0) and accrual
 from October 2019 to March 2022. One data cut cannot give both: with a cut 46 months after
 the first accrual, a patient accrued in March 2022 would have about 17 months. The generator
 follows the reported follow-up. Potential follow-up (administrative censoring, independent
 of everything else, no drop-out) is 34 + 12 U^2.5 months for 85% of patients (range 34-46)
 and Uniform(46, 64) months for 15% (an early-accrual group), so the reverse Kaplan-Meier
-median follow-up is about 37 months. The seed reports time-dependent AUC at 1-5 years; with
+median follow-up is about 37 months. The paper reports time-dependent AUC at 1-5 years; with
 follow-up capped at 46 months no control would be at risk at 4 or 5 years. The long
 follow-ups keep 1-4 years estimable (a few controls at 4 years) and 5 years only partly:
 about one patient, sometimes none, is still at risk at 60 months, so the 5-year AUC is
@@ -232,7 +232,7 @@ def check_lesion_fits(lesion: EsccLesion, shape: Sequence[int], spacing: Sequenc
     """Raise ``ValueError`` unless both readers' tumours stay inside the crop with a margin:
     in-plane the axis offset and tilt plus :func:`lesion_extent_mm`, along z the tumour
     slices plus one reader-2 slice and one free slice at each end."""
-    half_in_plane = min((n - 1) / 2.0 * sp for n, sp in zip(shape[:2], spacing[:2]))
+    half_in_plane = min((n - 1) / 2.0 * sp for n, sp in zip(shape[:2], spacing[:2], strict=True))
     needed = lesion_extent_mm(lesion.wall_thickness_mm) + AXIS_OFFSET_MAX_MM + AXIS_TILT_MAX_MM + CROP_MARGIN_MM
     half_z = (shape[2] - 1) / 2.0 * spacing[2]
     needed_z = lesion.tumour_length_mm / 2.0 + 2.5 * AXIS_OFFSET_MAX_MM + 2.0 * spacing[2]
@@ -255,7 +255,7 @@ def _angular_field(rng: np.random.Generator, amplitude: float, harmonics: int = 
 
 def _evaluate_angular(field: tuple[np.ndarray, ...], theta: np.ndarray, z: np.ndarray) -> np.ndarray:
     orders, weights, phases, drifts = field
-    return sum(w * np.cos(k * theta + p + d * z) for k, w, p, d in zip(orders, weights, phases, drifts))
+    return sum(w * np.cos(k * theta + p + d * z) for k, w, p, d in zip(orders, weights, phases, drifts, strict=True))
 
 
 def make_escc_case(
@@ -270,12 +270,13 @@ def make_escc_case(
     (origin = -(size - 1) / 2 * spacing, identity direction). Raises ``ValueError`` (see
     :func:`check_lesion_fits`) when the tumour does not fit.
     """
-    spacing = tuple(float(s) for s in spacing)
+    spacing = as_xyz(spacing)
     check_lesion_fits(lesion, shape, spacing)
-    shape_zyx = tuple(int(n) for n in shape[::-1])
+    shape_zyx = (int(shape[2]), int(shape[1]), int(shape[0]))
     spacing_zyx = np.array(spacing[::-1])
     origin_zyx = -(np.array(shape_zyx) - 1) / 2.0 * spacing_zyx
-    z, y, x = np.meshgrid(*[o + np.arange(n) * s for o, n, s in zip(origin_zyx, shape_zyx, spacing_zyx)], indexing="ij")
+    axes = [o + np.arange(n) * s for o, n, s in zip(origin_zyx, shape_zyx, spacing_zyx, strict=True)]
+    z, y, x = np.meshgrid(*axes, indexing="ij")
     half_z = (shape_zyx[0] - 1) / 2.0 * spacing_zyx[0]
 
     # Oesophageal axis: a point near the centre and a slight tilt along z.
@@ -291,7 +292,8 @@ def make_escc_case(
     lobulation = _angular_field(rng, LOBULATION_MAX)
     profile = craniocaudal_profile((z - z_centre) / (lesion.tumour_length_mm / 2.0))
     circumferential = 1.0 - eccentricity * 0.5 * (1.0 - np.cos(theta - thickest_direction))
-    thickening = (lesion.wall_thickness_mm - r_normal) * profile * circumferential * (1.0 + _evaluate_angular(lobulation, theta, z))
+    lobes = 1.0 + _evaluate_angular(lobulation, theta, z)
+    thickening = (lesion.wall_thickness_mm - r_normal) * profile * circumferential * lobes
     boundary1 = r_normal + thickening
     air_radius = rng.uniform(*AIR_RADIUS_RANGE_MM) * (1.0 - AIR_NARROWING * profile)
     air = soft_step(air_radius - rho)
@@ -324,7 +326,8 @@ def make_escc_case(
 
     # Background: mediastinal fat with soft-tissue patches, fat planes around oesophagus and aorta.
     soft_tissue = soft_step((gaussian_field(rng, shape_zyx, spacing_zyx, 5.0) - SOFT_TISSUE_SHARE_THRESHOLD) * 3.0)
-    soft_tissue *= (1.0 - soft_step(boundary1 + fat_plane - rho)) * (1.0 - soft_step(aorta_radius + fat_plane - aorta_rho))
+    soft_tissue *= (1.0 - soft_step(boundary1 + fat_plane - rho)) \
+        * (1.0 - soft_step(aorta_radius + fat_plane - aorta_rho))
     hounsfield = FAT_HU + FAT_SD_HU * gaussian_field(rng, shape_zyx, spacing_zyx, 3.0)
     hounsfield = hounsfield * (1.0 - soft_tissue) + SOFT_TISSUE_HU * soft_tissue
     hounsfield = hounsfield * (1.0 - aorta) + rng.uniform(*AORTA_HU_RANGE) * aorta
@@ -343,7 +346,7 @@ def make_escc_case(
     noise = rng.uniform(*NOISE_SD_RANGE_HU) * gaussian_field(rng, shape_zyx, np.ones(3), NOISE_SIGMA_VOXELS)
     hounsfield = np.clip(np.rint(hounsfield + noise), *HU_RANGE).astype(np.int16)
 
-    origin = tuple(float(o) for o in origin_zyx[::-1])
+    origin = as_xyz(origin_zyx[::-1])
     return (
         image_from_array(hounsfield, spacing, origin),
         image_from_array(inside1.astype(np.uint8), spacing, origin),
@@ -362,7 +365,7 @@ def _truncated_normal_integers(rng: np.random.Generator, n: int, low: float, hig
 
 
 def _ages(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Exactly the seed's share over 60, each group from the truncated normal (45-81 years)."""
+    """Exactly the paper's share over 60, each group from the truncated normal (45-81 years)."""
     group = allocate_labels(rng, n, AGE_OVER_60)
     age = np.empty(n, dtype=int)
     over = group == ">60"
@@ -382,11 +385,12 @@ def _lesions_and_spacings(
     heterogeneity = np.round(rng.beta(TRAIT_BETA, TRAIT_BETA, n), 4)
     enhancement = np.round(rng.beta(TRAIT_BETA, TRAIT_BETA, n), 4)
     lesions, spacings = [], []
-    for s, wall, tumour_length, het, enh in zip(in_plane, thickness, length, heterogeneity, enhancement):
+    for s, wall, tumour_length, het, enh in zip(in_plane, thickness, length, heterogeneity, enhancement, strict=True):
         spacing = (float(s), float(s), SLICE_THICKNESS_MM)
         half_in_plane = min((k - 1) / 2.0 * float(s) for k in shape[:2])
         wall_room = (half_in_plane - AXIS_OFFSET_MAX_MM - AXIS_TILT_MAX_MM - CROP_MARGIN_MM) / lesion_extent_mm(1.0)
-        length_room = 2.0 * ((shape[2] - 1) / 2.0 * SLICE_THICKNESS_MM - 2.5 * AXIS_OFFSET_MAX_MM - 2.0 * SLICE_THICKNESS_MM)
+        half_extent = (shape[2] - 1) / 2.0 * SLICE_THICKNESS_MM
+        length_room = 2.0 * (half_extent - 2.5 * AXIS_OFFSET_MAX_MM - 2.0 * SLICE_THICKNESS_MM)
         lesion = EsccLesion(
             wall_thickness_mm=math.floor(min(wall, wall_room) * 100) / 100,
             tumour_length_mm=math.floor(min(tumour_length, length_room) * 10) / 10,
@@ -417,14 +421,15 @@ def potential_follow_up_months(rng: np.random.Generator, n: int) -> np.ndarray:
     long_group = allocate_labels(rng, n, {"long": FOLLOW_UP_LONG_SHARE, "main": 1.0 - FOLLOW_UP_LONG_SHARE}) == "long"
     follow_up = np.empty(n)
     low, high = FOLLOW_UP_MAIN_RANGE
-    follow_up[~long_group] = low + (high - low) * stratified_uniforms(rng, int((~long_group).sum())) ** FOLLOW_UP_MAIN_POWER
+    main_draws = stratified_uniforms(rng, int((~long_group).sum()))
+    follow_up[~long_group] = low + (high - low) * main_draws**FOLLOW_UP_MAIN_POWER
     low, high = FOLLOW_UP_LONG_RANGE
     follow_up[long_group] = low + (high - low) * stratified_uniforms(rng, int(long_group.sum()))
     return follow_up
 
 
 def simulate_escc(
-    n_patients: int = N_SEED_STUDY,
+    n_patients: int = N_PAPER_PATIENTS,
     n_second_segmentation: int = 30,
     seed: int = DEFAULT_SEED,
     shape: tuple[int, int, int] = DEFAULT_SHAPE,
@@ -495,10 +500,10 @@ def _readme(n_patients: int, n_second: int, seed: int, shape: tuple[int, int, in
 Generated by studyrunner.synthetic.escc, generator version {GENERATOR_VERSION}, seed {seed},
 {n_patients} patients ({n_second} with a second segmentation), arterial-phase CT crops of
 {shape[0]}x{shape[1]}x{shape[2]} voxels (x, y, z), in-plane spacing FOV/512 (0.70-0.90 mm),
-{SLICE_THICKNESS_MM:g} mm slices. Shaped like the oesophageal SCC radiomics study (seed 001, 87 patients
+{SLICE_THICKNESS_MM:g} mm slices. Shaped like the oesophageal SCC radiomics study (escc_ici_chemo, 87 patients
 on first-line immune checkpoint inhibitor + chemotherapy).
 
-Files: clinical.csv (the clinical table, proportions as in the seed's Table 1, exact counts),
+Files: clinical.csv (the clinical table, proportions as in the paper's Table 1, exact counts),
 manifest.csv (image, reader-1 mask and, for the second-segmentation patients only,
 reader-2 mask paths relative to this folder), images/ (NIfTI), truth.csv (THE ORACLE: the
 true linear predictor and tumour phenotype; never an input to a study).
@@ -506,17 +511,18 @@ true linear predictor and tumour phenotype; never an input to a study).
 Images: mediastinal fat (-100 HU) with soft-tissue patches (+40 HU), the descending aorta
 ({AORTA_HU_RANGE[0]:g}-{AORTA_HU_RANGE[1]:g} HU, arterial phase), the oesophagus with a small lumen of air (-1000 HU),
 and the tumour as a thickened enhancing wall segment: mean 60 + 30 x enhancement HU, a coarse
-texture (sigma {COARSE_TEXTURE_SIGMA_MM:g} mm, {COARSE_TEXTURE_SD_HU:g} HU) and a fine texture (sigma {FINE_TEXTURE_SIGMA_MM:g} mm,
-5 + 35 x heterogeneity HU), CT noise {NOISE_SD_RANGE_HU[0]:g}-{NOISE_SD_RANGE_HU[1]:g} HU. Reader 2 outlines the same
-tumour scaled by +-5-10% with a smooth +-4% wobble and sometimes one slice more or fewer.
+texture (sigma {COARSE_TEXTURE_SIGMA_MM:g} mm, {COARSE_TEXTURE_SD_HU:g} HU) and a fine texture
+(sigma {FINE_TEXTURE_SIGMA_MM:g} mm, 5 + 35 x heterogeneity HU), CT noise
+{NOISE_SD_RANGE_HU[0]:g}-{NOISE_SD_RANGE_HU[1]:g} HU. Reader 2 outlines the same tumour scaled
+by +-5-10% with a smooth +-4% wobble and sometimes one slice more or fewer.
 
 Hazard model. PFS (months) is a Weibull proportional-hazards time
 T = (-log U / (lambda exp(lp)))^(1/k) (Bender, Augustin & Blettner, Stat Med 2005) with
 lp = b_het z(heterogeneity) + b_wall z(wall thickness) + b_enh z(enhancement), where z()
 standardises by the generating distribution (heterogeneity, enhancement ~ Beta(2, 2): mean
 0.5, sd sqrt(0.05); wall thickness ~ Normal({WALL_THICKNESS_MEAN:g}, {WALL_THICKNESS_SD:g}) mm clipped to
-{WALL_THICKNESS_RANGE[0]:g}-{WALL_THICKNESS_RANGE[1]:g} mm). Clinical variables do not enter the hazard. True coefficients:
-{coefficients}. Target: median PFS about 25.5 months, oracle
+{WALL_THICKNESS_RANGE[0]:g}-{WALL_THICKNESS_RANGE[1]:g} mm). Clinical variables do not enter the hazard.
+True coefficients: {coefficients}. Target: median PFS about 25.5 months, oracle
 C-index about 0.70-0.75.
 
 {FOLLOW_UP_NOTE}
@@ -528,7 +534,7 @@ Event-time and censoring uniforms, ages and wall thicknesses are Latin-hypercube
 
 def generate_escc_cohort(
     out_dir: Path,
-    n_patients: int = N_SEED_STUDY,
+    n_patients: int = N_PAPER_PATIENTS,
     n_second_segmentation: int = 30,
     seed: int = DEFAULT_SEED,
     shape: tuple[int, int, int] = DEFAULT_SHAPE,
@@ -545,7 +551,8 @@ def generate_escc_cohort(
     cohort = simulate_escc(n_patients, n_second_segmentation, seed, shape)
     manifest: dict[str, list[str]] = {column: [] for column in MANIFEST_COLUMNS}
     for patient_id, lesion, spacing, image_seed, has_second in zip(
-        cohort.clinical["patient_id"], cohort.lesions, cohort.spacings, cohort.image_seeds, cohort.second_reader
+        cohort.clinical["patient_id"], cohort.lesions, cohort.spacings, cohort.image_seeds, cohort.second_reader,
+        strict=True,
     ):
         image, mask1, mask2 = make_escc_case(np.random.default_rng(image_seed), lesion, shape, spacing)
         names = [f"images/{patient_id}_{suffix}.nii.gz" for suffix in ("ct", "mask", "mask_r2")]
@@ -553,7 +560,8 @@ def generate_escc_cohort(
         write_nifti(mask1, out_dir / names[1])
         if has_second:
             write_nifti(mask2, out_dir / names[2])
-        for column, value in zip(MANIFEST_COLUMNS, [patient_id, names[0], names[1], names[2] if has_second else ""]):
+        row = [patient_id, names[0], names[1], names[2] if has_second else ""]
+        for column, value in zip(MANIFEST_COLUMNS, row, strict=True):
             manifest[column].append(value)
 
     manifest_table = {k: np.array(v, dtype=object) for k, v in manifest.items()}

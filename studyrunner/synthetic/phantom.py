@@ -105,7 +105,7 @@ def max_volume_ml(
     The crop's half-width along each axis (voxel centres), less the largest centre offset and
     :data:`CROP_MARGIN_MM`, must exceed ``r0 * lesion_extent_factor``.
     """
-    half_width = min((n - 1) / 2.0 * sp for n, sp in zip(shape, spacing))
+    half_width = min((n - 1) / 2.0 * sp for n, sp in zip(shape, spacing, strict=True))
     room = half_width - CENTRE_OFFSET_MAX_MM - CROP_MARGIN_MM
     if room <= 0:
         raise ValueError(f"crop of shape {shape} and spacing {spacing} mm is too small for a lesion")
@@ -169,12 +169,14 @@ def _spicula_profile(spiculae: _SphereField, directions: np.ndarray) -> np.ndarr
     return spiculae.bumps(directions).max(axis=1)
 
 
-def gaussian_field(rng: np.random.Generator, shape_zyx: tuple[int, ...], spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:
+def gaussian_field(
+    rng: np.random.Generator, shape_zyx: tuple[int, ...], spacing_zyx: np.ndarray, sigma_mm: float
+) -> np.ndarray:
     """White noise smoothed by a Gaussian of ``sigma_mm`` (FFT, periodic), rescaled to unit sd."""
     noise = rng.standard_normal(size=shape_zyx, dtype=np.float32)
     axes = tuple(range(len(shape_zyx)))
     spectrum = np.fft.rfftn(noise, axes=axes)
-    freqs = [np.fft.fftfreq(n, d=sp) for n, sp in zip(shape_zyx[:-1], spacing_zyx[:-1])]
+    freqs = [np.fft.fftfreq(n, d=sp) for n, sp in zip(shape_zyx[:-1], spacing_zyx[:-1], strict=True)]
     freqs.append(np.fft.rfftfreq(shape_zyx[-1], d=spacing_zyx[-1]))
     squared = sum(f.reshape([-1 if i == axis else 1 for i in axes]) ** 2 for axis, f in enumerate(freqs))
     transfer = np.exp(-2.0 * (math.pi * sigma_mm) ** 2 * squared).astype(np.float32)
@@ -218,7 +220,9 @@ def _vessel_occupancy(
     centreline_image = sitk.GetImageFromArray(centreline)
     centreline_image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
     distance = sitk.GetArrayFromImage(
-        sitk.SignedMaurerDistanceMap(centreline_image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
+        sitk.SignedMaurerDistanceMap(
+            centreline_image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
+        )
     )
     low, high = VESSEL_RADIUS_RANGE_MM
     calibre = gaussian_field(rng, shape_zyx, spacing_zyx, 8.0)
@@ -226,7 +230,15 @@ def _vessel_occupancy(
     return soft_step(radius - np.maximum(distance, 0.0))
 
 
-def image_from_array(array_zyx: np.ndarray, spacing: tuple[float, float, float], origin: tuple[float, float, float]) -> sitk.Image:
+def as_xyz(values) -> tuple[float, float, float]:
+    """Three coordinates as plain floats (a 3-sequence or array in, a typed triple out)."""
+    x, y, z = values
+    return float(x), float(y), float(z)
+
+
+def image_from_array(
+    array_zyx: np.ndarray, spacing: tuple[float, float, float], origin: tuple[float, float, float]
+) -> sitk.Image:
     """A SimpleITK image of a (z, y, x) array with (x, y, z) ``spacing`` and ``origin``, identity direction."""
     image = sitk.GetImageFromArray(array_zyx)
     image.SetSpacing(spacing)
@@ -248,17 +260,17 @@ def make_case(
     a point within :data:`CENTRE_OFFSET_MAX_MM` of it. Raises ``ValueError`` when
     ``lesion.volume_ml`` exceeds :func:`max_volume_ml` for this crop.
     """
-    spacing = tuple(float(s) for s in spacing)
+    spacing = as_xyz(spacing)
     limit = max_volume_ml(lesion.margin_irregularity, shape, spacing)
     if lesion.volume_ml > limit:
         raise ValueError(
             f"lesion volume {lesion.volume_ml:.3f} ml does not fit a crop of shape {shape} and spacing "
             f"{spacing} mm at margin irregularity {lesion.margin_irregularity:.3f} (at most {limit:.3f} ml)"
         )
-    shape_zyx = tuple(int(n) for n in shape[::-1])
+    shape_zyx = (int(shape[2]), int(shape[1]), int(shape[0]))
     spacing_zyx = np.array(spacing[::-1])
     origin_zyx = -(np.array(shape_zyx) - 1) / 2.0 * spacing_zyx
-    axes = [o + np.arange(n) * s for o, n, s in zip(origin_zyx, shape_zyx, spacing_zyx)]
+    axes = [o + np.arange(n) * s for o, n, s in zip(origin_zyx, shape_zyx, spacing_zyx, strict=True)]
 
     irregularity = lesion.margin_irregularity
     r0 = sphere_radius_mm(lesion.volume_ml)
@@ -288,6 +300,9 @@ def make_case(
     wobble = np.clip(reader2_wobble(directions), -READER2_WOBBLE_MAX, READER2_WOBBLE_MAX)
     boundary1 = r_scaled * relative_boundary(directions)
     boundary2 = r_scaled * relative_boundary(directions, reader2_spicula_share) * (1.0 + reader2_scale + wobble)
+    inside1: np.ndarray
+    inside2: np.ndarray
+    lesion_occupancy: np.ndarray
     inside1, inside2, lesion_occupancy = (np.zeros(grid.shape[0], dtype=dtype) for dtype in (np.uint8, np.uint8, float))
     inside1[near] = rho <= boundary1
     inside2[near] = rho <= boundary2
@@ -307,7 +322,7 @@ def make_case(
     hounsfield = background * (1.0 - lesion_occupancy) + lesion_hu * lesion_occupancy + noise
     hounsfield = np.clip(np.rint(hounsfield), *HU_RANGE).astype(np.int16)
 
-    origin = tuple(float(o) for o in origin_zyx[::-1])
+    origin = as_xyz(origin_zyx[::-1])
     return (
         image_from_array(hounsfield, spacing, origin),
         image_from_array(inside1, spacing, origin),

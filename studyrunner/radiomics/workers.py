@@ -1,0 +1,107 @@
+"""Run cases (one image, its masks) in this process or in a pool of spawned worker processes.
+
+Each case is read with the project's one image reader (:func:`studyrunner.imaging.io.read_image`)
+and extracted with :func:`studyrunner.radiomics.execution.extract_masks_with`; a failure
+is returned as a reason per mask, never raised, so one case never stops the others.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import SimpleITK as sitk
+from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+from studyrunner.imaging.io import read_image
+from studyrunner.radiomics.execution import extract_masks_with, failure_reason
+from studyrunner.radiomics.parameters import build_extractor
+
+# (patient_id, {mask_name: features}, {mask_name: reason}) of one computed case.
+CaseResult = tuple[str, dict[str, dict[str, float]], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """The files of one case to compute: its image and its (readable) masks by name."""
+
+    patient_id: str
+    image_path: Path
+    mask_paths: Mapping[str, Path]
+
+
+def run_cases(cases: list[CaseFiles], params: Mapping[str, Any], workers: int) -> Iterator[CaseResult]:
+    """Yield each case's result as it finishes.
+
+    ``workers > 1`` (and more than one case) runs whole cases in that many spawned
+    processes, each building its extractor once, the largest cases first; SimpleITK's
+    threads are shared out between the workers.
+    """
+    if not cases:
+        return
+    if workers <= 1 or len(cases) == 1:
+        extractor = build_extractor(params)
+        for case in cases:
+            yield extract_case_files(extractor, case)
+        return
+    workers = min(workers, len(cases))
+    # Largest cases first (mask file bytes as the measure of work), so that no worker is
+    # left with a large case at the end while the others are idle.
+    ordered = sorted(cases, key=work_estimate, reverse=True)
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(dict(params), max(1, (os.cpu_count() or 1) // workers)),
+    ) as pool:
+        futures = [pool.submit(_extract_in_worker, case) for case in ordered]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def extract_case_files(extractor: RadiomicsFeatureExtractor, case: CaseFiles) -> CaseResult:
+    """Read the case's image and masks and extract every mask; never raises."""
+    try:
+        image = read_image(case.image_path)
+    except Exception as error:  # noqa: BLE001 - any failure excludes this case only
+        return case.patient_id, {}, {name: failure_reason(error) for name in case.mask_paths}
+    masks: dict[str, sitk.Image | str] = {}
+    for name, path in case.mask_paths.items():
+        try:
+            masks[name] = read_image(path)
+        except Exception as error:  # noqa: BLE001 - this mask only
+            masks[name] = failure_reason(error)
+    try:
+        features, reasons = extract_masks_with(extractor, image, masks)
+    except Exception as error:  # noqa: BLE001
+        return case.patient_id, {}, {name: failure_reason(error) for name in case.mask_paths}
+    return case.patient_id, features, reasons
+
+
+def work_estimate(case: CaseFiles) -> int:
+    """Bytes of the case's mask files (every file of a DICOM folder): a proxy for its work."""
+    total = 0
+    for path in case.mask_paths.values():
+        files = path.rglob("*") if path.is_dir() else [path]
+        total += sum(f.stat().st_size for f in files if f.is_file())
+    return total
+
+
+# Worker-process state: each worker builds its extractor once (see _init_worker).
+_worker_extractor: RadiomicsFeatureExtractor | None = None
+
+
+def _init_worker(params: Mapping[str, Any], threads: int) -> None:
+    global _worker_extractor
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    _worker_extractor = build_extractor(params)
+
+
+def _extract_in_worker(case: CaseFiles) -> CaseResult:
+    assert _worker_extractor is not None, "worker not initialised"
+    return extract_case_files(_worker_extractor, case)

@@ -1,0 +1,160 @@
+"""Kaplan–Meier curves of the low- and high-risk groups of one cohort.
+
+Curves with pointwise 95% confidence bands and a numbers-at-risk table follow Pocock, Clayton
+& Altman, "Survival plots of time-to-event outcomes in clinical trials: good practice and
+pitfalls", Lancet 2002;359:1686–1689. ``from_zero`` and ``risk_table`` also serve the small
+panels of ``figures.km_panels``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from studyrunner.report.figures.style import (
+    FONT_SIZE,
+    GROUP_LABELS,
+    STYLE,
+    TEXT_WIDTH_IN,
+    group_colour,
+    hide_spines,
+    save,
+    tick_formatter,
+)
+from studyrunner.report.formatting import ci_label, fmt_hr, fmt_int, fmt_num, fmt_p_eq, fmt_survival_median
+
+PLOT_H_IN, AXIS_H_IN = 2.7, 0.5  # AXIS_H_IN: room for the x tick labels and the axis label
+
+
+def from_zero(times: Sequence[float], values: Sequence[float]) -> tuple[list[float], list[float]]:
+    """Prepend (0, 1) when a survival curve (e.g. R's survfit) does not start at time 0.
+
+    R leaves a confidence limit NA where it is undefined (survival 0); it becomes NaN, which
+    matplotlib leaves out of the band."""
+    t, v = [float(x) for x in times], [math.nan if x is None else float(x) for x in values]
+    if not t or t[0] > 0:
+        t, v = [0.0, *t], [1.0, *v]
+    return t, v
+
+
+def draw_km(evaluation: Mapping[str, Any], endpoint_label: str, path: Path) -> Path:
+    """Kaplan–Meier curves of the low- and high-risk groups of one cohort.
+
+    Draws each group's step curve with its 95% confidence band, the log-rank test and the
+    hazard ratio (high vs low) in the plot, and a numbers-at-risk table under the plot
+    whose columns sit exactly under the x-axis ticks (the risk table's ``times``).
+    """
+    km = evaluation.get("km") or {}
+    risk = evaluation.get("risk_table") or {}
+    risk_times = [float(t) for t in risk.get("times") or []]
+    groups = [g for g in ("low", "high") if g in km] + [g for g in km if g not in ("low", "high")]
+    rows = [g for g in groups if g in risk]
+    with plt.rc_context(STYLE):
+        fig, ax, table_spec = _km_layout(len(rows))
+        _km_curves(ax, evaluation, groups)
+        _km_axes(ax, evaluation, endpoint_label, groups)
+        median_lines(ax, evaluation.get("median_survival"))
+        ax.text(0.02, 0.04, km_annotation(evaluation), transform=ax.transAxes, ha="left", va="bottom",
+                fontsize=FONT_SIZE - 0.5, bbox={"facecolor": "white", "edgecolor": "#bbbbbb",
+                                                "linewidth": 0.5, "boxstyle": "round,pad=0.35"})
+        if rows:
+            table_ax = fig.add_subplot(table_spec)
+            table_ax.set_xlim(ax.get_xlim())
+            risk_table(table_ax, risk, rows, risk_times)
+        return save(fig, path)
+
+
+def _km_layout(n_rows: int) -> tuple[Figure, Axes, Any]:
+    """The figure, the plot's axes and the grid cell of a risk table of ``n_rows`` groups."""
+    table_h = 0.2 + 0.17 * n_rows if n_rows else 0.0
+    fig_h = 0.35 + PLOT_H_IN + AXIS_H_IN + table_h + 0.05
+    fig = plt.figure(figsize=(TEXT_WIDTH_IN, fig_h))
+    grid = fig.add_gridspec(3, 1, height_ratios=[PLOT_H_IN, AXIS_H_IN, max(table_h, 0.01)], hspace=0.0,
+                            left=0.15, right=0.97, top=1 - 0.35 / fig_h, bottom=0.05 / fig_h)
+    return fig, fig.add_subplot(grid[0]), grid[2]
+
+
+def _km_curves(ax: Axes, evaluation: Mapping[str, Any], groups: Sequence[str]) -> None:
+    """Each group's step curve and 95% band; the legend label has the group size at time 0
+    and the median survival."""
+    km = evaluation.get("km") or {}
+    risk = evaluation.get("risk_table") or {}
+    risk_times = [float(t) for t in risk.get("times") or []]
+    unit = evaluation.get("time_unit") or "days"
+    medians = evaluation.get("median_survival") or {}
+    for g in groups:
+        colour = group_colour(g)
+        t, s = from_zero(km[g]["time"], km[g]["surv"])
+        n_at_start = risk[g][0] if g in risk and risk_times and risk_times[0] == 0 else None
+        label = GROUP_LABELS.get(g, g) + (f" (n = {fmt_int(n_at_start)})" if n_at_start is not None else "")
+        if medians and g in medians:
+            reached = (medians[g] or {}).get("median") is not None
+            label += f"\nmedian {fmt_survival_median(medians[g])}" + (f" {unit}" if reached else "")
+        ax.step(t, s, where="post", color=colour, label=label)
+        if km[g].get("lower") and km[g].get("upper"):
+            _, lo = from_zero(km[g]["time"], km[g]["lower"])
+            _, hi = from_zero(km[g]["time"], km[g]["upper"])
+            ax.fill_between(t, lo, hi, step="post", color=colour, alpha=0.15, linewidth=0)
+
+
+def _km_axes(ax: Axes, evaluation: Mapping[str, Any], endpoint_label: str, groups: Sequence[str]) -> None:
+    """Limits, ticks at the risk table's times, labels, legend and the cohort title."""
+    km = evaluation.get("km") or {}
+    risk_times = [float(t) for t in (evaluation.get("risk_table") or {}).get("times") or []]
+    t_max = max([max(km[g]["time"]) for g in groups if km[g].get("time")] + risk_times + [1.0])
+    ax.set_xlim(0, t_max * 1.02)
+    ax.set_ylim(0, 1.03)
+    ax.set_ylabel(f"{endpoint_label} probability")
+    if risk_times:
+        ax.set_xticks(risk_times)
+    ax.xaxis.set_major_formatter(tick_formatter(0))
+    ax.set_xlabel(f"Time ({evaluation.get('time_unit') or 'days'})")
+    ax.legend(loc="upper right", title=f"{ci_label()} shaded", title_fontsize=FONT_SIZE - 1)
+    ax.set_title(f"{evaluation.get('cohort_label', '')} (n = {fmt_int(evaluation.get('n'))}, "
+                 f"events = {fmt_int(evaluation.get('n_events'))})", loc="left")
+
+
+def km_annotation(evaluation: Mapping[str, Any]) -> str:
+    """The log-rank and hazard-ratio lines printed inside a Kaplan–Meier plot."""
+    chisq = evaluation.get("logrank_chisq")
+    logrank = "Log-rank " + (f"\u03c7\u00b2 = {fmt_num(chisq, 2)}, " if chisq is not None else "")
+    logrank += fmt_p_eq(evaluation.get("logrank_p"))
+    note = evaluation.get("hr_reason")
+    hr = evaluation.get("hr")
+    hr_text = fmt_hr(hr, evaluation.get("hr_lower"), evaluation.get("hr_upper"), reason=note)
+    label = f"HR, {note}" if note and hr is not None else "HR (high vs low)"
+    return f"{logrank}\n{label}: {hr_text}"
+
+
+def median_lines(ax: Axes, medians: Mapping[str, Any] | None) -> None:
+    """Dotted guides from S = 0.5 down to each group's median survival (groups whose median is reached)."""
+    reached = {g: float(r["median"]) for g, r in (medians or {}).items() if r and r.get("median") is not None}
+    if not reached:
+        return
+    ax.plot([0, max(reached.values())], [0.5, 0.5], color="#888888", lw=0.6, ls=":")
+    for g, median in reached.items():
+        ax.plot([median, median], [0, 0.5], color=group_colour(g), lw=0.8, ls=":")
+
+
+def risk_table(ax: Axes, risk: Mapping[str, Any], rows: Sequence[str], times: Sequence[float]) -> None:
+    """Numbers at risk, one row per group, each value centred under its x tick."""
+    ax.set_ylim(len(rows) - 0.5, -1.1)
+    hide_spines(ax)
+    ax.tick_params(axis="x", which="both", bottom=False, labelbottom=False)
+    ax.tick_params(axis="y", which="both", left=False, pad=10)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([GROUP_LABELS.get(g, g) for g in rows])
+    for label, g in zip(ax.get_yticklabels(), rows, strict=False):
+        label.set_color(group_colour(g))
+    for i, g in enumerate(rows):
+        for t, n in zip(times, risk[g], strict=False):
+            ax.text(t, i, fmt_int(n), ha="center", va="center", fontsize=FONT_SIZE - 0.5,
+                    color=group_colour(g))
+    ax.text(0.0, -0.95, "Number at risk", transform=ax.get_yaxis_transform(), ha="left", va="center",
+            fontsize=FONT_SIZE - 0.5, fontweight="bold")

@@ -1,0 +1,112 @@
+"""The look shared by every report figure: rc parameters, sizes, colours, saving, axis helpers.
+
+All figures are drawn with matplotlib's Agg backend (chosen by the package's ``__init__``
+before any family imports pyplot) at ``DPI`` and are sized in inches to the A4 text block, so
+the PDF shows them at 1:1. Every number printed on a figure goes through ``studyrunner.report.formatting``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from studyrunner.report.formatting import fmt_num
+
+if TYPE_CHECKING:  # matplotlib.typing.RcKeyType is not in every matplotlib >= 3.8
+    from matplotlib.typing import RcKeyType
+
+DPI = 200
+TEXT_WIDTH_IN = 6.3  # A4 (210 mm) minus two 20 mm margins, rounded down
+FONT_SIZE = 8.0
+
+GROUP_COLOURS = {"low": "#1f5f8b", "high": "#b03a2e"}
+GROUP_LABELS = {"low": "Low risk", "high": "High risk"}
+OTHER_GROUP_COLOUR = "#444444"
+ORACLE_COLOUR = "#6c6c6c"
+BOX_EDGE = "#333333"
+BOX_FILL = "#f4f6f8"
+THRESHOLD_COLOUR = "#b03a2e"
+NEUTRAL = "#5a6f80"
+REFERENCE_LINE: dict[str, Any] = {"color": "#999999", "lw": 0.7, "ls": "--"}
+TIME_COLOURS = ("#1f5f8b", "#2e8b57", "#c98a00", "#b03a2e", "#6a3d9a", "#4d4d4d")
+
+STYLE: dict[RcKeyType, Any] = {
+    "font.family": "DejaVu Sans",
+    "font.size": FONT_SIZE,
+    "axes.titlesize": FONT_SIZE + 1,
+    "axes.labelsize": FONT_SIZE,
+    "axes.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "xtick.labelsize": FONT_SIZE - 0.5,
+    "ytick.labelsize": FONT_SIZE - 0.5,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "legend.fontsize": FONT_SIZE - 0.5,
+    "legend.frameon": False,
+    "lines.linewidth": 1.4,
+    "savefig.dpi": DPI,
+    "figure.dpi": DPI,
+}
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` to ``path`` (PNG at ``DPI`` on white), close it and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    plt.close(fig)
+    return path
+
+
+def time_colour(i: int) -> str:
+    """The colour of the i-th time point, the same in every time-dependent figure."""
+    return TIME_COLOURS[i % len(TIME_COLOURS)]
+
+
+def group_colour(group: str) -> str:
+    """The colour of a risk group ("low", "high"; any other group is grey)."""
+    return GROUP_COLOURS.get(group, OTHER_GROUP_COLOUR)
+
+
+def recorded(record: Any) -> TypeGuard[Mapping[str, Any]]:
+    """True for a results.json record with data (not absent, empty or {"not_run": ...})."""
+    return bool(record) and not (isinstance(record, Mapping) and "not_run" in record)
+
+
+def as_float(value: Any) -> float:
+    """A results.json number as a float; None (not estimable) becomes NaN, which matplotlib skips."""
+    return math.nan if value is None else float(value)
+
+
+def tick_formatter(digits: int) -> FuncFormatter:
+    """Axis tick labels through ``fmt_num`` with ``digits`` decimals."""
+    return FuncFormatter(lambda v, _: fmt_num(v, digits))
+
+
+def panels(n: int, height: float = 2.45) -> tuple[Figure, list[Axes]]:
+    """A text-wide row of ``n`` panels (at least one)."""
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(TEXT_WIDTH_IN, height), squeeze=False)
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.86, bottom=0.2, wspace=0.32)
+    return fig, list(axes[0])
+
+
+def roc_axes(ax: Axes, xlabel: str = "1 \u2212 specificity", ylabel: str = "Sensitivity") -> None:
+    """The unit square of a ROC plot with its axis labels."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
+def hide_spines(ax: Axes) -> None:
+    """Remove every spine of ``ax`` (tables, matrices, image cells)."""
+    for spine in ax.spines.values():
+        spine.set_visible(False)

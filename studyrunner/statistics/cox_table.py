@@ -1,0 +1,50 @@
+"""Univariate and multivariable Cox tables of covariates: typed Python entry point to
+``rscripts/cox_table.R``.
+
+Method: Cox DR (1972), J R Stat Soc B 34:187-220, Efron ties; Wald tests, and the
+likelihood-ratio test over the levels of a categorical covariate; details in the R script.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from studyrunner.jsonable import to_jsonable
+from studyrunner.rbridge import r_function
+from studyrunner.statistics.survival_model import as_list, input_columns, levels_for_r, text_columns_for_r
+
+_cox_table = r_function("cox_table", "cox_table", input_errors=True,
+                        counts=("n", "n_events", "n_excluded"))
+
+
+def cox_table(df: pd.DataFrame, time: str, event: str, covariates: Sequence[str],
+              categorical_levels: Mapping[str, Sequence[Any]] | None = None,
+              p_enter: float = 0.05, force: Sequence[str] = ()) -> dict[str, Any]:
+    """Univariate Cox model of each covariate, and a multivariable model of those with
+    univariate p < ``p_enter`` plus those in ``force`` (R ``cox_table``).
+
+    ``categorical_levels`` maps a column to its levels, reference first; such a covariate
+    gives one row per non-reference level (its entry p is the likelihood-ratio test over its
+    levels when it has more than two). Each univariate model uses the rows where the
+    covariate is known; the multivariable model the complete cases.
+
+    Returns::
+
+        {"univariate": [{"covariate", "level", "reference", "n_level", "n", "n_events",
+                         "coef", "se", "hr", "hr_lower", "hr_upper", "p", "p_overall",
+                         "p_overall_test", "entered", "message"}],
+         "multivariable": [{"covariate", "level", "reference", "coef", "se", "hr",
+                            "hr_lower", "hr_upper", "p", "message"}],
+         "entered": [covariates], "n", "n_events", "n_excluded", "p_enter", "note"}
+
+    ``level``/``reference`` are None for a numeric covariate (HR per unit). Bad input
+    raises InputError naming the column and rows.
+    """
+    frame = text_columns_for_r(input_columns(df, [time, event, *covariates]))
+    result = _cox_table(frame, time, event, list(covariates), levels_for_r(categorical_levels),
+                        float(p_enter), list(force) or None)
+    result["entered"] = as_list(result["entered"])
+    return to_jsonable(result)
