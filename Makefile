@@ -1,6 +1,7 @@
 # studyrunner: set-up and the two everyday commands.
 #   make demo   installs what is missing, then runs the demo study (synthetic cohort)
-#   make test   installs what is missing, then runs the test suite
+#   make test   installs what is missing, then runs the lint gates, then the test suite
+#   make lint   ruff (style, bugs, complexity) and mypy (types); configured in pyproject.toml
 # `make install` is idempotent: it installs Debian packages only when missing and
 # rebuilds the virtual environment only when pyproject.toml or this Makefile changed.
 
@@ -19,7 +20,7 @@ DEBIAN_PACKAGES := r-base-core r-base-dev r-cran-survival r-cran-maxstat r-cran-
 	r-cran-prodlim r-cran-psych r-cran-mass r-cran-proc poppler-utils libpango-1.0-0 libpangoft2-1.0-0 \
 	libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core
 
-.PHONY: install system-packages demo test schema clean
+.PHONY: install system-packages demo lint test schema clean
 
 install: system-packages $(STAMP)
 
@@ -45,11 +46,16 @@ $(STAMP): pyproject.toml Makefile
 demo: install
 	$(BIN)/studyrunner run $(PROTOCOL)
 
-test: install
+# The gates run before the tests: a lint failure stops `make test` in seconds.
+lint: install
+	$(BIN)/ruff check studyrunner tests benchmarks
+	$(BIN)/mypy studyrunner
+
+test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 schema: install
 	$(BIN)/studyrunner schema > protocols/schema.json
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Benchmark: seed-000 survival network throughput, bare loop vs studyrunner's training pipeline.
+"""Benchmark: the nsclc_ici study's survival network throughput, bare loop vs studyrunner's training pipeline.
 
 On one device, the same network, batch size, crop and precision (bf16 autocast on CUDA,
 fp32 on CPU):
@@ -29,27 +29,25 @@ import argparse
 import datetime as dt
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+# studyrunner comes from the venv (`make install` installs it in editable mode)
+from studyrunner.deep.network import SurvivalNetwork
+from studyrunner.deep.scoring import score_volumes
+from studyrunner.deep.survival_loss import SurvivalIntervalLoss
+from studyrunner.deep.training import TrainingSettings, train_network
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from studyrunner.deep.network import NetworkConfig, SurvivalNetwork  # noqa: E402
-from studyrunner.deep.scoring import score_volumes  # noqa: E402
-from studyrunner.deep.survival_loss import SurvivalIntervalLoss  # noqa: E402
-from studyrunner.deep.training import TrainingSettings, train_network  # noqa: E402
-
 DEFAULT_PROTOCOL = REPO / "protocols" / "nsclc_ici.yaml"
 
 
 def protocol_settings(path: Path, profile: str):
     """Network config, crop (x, y, z), batch size and loss settings of a protocol's profile:
-    ``full`` = the main settings (seed 000's network), ``cpu`` = the ``cpu`` profile."""
+    ``full`` = the main settings (the nsclc_ici study's network), ``cpu`` = the ``cpu`` profile."""
     from studyrunner.deep.stage import network_config
     from studyrunner.protocol import load_protocol
 
@@ -114,7 +112,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--config", choices=("full", "cpu"), default="full",
                     help="full: the protocol's main settings; cpu: its cpu profile")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the profile's batch size")
-    ap.add_argument("--crop", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"), help="default: the profile's crop")
+    ap.add_argument("--crop", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                    help="default: the profile's crop")
     ap.add_argument("--steps", type=int, default=20, help="timed steps (a); the cohort of (b), (c) is batch x steps")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on CPU")

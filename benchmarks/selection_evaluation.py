@@ -1,4 +1,4 @@
-"""Benchmark: seed 001's selection and evaluation on a finished run's feature tables.
+"""Benchmark: the escc_ici_chemo study's selection and evaluation on a finished run's feature tables.
 
 Times, on the development cohort of a run of protocols/escc_ici_chemo.yaml (87 patients x
 ~1,300 features, 30 second segmentations):
@@ -69,12 +69,13 @@ def main() -> None:
     print("| step | median s | min s | max s |\n|---|---|---|---|")
     for step, values in timings.items():
         print(f"| {step} | {statistics.median(values):.1f} | {min(values):.1f} | {max(values):.1f} |")
-    total = [d + e for d, e in zip(timings["development"], timings["evaluation"])]
+    total = [d + e for d, e in zip(timings["development"], timings["evaluation"], strict=True)]
     print(f"| development + evaluation | {statistics.median(total):.1f} | {min(total):.1f} | {max(total):.1f} |")
     out = Path(__file__).parent / "results" / "selection_evaluation.json"
     out.write_text(json.dumps({"n_patients": len(data), "n_features": n_features, "seconds": timings,
                                "selected": model.features, "learner_implementations": {
-                                   k: v.get("implementation") for k, v in (model.selection or {}).get("learners", {}).items()},
+                                   k: v.get("implementation")
+                                   for k, v in (model.selection or {}).get("learners", {}).items()},
                                "cv_fits_in_plan": (plan.evaluation.cross_validation.folds
                                                    * plan.evaluation.cross_validation.repeats
                                                    if plan.evaluation.cross_validation else 0)},

@@ -130,8 +130,8 @@ def test_results_and_pdf_show_every_cnn_score_with_the_oracle(deep_run):
     assert set(res["risk_scores"]["response"]) == {"prs", "pds"}
     assert res["risk_scores"]["oracle"]["os"]["test"] is not None
     assert res["explanations"]["spearman"]
-    text = subprocess.run(["pdftotext", "-layout", str(deep_run / "report.pdf"), "-"], capture_output=True,
-                          text=True, check=True).stdout
+    text = subprocess.run(["pdftotext", "-enc", "UTF-8", "-layout", str(deep_run / "report.pdf"), "-"],
+                          capture_output=True, text=True, encoding="utf-8", check=True).stdout
     for label in ("OSRS", "PFSRS", "MOSRS", "PRS", "PDS", "Grad-CAM", "oracle"):
         assert label in text
     test_c = res["risk_scores"]["scores"]["mosrs"]["evaluation"]["test"]["c_index"]

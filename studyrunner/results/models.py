@@ -283,10 +283,19 @@ class Selection(Record):
 
 
 class FoldSummary(Record):
+    """The AUC at one time over the folds: median, range, how many folds estimated it, each value."""
+
     median: Number = None
     min: Number = None
     max: Number = None
     n: Optional[int] = None
+    values: Numbers = Field(default_factory=list)
+
+
+class FoldFailure(Record):
+    repeat: int
+    fold: int
+    reason: str
 
 
 class CrossValidation(Record):
@@ -301,7 +310,8 @@ class CrossValidation(Record):
     validation: dict[str, Optional[FoldSummary]] = Field(default_factory=dict)
     n_fits: Optional[int] = None
     n_failed: Optional[int] = None
-    failures: list[Any] = Field(default_factory=list)
+    failures: list[FoldFailure] = Field(default_factory=list)
+    feature_frequency: dict[str, int] = Field(default_factory=dict, description="the features chosen most often over the folds")
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -397,6 +407,7 @@ class CalibrationRow(Record):
 
 class DecisionRow(Record):
     threshold: float
+    n_treated: Optional[int] = None
     net_benefit: Number = None
     treat_all: Number = None
     treat_none: Number = None
