@@ -56,6 +56,7 @@ test: lint
 
 schema: install
 	$(BIN)/studyrunner schema > protocols/schema.json
+	$(BIN)/studyrunner schema --results > protocols/results.schema.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -71,7 +71,8 @@ def seed_001_params() -> dict:
 
 def make_cases(data: Path, folder: Path, limit: int | None) -> list[tuple[str, Path, dict[str, Path]]]:
     """(patient_id, image, {reader1: mask, reader2: eroded or dilated mask})."""
-    rows = list(csv.DictReader(open(data / "manifest.csv")))[:limit]
+    with open(data / "manifest.csv", newline="") as manifest:
+        rows = list(csv.DictReader(manifest))[:limit]
     cases = []
     for number, row in enumerate(rows):
         mask_path = data / row["mask"]
@@ -189,14 +190,16 @@ def _own_cpu() -> float:
 
 
 def _machine_cpu() -> float:
-    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
     busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
     return busy / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor())
+    with open("/proc/cpuinfo") as cpuinfo:
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo
+                      if line.startswith("model name")), platform.processor())
     return {"nproc": os.cpu_count(), "cpu_model": model, "platform": platform.platform(),
             "python": platform.python_version(), "pyradiomics": str(radiomics.__version__),
             "simpleitk": sitk.Version_VersionString()}

@@ -3,7 +3,7 @@
 Times, on the development cohort of a run of protocols/escc_ici_chemo.yaml (87 patients x
 ~1,300 features, 30 second segmentations):
   1. model development: ICC filter, z-scoring, univariate Cox screening, six learners,
-     combination, stepwise-AIC Cox (studyrunner.statistics.development.develop_model);
+     combination, stepwise-AIC Cox (studyrunner.statistics.radiomics_model.development.develop_model);
   2. evaluation: maxstat cut-off, C-index/HR/log-rank/KM, time-dependent ROC at 1-5 years,
      calibration and decision curves at 1-3 years;
   3. one cross-validation fit (the development rerun on a 2/3 training fold).
@@ -26,8 +26,9 @@ from pathlib import Path
 import pandas as pd
 
 from studyrunner.protocol import load_protocol
-from studyrunner.statistics.development import develop_model
-from studyrunner.statistics.stage import calibration_and_decision, evaluate_cohort, risk_cutoff
+from studyrunner.statistics.radiomics_model.development import develop_model
+from studyrunner.statistics.cutoffs import choose_cutoff
+from studyrunner.statistics.radiomics_model.stage import calibration_and_decision, evaluate_cohort
 
 
 def main() -> None:
@@ -53,7 +54,8 @@ def main() -> None:
 
         started = time.perf_counter()
         scored = data[["patient_id", time_col, event]].assign(risk_score=model.score(data))
-        cutoff = risk_cutoff(scored, time_col, event, plan, seed)
+        cutoff = choose_cutoff(scored, time_col, event, "risk_score", plan.risk_groups.cutoff,
+                               pmethod=plan.risk_groups.pmethod, seed=seed)
         evaluate_cohort(scored, time_col, event, cutoff["value"], plan, plan.km_times or [0.0])
         calibration_and_decision(scored, time_col, event, plan)
         timings["evaluation"].append(time.perf_counter() - started)

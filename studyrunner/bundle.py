@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from studyrunner import __version__
+from studyrunner.protocol import LoadedProtocol
 from studyrunner.run_folder import read_json, sha256_file, sha256_json, write_json
 
 BUNDLE_FORMAT = "studyrunner.radiomics-cox/1"
@@ -46,7 +47,8 @@ def freeze_model(out_dir: Path, *, model: dict[str, Any], normalisation: dict[st
         "normalisation": {name: normalisation[name] for name in selected},
         "coefficients": model["coefficients"],
         "score": "sum of coefficient x z-scored feature (Cox linear predictor, uncentred)",
-        "cutoff": {"value": model["cutoff"], "method": model["cutoff_method"], "high_risk": "score > cutoff"},
+        "cutoff": {"value": model["cutoff"]["value"], "method": model["cutoff"]["method"],
+                   "high_risk": "score > cutoff"},
     }
     path = out_dir / "bundle.json"
     write_json(path, {**content, "content_sha256": sha256_json(content)})
@@ -115,3 +117,21 @@ def load_bundle(path: Path, expected_format: str = BUNDLE_FORMAT) -> dict[str, A
         if not weights.is_file() or sha256_file(weights) != network["weights_sha256"]:
             raise BundleError(f"{weights}: weights of network {name!r} missing or altered after freezing")
     return bundle
+
+
+def freeze_run(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path) -> None:
+    """The model stage: freeze the run's radiomics model (``bundle.json``) and, when it has
+    them, its CNNs (``cnn_bundle.json`` with the weights); a run that fitted no radiomics model
+    records why in ``not_frozen.json``."""
+    study = loaded.protocol.study
+    if (run_dir / "statistics" / "risk_scores.json").exists():
+        freeze_cnn_model(stage_dir, run_dir, protocol_sha256=loaded.sha256, study_name=study.name,
+                         synthetic=study.synthetic)
+    model = read_json(run_dir / "statistics" / "model.json")
+    if "coefficients" not in model:
+        write_json(stage_dir / "not_frozen.json", {"reason": model.get("note", "no model was fitted")})
+        return
+    params = run_dir / "radiomics" / "params.yaml"
+    freeze_model(stage_dir, model=model, normalisation=read_json(run_dir / "statistics" / "normalisation.json"),
+                 radiomics_params_text=params.read_text() if params.exists() else None,
+                 protocol_sha256=loaded.sha256, study_name=study.name, synthetic=study.synthetic)

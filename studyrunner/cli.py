@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 import typer
 from rich.console import Console
@@ -22,9 +21,6 @@ from studyrunner import __version__
 from studyrunner.cli_stats import stats_app
 from studyrunner.errors import StudyError
 from studyrunner.protocol import ProtocolError, json_schema, load_protocol
-
-if TYPE_CHECKING:  # the runner (and PyRadiomics, torch) is imported only by `run`
-    from studyrunner.runner import ProgressSink
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Validated, reproducible CT imaging-biomarker studies from a protocol YAML.")
@@ -89,9 +85,7 @@ def run(
     columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:
-            # RichSink has ProgressSink's methods; ProgressSink is a plain class, not a typing.Protocol
-            sink = cast("ProgressSink", RichSink(progress))
-            run_dir = run_study(loaded, RunOptions(out, device, workers), sink)
+            run_dir = run_study(loaded, RunOptions(out, device, workers), RichSink(progress))
     except StudyError as exc:
         _fail(str(exc), exc.exit_code)
     results = json.loads((run_dir / "results.json").read_text())
@@ -151,9 +145,15 @@ def report(run_dir: Path = typer.Argument(..., help="a finished run folder")) ->
 
 
 @app.command()
-def schema() -> None:
-    """Print the protocol's JSON Schema (protocols/schema.json is this output)."""
-    typer.echo(json.dumps(json_schema(), indent=2))
+def schema(results: bool = typer.Option(False, "--results", help="the schema of results.json instead")) -> None:
+    """Print the protocol's JSON Schema (protocols/schema.json is this output); with --results,
+    the schema of a run's results.json (protocols/results.schema.json)."""
+    if results:
+        from studyrunner.results import results_schema
+
+        typer.echo(json.dumps(results_schema(), indent=2))
+    else:
+        typer.echo(json.dumps(json_schema(), indent=2))
 
 
 @app.command()

@@ -15,8 +15,8 @@ import pandas as pd
 import typer
 
 from studyrunner.errors import InputError
-from studyrunner.protocol import ALL_LEARNERS
 from studyrunner.jsonable import to_jsonable
+from studyrunner.protocol import ALL_LEARNERS
 
 stats_app = typer.Typer(no_args_is_help=True, help="One analysis on a CSV (JSON on stdout).")
 
@@ -61,7 +61,7 @@ def _run(work: Callable[[], None]) -> None:
 def cox(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--time"),
         event: str = typer.Option(..., "--event"), covariates: str = typer.Option(..., "--covariates")) -> None:
     """Cox proportional-hazards model (R survival::coxph, Efron ties)."""
-    from studyrunner.statistics.survival_model import fit_cox
+    from studyrunner.statistics.cox import fit_cox
 
     def work() -> None:
         names = _split(covariates)
@@ -96,7 +96,7 @@ def timeroc(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--ti
             times: str = typer.Option(..., "--times", help="comma-separated times, in the unit of --time")) -> None:
     """Time-dependent ROC AUC, cumulative cases / dynamic controls with IPCW (timeROC when
     installed, otherwise studyrunner's implementation of the same estimator)."""
-    from studyrunner.statistics.score_performance import time_dependent_auc
+    from studyrunner.statistics.timeroc import time_dependent_auc
 
     def work() -> None:
         try:
@@ -123,7 +123,7 @@ def select(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--tim
     """Screening, learners, combination and stepwise Cox on a feature table (z-scored here);
     every other numeric column is a candidate feature."""
     from studyrunner.protocol import StatisticsSection
-    from studyrunner.statistics.development import develop_model
+    from studyrunner.statistics.radiomics_model.development import develop_model
 
     def work() -> None:
         table = pd.read_csv(csv) if csv.is_file() else None

@@ -391,7 +391,13 @@ class RiskScorePlan(_Strict):
     clinical_covariates: list[str] = Field(default_factory=list, description="baseline columns for the Cox tables and nomogram")
     multivariable_p: float = Field(0.05, gt=0, le=1, description="univariate p below which a covariate enters the multivariable model")
     nomogram_times: list[float] = Field(default_factory=list, description="survival probabilities drawn on the nomogram")
-    subgroups: list[str] = Field(default_factory=list, description="columns for subgroup KM/HR; 'tumour_size' splits at the training median 3D diameter")
+    subgroups: list[str] = Field(default_factory=list, description="columns for subgroup KM/HR (clinical columns or "
+                                 "names given in feature_columns); a numeric column is split at its training median")
+    feature_columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="subgroup columns taken from a radiomics feature of the same patient, e.g. "
+                    "{tumour_size: original_shape_Maximum3DDiameter} (the nsclc_ici paper's tumour size, the 3D "
+                    "maximum diameter in mm)")
     response_subgroups: list[str] = Field(default_factory=list, description="columns for subgroup ROC of the response scores")
 
 

@@ -75,8 +75,9 @@ CUTOFF_METHODS: dict[str, str] = {
 assert tuple(CUTOFF_METHODS) == get_args(CutoffMethod)
 assert set(get_args(SignatureCutoffMethod)) <= set(CUTOFF_METHODS)
 
-# How the cut-off method is recorded in results.json (``method`` of a cut-off record).
-CUTOFF_LABELS: dict[str, str] = {"xtile": "xtile", "maxstat": "maxstat", "training_median": "training median"}
+# How the report names each cut-off method (``label`` of a cut-off record; ``method`` is the key).
+CUTOFF_LABELS: dict[str, str] = {"xtile": "X-tile best split (maximal log-rank chi-square)", "maxstat": "maxstat",
+                                 "training_median": "training median"}
 
 
 # --------------------------------------------------------------------------- maxstat p-values
@@ -104,3 +105,21 @@ def time_key(t: float) -> str:
     otherwise. Every writer and every reader of such a key uses this function."""
     t = float(t)
     return str(int(t)) if t.is_integer() else repr(t)
+
+
+# --------------------------------------------------------------------------- CNN score names
+
+
+def score_name(endpoint: str) -> str:
+    """The CNN risk score of a survival endpoint: ``os`` -> ``osrs`` (the paper's OSRS)."""
+    return f"{endpoint}rs"
+
+
+def fused_name(endpoint: str) -> str:
+    """The fused multi-endpoint score for ``endpoint``: ``os`` -> ``mosrs`` (the paper's MOSRS)."""
+    return f"m{endpoint}rs"
+
+
+def score_label(name: str) -> str:
+    """How the report prints a score name: ``mosrs`` -> ``MOSRS``."""
+    return name.upper()

@@ -12,7 +12,10 @@ import pytest
 from lifelines import CoxPHFitter, KaplanMeierFitter
 
 from studyrunner.rbridge import RError
-from studyrunner.statistics.score_performance import calibration_at, decision_curve
+from studyrunner.statistics.calibration import calibration_at
+from studyrunner.statistics.decision_curve import decision_curve
+
+pytestmark = pytest.mark.needs_r
 
 Z975 = 1.959963984540054
 
@@ -83,9 +86,11 @@ def test_calibration_observed_is_missing_beyond_a_censored_last_follow_up() -> N
                        "lp": [3.0, 2, 1.5, 0.2, 0.5, 1]})
     table = calibration_at(df, "time", "event", "lp", [5.5], groups=2)
     high, low = table[1], table[0]
-    assert high["observed"] is None and high["n"] == 3          # last follow-up 3, censored
+    assert high["observed"] is None          # last follow-up 3, censored
+    assert high["n"] == 3
     # low-risk group: times 4 (event), 5, 6 (censored): KM risk at 5.5 = 1/3
-    assert low["observed"] == pytest.approx(1 / 3, abs=1e-12) and low["n"] == 3
+    assert low["observed"] == pytest.approx(1 / 3, abs=1e-12)
+    assert low["n"] == 3
     with pytest.raises(RError, match="groups must be"):
         calibration_at(df, "time", "event", "lp", [2.0], groups=1)
 
@@ -119,7 +124,8 @@ def test_decision_curve_matches_hand_computation_with_lifelines(cohort: pd.DataF
         assert row["treat_none"] == 0
     # threshold 0: everybody treated, the model's curve is the treat-all curve
     assert curve[0]["net_benefit"] == pytest.approx(curve[0]["treat_all"], abs=1e-12)
-    assert curve[-1]["n_treated"] == 0 and curve[-1]["net_benefit"] == 0
+    assert curve[-1]["n_treated"] == 0
+    assert curve[-1]["net_benefit"] == 0
     json.dumps(curve, allow_nan=False)
 
 
@@ -128,7 +134,8 @@ def test_decision_curve_edge_cases_and_bad_input() -> None:
                        "risk": [0.9, 0.8, 0.2, 0.3, 0.1, 0.4]}, index=list("ABCDEF"))
     # the treated at p = 0.7 (A, B): B censored at time 2, the last follow-up: no KM at t = 3
     row = decision_curve(df, "time", "event", "risk", 3.0, [0.7])[0]
-    assert row["n_treated"] == 2 and row["net_benefit"] is None
+    assert row["n_treated"] == 2
+    assert row["net_benefit"] is None
     with pytest.raises(RError, match=r"risk must lie in \[0, 1\] in row\(s\) C"):
         decision_curve(df.assign(risk=[0.9, 0.8, 1.2, 0.3, 0.1, 0.4]), "time", "event",
                        "risk", 3.0, [0.5])
@@ -139,7 +146,7 @@ def test_decision_curve_edge_cases_and_bad_input() -> None:
 def test_predicted_risk_is_the_per_patient_prediction_behind_calibration():
     from lifelines import CoxPHFitter
 
-    from studyrunner.statistics.score_performance import predicted_risk
+    from studyrunner.statistics.calibration import predicted_risk
 
     rng = np.random.default_rng(3)
     n = 60

@@ -7,9 +7,16 @@ import pandas as pd
 import pytest
 
 from studyrunner.protocol import StatisticsSection
-from studyrunner.statistics.cross_validation import FoldResult, cross_validate, stratified_folds, summarise_folds
-from studyrunner.statistics.development import develop_model
-from studyrunner.statistics.score_performance import time_dependent_auc
+from studyrunner.statistics.radiomics_model.cross_validation import (
+    FoldResult,
+    cross_validate,
+    stratified_folds,
+    summarise_folds,
+)
+from studyrunner.statistics.radiomics_model.development import develop_model
+from studyrunner.statistics.timeroc import time_dependent_auc
+
+pytestmark = pytest.mark.needs_r
 
 PLAN = StatisticsSection.model_validate({
     "endpoint": "pfs",
@@ -17,6 +24,10 @@ PLAN = StatisticsSection.model_validate({
     "model": "cox",
     "evaluation": {"time_roc_times": [1.0, 2.0], "cross_validation": {"folds": 3, "repeats": 2}},
 })
+
+
+def validation_auc(rows: pd.DataFrame, times: list[float]) -> dict:
+    return time_dependent_auc(rows, "time", "event", "risk_score", times)["auc"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +48,8 @@ def test_stratified_folds_share_events_evenly_and_are_seeded():
     events = np.array([1] * 17 + [0] * 40)
     folds = stratified_folds(events, 3, np.random.default_rng(5))
     per_fold = [int(events[folds == k].sum()) for k in range(3)]
-    assert max(per_fold) - min(per_fold) <= 1 and sum(per_fold) == 17
+    assert max(per_fold) - min(per_fold) <= 1
+    assert sum(per_fold) == 17
     sizes = np.bincount(folds)
     assert sizes.max() - sizes.min() <= 2
     assert (folds == stratified_folds(events, 3, np.random.default_rng(5))).all()
@@ -51,10 +63,10 @@ def test_no_validation_patient_reaches_model_development(cohort):
         seen.append((set(rows["patient_id"]), model))
         return model
 
-    results = cross_validate(cohort, None, "event", PLAN, seed=7, develop=develop,
-                             auc=lambda rows, times: time_dependent_auc(rows, "time", "event", "risk_score", times)["auc"])
-    assert len(results) == 6 and all(r.error is None for r in results)
-    for result, (developed_on, model) in zip(results, seen):
+    results = cross_validate(cohort, None, "event", PLAN, seed=7, develop=develop, auc=validation_auc)
+    assert len(results) == 6
+    assert all(r.error is None for r in results)
+    for result, (developed_on, model) in zip(results, seen, strict=True):
         assert developed_on == set(result.training_ids)
         assert not developed_on & set(result.validation_ids)
         assert developed_on | set(result.validation_ids) == set(cohort["patient_id"])
@@ -78,10 +90,10 @@ def test_a_failing_fold_is_recorded_and_the_others_go_on(cohort):
             raise RuntimeError("glmnet did not converge")
         return develop_model(rows, reader2, "time", "event", PLAN, seed)
 
-    results = cross_validate(cohort, None, "event", PLAN, seed=7, develop=develop,
-                             auc=lambda rows, times: time_dependent_auc(rows, "time", "event", "risk_score", times)["auc"])
+    results = cross_validate(cohort, None, "event", PLAN, seed=7, develop=develop, auc=validation_auc)
     summary = summarise_folds(results, PLAN, "years")
-    assert summary["n_fits"] == 6 and summary["n_failed"] == 1
+    assert summary["n_fits"] == 6
+    assert summary["n_failed"] == 1
     assert summary["failures"] == [{"repeat": 1, "fold": 2, "reason": "RuntimeError: glmnet did not converge"}]
     assert summary["validation"]["1"]["n"] == 5
 
@@ -99,10 +111,10 @@ def test_summary_is_median_and_range_over_fits():
 def test_two_worker_processes_give_the_same_folds_and_aucs(cohort):
     import functools
 
-    from studyrunner.statistics.stage import fold_auc
+    from studyrunner.statistics.radiomics_model.stage import fold_auc
 
-    kwargs = dict(develop=functools.partial(develop_model, time="time", event="event", plan=PLAN),
-                  auc=functools.partial(fold_auc, time="time", event="event"))
+    kwargs = {"develop": functools.partial(develop_model, time="time", event="event", plan=PLAN),
+              "auc": functools.partial(fold_auc, time="time", event="event")}
     one = cross_validate(cohort, None, "event", PLAN, seed=3, workers=1, **kwargs)
     two = cross_validate(cohort, None, "event", PLAN, seed=3, workers=2, **kwargs)
     assert [(r.training_ids, r.features, r.auc_validation) for r in one] == \

@@ -18,6 +18,8 @@ from studyrunner import rbridge
 from studyrunner.rbridge import RError
 from studyrunner.statistics.cutpoint import groups_by_cutpoint, maxstat_cutpoint
 
+pytestmark = pytest.mark.needs_r
+
 Z975 = 1.959963984540054
 
 

@@ -50,7 +50,8 @@ def test_cube_is_centred_in_the_crop(tmp_path, direction):
     img, msk = _case(tmp_path, direction)
     size = (30, 28, 21)
     crop = tumour_crop(img, msk, mask_label=2, spacing_mm=(1.0, 1.0, 1.0), size_voxels=size)
-    assert crop.shape == (21, 28, 30) and crop.dtype == np.float32
+    assert crop.shape == (21, 28, 30)
+    assert crop.dtype == np.float32
     w = np.clip(crop - BG, 0, None).astype(np.float64)  # lesion signal; outside fill is below BG
     assert w.sum() > 0
     grid = np.indices(crop.shape)
@@ -93,7 +94,10 @@ def test_outside_the_image_is_air_and_values_are_clipped(tmp_path):
     narrow = tumour_crop(img, msk, mask_label=2, size_voxels=size, hu_window=(-200.0, 200.0))
     np.testing.assert_array_equal(clipped, np.clip(raw, -1024, 1024))
     np.testing.assert_array_equal(narrow, np.clip(raw, -200, 200))
-    assert raw.max() > 1024 and raw.min() < -1024 and clipped.max() == 1024 and clipped.min() == -1024
+    assert raw.max() > 1024
+    assert raw.min() < -1024
+    assert clipped.max() == 1024
+    assert clipped.min() == -1024
 
     # crop voxels more than one image voxel outside the image: exactly -1024
     centre = _physical(CUBE_CENTRE_INDEX, (1, 0, 0, 0, 1, 0, 0, 0, 1))
@@ -106,16 +110,18 @@ def test_outside_the_image_is_air_and_values_are_clipped(tmp_path):
     inside = np.ones(raw.shape, bool)
     for a in range(3):
         inside &= (cont[a] >= 0) & (cont[a] <= SIZE[a] - 1)
-    assert outside.sum() > 1000 and inside.sum() > 1000
+    assert outside.sum() > 1000
+    assert inside.sum() > 1000
     assert np.all(raw[outside] == -1024.0)
-    assert np.all((raw[inside] >= -3000.0) & (raw[inside] <= 3000.0)) and not np.any(raw[inside] == -1024.0)
+    assert np.all((raw[inside] >= -3000.0) & (raw[inside] <= 3000.0))
+    assert not np.any(raw[inside] == -1024.0)
 
 
 def test_empty_mask_names_the_file(tmp_path):
     img, msk = _case(tmp_path)
     with pytest.raises(InputError, match=r"mask .*mask\.nii\.gz.*label 3"):
         tumour_crop(img, msk, mask_label=3)
-    with pytest.raises(InputError, match="missing.nii.gz: file not found"):
+    with pytest.raises(InputError, match=r"missing\.nii\.gz: file not found"):
         tumour_crop(tmp_path / "missing.nii.gz", msk)
 
 
@@ -173,7 +179,7 @@ def test_zscore_statistics_by_hand():
     mean, sd = zscore_statistics(crops)
     vals = crops.astype(np.float64).ravel()
     hand_mean = sum(vals.tolist()) / vals.size
-    hand_sd = (sum(((v - hand_mean) ** 2 for v in vals.tolist())) / vals.size) ** 0.5
+    hand_sd = (sum((v - hand_mean) ** 2 for v in vals.tolist()) / vals.size) ** 0.5
     assert mean == pytest.approx(hand_mean, rel=1e-12)
     assert sd == pytest.approx(hand_sd, rel=1e-12)
     z = apply_zscore(crops, mean, sd)

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from studyrunner.rbridge import RError, r_function
-from studyrunner.statistics.reproducibility import ICC_COLUMNS, icc_filter
+from studyrunner.statistics.icc import ICC_COLUMNS, icc_filter
+
+pytestmark = pytest.mark.needs_r
 
 FORMS = {  # (model, type, unit) -> psych::ICC row
     ("oneway", "agreement", "single"): "ICC1",
@@ -108,7 +110,8 @@ def test_only_patients_read_twice_count_and_constant_features_are_flagged() -> N
     in_both = np.isin(np.arange(40), second)
     assert table.loc["good", "n"] == 30
     assert table.loc["gap", "n"] == (29 if 3 in second else 30)
-    assert np.isnan(table.loc["flat", "icc"]) and not table.loc["flat", "kept"]
+    assert np.isnan(table.loc["flat", "icc"])
+    assert not table.loc["flat", "kept"]
     assert "constant" in table.loc["flat", "reason"]
     # the reference on the matched complete pairs only
     order = [list(second).index(i) for i in np.flatnonzero(in_both)]
@@ -124,9 +127,9 @@ def test_only_patients_read_twice_count_and_constant_features_are_flagged() -> N
 def test_bad_input_names_the_table_and_column() -> None:
     one = pd.DataFrame({"f": [1.0, 2.0, 3.0], "g": ["a", "b", "c"]}, index=["a", "b", "c"])
     two = pd.DataFrame({"f": [1.0, 2.5, 3.0]}, index=["a", "b", "c"])
-    with pytest.raises(KeyError, match="reader 2 table.*'g'"):
+    with pytest.raises(KeyError, match=r"reader 2 table.*'g'"):
         icc_filter(one, two, features=["f", "g"])
-    with pytest.raises(RError, match="reader 1 table: feature column\\(s\\) must be numeric: 'g'"):
+    with pytest.raises(RError, match=r"reader 1 table: feature column\(s\) must be numeric: 'g'"):
         icc_filter(one, two.assign(g=[1.0, 2.0, 3.0]), features=["f", "g"])
     with pytest.raises(RError, match="one-way ICC model measures absolute agreement only"):
         icc_filter(one, two, features=["f"], form=("oneway", "consistency", "single"))

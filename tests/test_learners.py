@@ -14,7 +14,9 @@ import pytest
 
 from studyrunner.rbridge import r_function
 from studyrunner.registry import LEARNER_NAMES
-from studyrunner.statistics.selection import run_learners
+from studyrunner.statistics.learners import run_learners
+
+pytestmark = pytest.mark.needs_r
 
 TRUE_FEATURES = ["f00", "f01", "f02"]
 
@@ -97,7 +99,8 @@ def test_default_folds_are_seeded_and_stratified_by_event(data: pd.DataFrame) ->
     assert not np.array_equal(first, folds(events.tolist(), 5, r_seed=10))
     per_fold = [int(events[first == k].sum()) for k in range(1, 6)]
     sizes = [int((first == k).sum()) for k in range(1, 6)]
-    assert max(per_fold) - min(per_fold) <= 1 and sum(per_fold) == events.sum()
+    assert max(per_fold) - min(per_fold) <= 1
+    assert sum(per_fold) == events.sum()
     assert max(sizes) - min(sizes) <= 1
 
 
@@ -162,7 +165,9 @@ def test_coxboost_fallback_recovers_the_three_true_features(data: pd.DataFrame) 
     assert sorted(result["features"][:3]) == TRUE_FEATURES
     assert 0 < result["details"]["steps"] < 100
     signs = coefficients(result)
-    assert signs["f00"] > 0 and signs["f01"] < 0 and signs["f02"] > 0
+    assert signs["f00"] > 0
+    assert signs["f01"] < 0
+    assert signs["f02"] > 0
     assert set(result["features"]) == {f for f, c in signs.items() if c != 0}
 
 
@@ -208,7 +213,7 @@ def test_survival_forest_is_seeded_and_equals_a_direct_ranger_call(data: pd.Data
         "as.list(unname(ranger::importance(fit)))", data, tmp_path, features=FEATURES)
     importance = [r["importance"] for r in first["importance"]]
     np.testing.assert_allclose(importance, reference, atol=1e-12)
-    assert set(first["features"]) == {f for f, v in zip(FEATURES, importance) if v > 0}
+    assert set(first["features"]) == {f for f, v in zip(FEATURES, importance, strict=True) if v > 0}
     assert set(TRUE_FEATURES) <= set(first["features"])
 
 
@@ -253,7 +258,8 @@ def test_a_failing_learner_is_recorded_and_the_others_go_on(data: pd.DataFrame) 
                 "coxboost": {"maxstepno": 20}}
     one = run_learners(data, "time", "event", ["f00"], list(LEARNER_NAMES), seed=1, settings=settings)
     for name in ("elastic_net", "lasso"):
-        assert one[name]["error"] is not None and "2 or more" in one[name]["error"]
+        assert one[name]["error"] is not None
+        assert "2 or more" in one[name]["error"]
         assert one[name]["features"] == []
     assert one["gbm"]["error"] == ("gbm cross-validation needs at least 2 features "
                                    "(use iteration = 'OOB' for one)")

@@ -96,7 +96,7 @@ def test_params_dict_has_the_pyradiomics_structure() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    "kwargs,message",
     [
         ({"bin_width": 25, "bin_count": 32}, "exactly one of bin_width and bin_count"),
         ({"bin_width": None, "bin_count": None}, "exactly one of bin_width and bin_count"),
@@ -234,7 +234,8 @@ def test_two_workers_give_the_values_of_one(tmp_path: Path, cohort: list) -> Non
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"shared data folder {SHARED_DATA} is absent")
 def test_real_lung1_crops_give_finite_features(tmp_path: Path) -> None:
     folder = SHARED_DATA / "nsclc_lung1_real"
-    rows = {row["patient_id"]: row for row in csv.DictReader(open(folder / "manifest.csv"))}
+    with open(folder / "manifest.csv", newline="") as manifest:
+        rows = {row["patient_id"]: row for row in csv.DictReader(manifest)}
     chosen = ("P024", "P063", "P079")  # the smallest tumours, to keep the test fast
     cases = [(p, folder / rows[p]["image"], folder / rows[p]["mask"]) for p in chosen]
     tables, failures = extract_cohort(cases, params(classes="all"), tmp_path / "cache")
@@ -328,7 +329,7 @@ def test_crop_of_the_prepared_image_is_pyradiomics_resampled_image(spacing: tupl
     boxes = [pyradiomics_crop_box(image, m, spacing, 1, 5) for m in masks]
     region = boxes[0].union(boxes[1])
     prepared = prepare_image(image, spacing, "sitkBSpline", region)
-    for roi, box in zip(masks, boxes):
+    for roi, box in zip(masks, boxes, strict=True):
         expected_image, expected_mask = imageoperations.resampleImage(
             image, roi, resampledPixelSpacing=list(spacing), interpolator="sitkBSpline", padDistance=5)
         ours = crop(prepared, region, box, image, spacing)

@@ -226,7 +226,8 @@ def test_cohort_tables_per_reader_with_failures_per_mask(tmp_path: Path) -> None
     assert again["reader2"].loc["A", "original_firstorder_Mean"] == 12345.0  # read, not recomputed
     sitk.WriteImage(second_reader(sitk.ReadImage(str(cases[0][2]["reader2"]))), str(cases[0][2]["reader2"]))
     changed, _ = extract_cohort(cases[:1], params, tmp_path / "cache")
-    assert changed["reader2"].loc["A", "original_shape_VoxelVolume"] > tables["reader2"].loc["A", "original_shape_VoxelVolume"]
+    volume = "original_shape_VoxelVolume"
+    assert changed["reader2"].loc["A", volume] > tables["reader2"].loc["A", volume]
     assert changed["reader1"].loc["A"].equals(tables["reader1"].loc["A"])
     assert len(list((tmp_path / "cache").glob("A-*.json"))) == 2
 
@@ -261,7 +262,8 @@ def test_case_forms_are_checked(tmp_path: Path) -> None:
 def test_real_lung1_case_with_dilated_reader_equals_plain_pyradiomics() -> None:
     """P024 (the smallest tumour, 1 mm CT) with seed 001's filters: LoG sigma 1-5 mm."""
     folder = SHARED_DATA / "nsclc_lung1_real"
-    row = next(r for r in csv.DictReader(open(folder / "manifest.csv")) if r["patient_id"] == "P024")
+    with open(folder / "manifest.csv", newline="") as manifest:
+        row = next(r for r in csv.DictReader(manifest) if r["patient_id"] == "P024")
     image, reader1 = (sitk.ReadImage(str(folder / row[k])) for k in ("image", "mask"))
     reader2 = sitk.BinaryDilate(reader1, [1, 1, 1])
     params = seed_params(image_types={"Original": {}, "Wavelet": {}, "LoG": {"sigma": [1.0, 2.0, 3.0, 4.0, 5.0]}})

@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,8 @@ from studyrunner.errors import InputError
 from studyrunner.jsonable import to_jsonable
 from studyrunner.rbridge import RError, RWarning, r_function, to_python
 
+pytestmark = pytest.mark.needs_r
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -32,7 +33,7 @@ def rscript(expression: str) -> str:
                           text=True, encoding="utf-8").stdout.strip()
 
 
-@pytest.fixture()
+@pytest.fixture
 def scripts_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch R scripts folder selected through $STUDYRUNNER_RSCRIPTS."""
     (tmp_path / "probe.R").write_text(textwrap.dedent("""
@@ -57,7 +58,7 @@ def scripts_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_importing_the_package_does_not_start_r() -> None:
-    code = ("import sys, studyrunner.rbridge, studyrunner.statistics.survival_model, "
+    code = ("import sys, studyrunner.rbridge, studyrunner.statistics.cox, "
             "studyrunner.statistics.table_one; print('rpy2.robjects' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
                          capture_output=True, text=True, encoding="utf-8").stdout.strip()
@@ -81,26 +82,24 @@ def test_r_data_frame_becomes_pandas_with_missing_values() -> None:
         " l = c(TRUE, NA, FALSE), f = factor(c('lo', 'hi', NA)), row.names = c('p1', 'p2', 'p3'))")
     frame = to_python(robj)
     assert list(frame.index) == ["p1", "p2", "p3"]
-    assert frame["i"].tolist()[0] == 1.0 and np.isnan(frame["i"].tolist()[1])
-    assert frame["r"].tolist()[2] == 2.0 and np.isnan(frame["r"].tolist()[1])
+    assert frame["i"].tolist()[0] == 1.0
+    assert np.isnan(frame["i"].tolist()[1])
+    assert frame["r"].tolist()[2] == 2.0
+    assert np.isnan(frame["r"].tolist()[1])
     assert frame["s"].tolist() == ["a", None, "c"]
     assert frame["l"].tolist() == [True, None, False]
     assert frame["f"].tolist() == ["lo", "hi", None]
 
 
-def test_wide_frame_reaches_r_intact_and_fast(scripts_dir: Path) -> None:
+def test_wide_frame_reaches_r_intact(scripts_dir: Path) -> None:
+    # its speed (250 x 100 to R and the means back) is measured in benchmarks/README.md, "R bridge"
     rng = np.random.default_rng(7)
     values = rng.normal(size=(250, 100))
     values[rng.random(values.shape) < 0.05] = np.nan
     frame = pd.DataFrame(values, columns=[f"feature {i}" for i in range(100)])
-    column_means = r_function("probe", "column_means")
-    column_means(frame.iloc[:2])  # source the script before timing
-    started = time.perf_counter()
-    means = column_means(frame)
-    elapsed = time.perf_counter() - started
+    means = r_function("probe", "column_means")(frame)
     assert list(means) == list(frame.columns)
     np.testing.assert_allclose(list(means.values()), np.nanmean(values, axis=0), rtol=1e-12)
-    assert elapsed < 1.0
 
 
 def test_python_types_reach_r_as_the_matching_r_types(scripts_dir: Path) -> None:
@@ -171,7 +170,8 @@ def test_to_jsonable_makes_strict_json() -> None:
     assert ready == {"frame": [{"a": 1.0, "b": "x"}, {"a": None, "b": None}], "inf": None,
                      "np": 0.25, "arr": [1, 2], "int": 3, "flag": True, "na": None,
                      "path": "a/b", "tuple": [1, None], "4": "key"}
-    assert type(ready["int"]) is int and type(ready["flag"]) is bool
+    assert type(ready["int"]) is int
+    assert type(ready["flag"]) is bool
     json.dumps(ready, allow_nan=False)
     with pytest.raises(TypeError, match="object"):
         to_jsonable(object())
@@ -179,17 +179,21 @@ def test_to_jsonable_makes_strict_json() -> None:
 
 def test_declared_counts_become_int_and_nothing_else_changes(scripts_dir: Path) -> None:
     plain = r_function("probe", "counted")()
-    assert plain["n"] == 12.0 and type(plain["n"]) is float
+    assert plain["n"] == 12.0
+    assert type(plain["n"]) is float
     shaped = r_function("probe", "counted", counts=("n", "share", "missing", "groups.n",
                                                    "groups.absent", "settings.*", "nested.a.k",
                                                    "nested.b.k", "absent"))()
-    assert type(shaped["n"]) is int and shaped["n"] == 12
-    assert shaped["share"] == 0.5 and shaped["missing"] is None
+    assert type(shaped["n"]) is int
+    assert shaped["n"] == 12
+    assert shaped["share"] == 0.5
+    assert shaped["missing"] is None
     assert shaped["groups"]["n"].tolist() == [3, None]
     assert shaped["groups"]["mean"].tolist() == [1.5, 2.0]
     assert shaped["settings"] == {"nfolds": 5, "alpha": 0.5, "rule": "x"}
     assert type(shaped["settings"]["nfolds"]) is int
-    assert shaped["nested"] == {"a": {"k": 2}, "b": None} and type(shaped["nested"]["a"]["k"]) is int
+    assert shaped["nested"] == {"a": {"k": 2}, "b": None}
+    assert type(shaped["nested"]["a"]["k"]) is int
 
 
 def test_declared_input_errors_become_input_error(scripts_dir: Path) -> None:

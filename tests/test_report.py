@@ -154,7 +154,8 @@ def test_flow_view_counts_by_stage_and_flags_unaccounted() -> None:
                            {"patient_id": "P2", "stage": "images", "reason": "Mask is empty"}]}
     view = flow_view(Flow.model_validate(flow))
     assert view["n_excluded"] == 2
-    assert view["n_by_stage"]["images"] == 2 and view["n_by_stage"]["eligibility"] == 0
+    assert view["n_by_stage"]["images"] == 2
+    assert view["n_by_stage"]["eligibility"] == 0
     assert view["by_stage"] == [{"stage": "images", "label": "Images", "n": 2,
                                  "reasons": [{"reason": "Mask is empty", "n": 2}]}]
     assert (view["training_n"], view["test_n"]) == (5, 2)
@@ -203,7 +204,8 @@ def test_full_report_pdf_text(full_report: tuple[Path, Path], fixture_results: d
     assert "Excluded patients (n = 9)" in text
     assert sum(text.count(r["patient_id"]) >= 1 for r in fixture_results["flow"]["exclusions"]) == 9
 
-    assert "0.365" in text and "0.189" in text                 # age p-values 0.3652, 0.1894 in Table 1
+    assert "0.365" in text                                     # age p-value 0.3652 in Table 1
+    assert "0.189" in text                                     # age p-value 0.1894 in Table 1
     assert "0.005" in text                                     # screening p 0.005095
     assert "77 (33%)" in text                                  # 77 women of 231, 33.3%
     assert "24.5 events per term" in text                      # 98 events / 4 model terms

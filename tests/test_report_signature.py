@@ -22,7 +22,6 @@ import pytest
 from PIL import Image
 
 from studyrunner.report import render_report
-from tests.test_report import pdf_pages, write_run
 from studyrunner.report.figures import DPI, TEXT_WIDTH_IN, draw_learner_sets, set_intersections, uses_venn
 from studyrunner.report.views import (
     calibration_by_time,
@@ -32,6 +31,7 @@ from studyrunner.report.views import (
     time_roc_rows,
 )
 from studyrunner.results.models import CalibrationRow, DecisionRow, Results, Selection, TimeRoc
+from tests.test_report import pdf_pages, write_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_signature.json"
 EXAMPLE = Path(__file__).parent / "fixtures" / "results_example.json"
@@ -76,7 +76,7 @@ def test_fixture_is_internally_consistent(results: dict[str, Any]) -> None:
 
     training = results["evaluation"]["training"]
     roc = training["time_roc"]
-    for t, auc, se, lo, hi in zip(roc["times"], roc["auc"], roc["se"], roc["lower"], roc["upper"]):
+    for t, auc, se, lo, hi in zip(roc["times"], roc["auc"], roc["se"], roc["lower"], roc["upper"], strict=True):
         if auc is None:
             assert roc["reasons"][str(t)] == f"no controls at {t} months"
             continue
@@ -88,14 +88,14 @@ def test_fixture_is_internally_consistent(results: dict[str, Any]) -> None:
 
     # Kaplan-Meier median = first time the recorded curve reaches 0.5 or below
     for group, km in training["km"].items():
-        below = [t for t, s in zip(km["time"], km["surv"]) if s <= 0.5]
+        below = [t for t, s in zip(km["time"], km["surv"], strict=True) if s <= 0.5]
         assert training["median_survival"][group]["median"] == (below[0] if below else None)
     risk = training["risk_table"]
     assert risk["low"][0] + risk["high"][0] == training["n"] == 87
     for t in (12, 24, 36):
         assert sum(r["n"] for r in training["calibration"] if r["time"] == t) == 87
     combined = set(results["selection"]["combined"])
-    assert all(combined <= set(l["features"]) for l in results["selection"]["learners"].values())
+    assert all(combined <= set(learner["features"]) for learner in results["selection"]["learners"].values())
     assert {c["term"] for c in results["model"]["coefficients"]} <= combined
 
 
@@ -115,7 +115,8 @@ def test_learner_view_marks_stand_ins_and_failures(results: dict[str, Any]) -> N
                                     "error": "gbm: all predictors constant"}
     view = learner_view(Selection.model_validate(selection))
     assert [row["name"] for row in view["learners"]] == ["elastic_net", "lasso", "coxboost", "gbm", "rsf", "superpc"]
-    assert view["n_ran"] == 5 and [row["name"] for row in view["failed"]] == ["gbm"]
+    assert view["n_ran"] == 5
+    assert [row["name"] for row in view["failed"]] == ["gbm"]
     assert [row["name"] for row in view["stand_ins"]] == ["coxboost", "rsf", "superpc"]
     assert view["combined"][0] == {"feature": selection["combined"][0], "votes": 5}
 
@@ -197,7 +198,8 @@ def test_signature_pdf_numbers(report: tuple[Path, list[str]], results: dict[str
 
     # maxstat cut-off 0.485662, M 5.8637, p 1.761e-07 (Lau94); median PFS per group
     assert "Cut-off on the radscore: 0.4857" in text
-    assert "M = 5.86, p < 0.001" in text and "Lau94" in text
+    assert "M = 5.86, p < 0.001" in text
+    assert "Lau94" in text
     assert f"Low risk 49 42.7 (36.1{EN}NR) High risk 38 10.2 (5.2{EN}13.1)" in text
     assert f"HR 5.60 (3.13{EN}10.03)" in text                      # hr 5.6003 (3.1269-10.0304)
     assert (f"median progression-free survival, months: high risk 10.2 (5.2{EN}13.1), low risk 42.7 (36.1{EN}NR)"
@@ -205,13 +207,15 @@ def test_signature_pdf_numbers(report: tuple[Path, list[str]], results: dict[str
 
     # reproducibility and selection
     assert "Features with ICC > 0.80 were kept (961 of 1,316)" in text
-    assert "original_glcm_Idmn" in text and f"{MINUS}0.08 ({MINUS}0.44{EN}0.29)" in text  # lowest ICC -0.0775
+    assert "original_glcm_Idmn" in text
+    assert f"{MINUS}0.08 ({MINUS}0.44{EN}0.29)" in text  # lowest ICC -0.0775
     for learner in results["selection"]["learners"].values():
         assert learner["implementation"] in text
     for package in ("CoxBoost", "randomForestSRC", "superpc"):
         assert f"studyrunner stand-in: the CRAN package {package} did not run" in text
         assert f"This is not the CRAN package {package}" in text
-    assert "glmnet did not run" not in text and "gbm did not run" not in text
+    assert "glmnet did not run" not in text
+    assert "gbm did not run" not in text
     assert "features chosen by every one of the 6 learners that ran were kept (7 features)" in text
 
     # calibration row: 12 months, group 1, predicted 0.0617, observed 0.1379 (0.0541-0.3269)
@@ -248,8 +252,10 @@ def test_signature_sections_not_run(tmp_path: Path, results: dict[str, Any]) -> 
     assert "features chosen by every one of the 5 learners that ran were kept" in text
     assert "Internal validation: not run (cross-validation disabled in the protocol)" in text
     figures = sorted(p.name for p in (tmp_path / "report" / "figures").glob("*.png"))
-    assert "icc.png" not in figures and "cross_validation.png" not in figures
-    assert "decision_training.png" not in figures and "calibration_training.png" not in figures
+    assert "icc.png" not in figures
+    assert "cross_validation.png" not in figures
+    assert "decision_training.png" not in figures
+    assert "calibration_training.png" not in figures
 
 
 @needs_poppler
@@ -261,7 +267,8 @@ def test_signature_with_a_test_cohort(tmp_path: Path, results: dict[str, Any]) -
     test["time_roc"]["auc"][0] = 0.7125
     changed["evaluation"]["test"] = test
     pages = pdf_text(render_report(write_run(tmp_path, changed)))
-    assert f"0.70 (0.61{EN}0.79)" in pages[1] and "AUC (95% CI), test cohort" in pages[1]  # C 0.7012 (0.6101-0.7923)
+    assert f"0.70 (0.61{EN}0.79)" in pages[1]  # C 0.7012 (0.6101-0.7923)
+    assert "AUC (95% CI), test cohort" in pages[1]
     assert f"12 months 0.713 (0.756{EN}0.932)" in pages[1]       # the test cohort's AUC row in the summary
     figures = {p.name for p in (tmp_path / "report" / "figures").glob("*.png")}
     assert {"time_roc_test.png", "calibration_test.png", "decision_test.png", "km_test.png"} <= figures

@@ -1,5 +1,5 @@
 """ROC analysis of binary response scores (rscripts/roc.R through
-studyrunner.statistics.response_scores), checked against independent references:
+studyrunner.statistics.roc), checked against independent references:
 scipy's Mann-Whitney U, DeLong's structural components written here in numpy, a
 brute-force Youden scan, counts and exact binomial CIs by hand / scipy, and pROC's
 worked example on its aSAH data (Robin X et al. (2011), BMC Bioinformatics 12:77)."""
@@ -16,12 +16,16 @@ from scipy import stats
 
 from studyrunner.errors import InputError
 from studyrunner.rbridge import RError, r_package_available, to_python
-from studyrunner.statistics.response_scores import (apply_cutoff, compare_auc,
-                                                    response_indicators, roc_analysis,
-                                                    roc_subgroups)
+from studyrunner.statistics.roc import (
+    apply_cutoff,
+    compare_auc,
+    response_indicators,
+    roc_analysis,
+    roc_subgroups,
+)
 
-pytestmark = pytest.mark.skipif(not r_package_available("pROC"),
-                                reason="R package pROC not installed")
+pytestmark = [pytest.mark.needs_r,
+              pytest.mark.skipif(not r_package_available("pROC"), reason="R package pROC not installed")]
 
 Z975 = stats.norm.ppf(0.975)
 
@@ -125,7 +129,8 @@ def test_missing_outcome_rows_are_left_out_and_counted(data):
     frame.iloc[[0, 5, 9], frame.columns.get_loc("y")] = np.nan
     out = roc_analysis(frame, "y", "a")
     ref = roc_analysis(frame.dropna(subset=["y"]), "y", "a")
-    assert out["n_missing_outcome"] == 3 and out["n"] == len(frame) - 3
+    assert out["n_missing_outcome"] == 3
+    assert out["n"] == len(frame) - 3
     assert out["auc"] == pytest.approx(ref["auc"], abs=1e-14)
 
 
@@ -135,7 +140,8 @@ def test_missing_outcome_rows_are_left_out_and_counted(data):
 def test_auc_equals_mann_whitney_u(data, result):
     cases, controls = data.a[data.y == 1].to_numpy(), data.a[data.y == 0].to_numpy()
     u = stats.mannwhitneyu(cases, controls, alternative="two-sided").statistic
-    assert result["n_positive"] == len(cases) and result["n_negative"] == len(controls)
+    assert result["n_positive"] == len(cases)
+    assert result["n_negative"] == len(controls)
     assert result["auc"] == pytest.approx(u / (len(cases) * len(controls)), abs=1e-12)
 
 
@@ -162,13 +168,14 @@ def test_fixed_direction_lets_a_wrong_way_score_fall_below_half(data, result):
 
 def test_roc_curve_points_match_counts_by_hand(data, result):
     curve = result["curve"]
-    assert curve["threshold"][0] is None and curve["threshold"][-1] is None  # -Inf, +Inf
+    assert curve["threshold"][0] is None   # -Inf
+    assert curve["threshold"][-1] is None  # +Inf
     assert (curve["fpr"][0], curve["tpr"][0]) == (1.0, 1.0)
     assert (curve["fpr"][-1], curve["tpr"][-1]) == (0.0, 0.0)
     u = np.unique(data.a)
     np.testing.assert_allclose(curve["threshold"][1:-1], (u[:-1] + u[1:]) / 2, atol=1e-12)
     y, s = data.y.to_numpy(), data.a.to_numpy()
-    for t, fpr, tpr in zip(curve["threshold"][1:-1], curve["fpr"][1:-1], curve["tpr"][1:-1]):
+    for t, fpr, tpr in zip(curve["threshold"][1:-1], curve["fpr"][1:-1], curve["tpr"][1:-1], strict=True):
         assert tpr == pytest.approx((s[y == 1] >= t).mean(), abs=1e-12)
         assert fpr == pytest.approx((s[y == 0] >= t).mean(), abs=1e-12)
     # trapezoids under the drawn curve give back the AUC
@@ -209,7 +216,8 @@ def test_no_useful_cutoff_gives_none_with_reason():
     frame = pd.DataFrame({"y": [1, 1, 0, 0], "s": [1.0, 2.0, 3.0, 4.0]}, index=list("abcd"))
     out = roc_analysis(frame, "y", "s")
     assert out["auc"] == 0.0
-    assert out["cutoff"] is None and out["youden_index"] == 0.0
+    assert out["cutoff"] is None
+    assert out["youden_index"] == 0.0
     assert "Youden J = 0" in out["cutoff_reason"]
 
 
@@ -239,8 +247,10 @@ def test_apply_cutoff_counts_and_exact_cis_by_hand(data, result):
 
 def test_apply_cutoff_empty_denominator_gives_none(data):
     out = apply_cutoff(data, "y", "a", 1e6)  # nobody called positive
-    assert out["tp"] == 0 and out["fp"] == 0
-    assert out["ppv"]["estimate"] is None and out["ppv"]["denominator"] == 0
+    assert out["tp"] == 0
+    assert out["fp"] == 0
+    assert out["ppv"]["estimate"] is None
+    assert out["ppv"]["denominator"] == 0
     assert out["specificity"]["estimate"] == 1.0
 
 
@@ -260,7 +270,8 @@ def test_subgroups_match_per_level_analysis_and_flag_small_levels(data):
     assert out["n_missing_subgroup"] == 1
     flagged = rows["large cell"]
     assert (flagged["n_positive"], flagged["n_negative"]) == (1, 3)
-    assert flagged["auc"] is None and flagged["auc_lower"] is None
+    assert flagged["auc"] is None
+    assert flagged["auc_lower"] is None
     assert "fewer than 2 positives or 2 negatives" in flagged["reason"]
     assert "large cell" not in out["curves"]
     for level in ("adeno", "squamous"):
@@ -312,7 +323,8 @@ def test_asah_worked_example(asah):
     assert (round(out["auc_lower"], 4), round(out["auc_upper"], 4)) == (0.6301, 0.8326)
     # Youden cut-off: pROC's coords(roc1, "best") on the same curve gives 0.205
     assert out["cutoff"] == pytest.approx(0.205, abs=1e-12)
-    assert out["sensitivity"] == pytest.approx(26 / 41) and out["specificity"] == pytest.approx(58 / 72)
+    assert out["sensitivity"] == pytest.approx(26 / 41)
+    assert out["specificity"] == pytest.approx(58 / 72)
     ref = youden_scan((asah.outcome == "Poor").to_numpy().astype(int), asah.s100b.to_numpy())
     assert out["cutoff"] == pytest.approx(ref["cutoff"], abs=1e-12)
     # s100b vs WFNS, paired DeLong: R prints Z = -2.209, p-value = 0.02718
@@ -320,7 +332,8 @@ def test_asah_worked_example(asah):
     y = (asah.outcome == "Poor").to_numpy().astype(int)
     _, _, z, p = paired_delong(y, asah.s100b.to_numpy(), asah.wfns.to_numpy())
     assert (round(cmp["z"], 3), round(cmp["p"], 5)) == (-2.209, 0.02718)
-    assert cmp["z"] == pytest.approx(z, rel=1e-9) and cmp["p"] == pytest.approx(p, rel=1e-9)
+    assert cmp["z"] == pytest.approx(z, rel=1e-9)
+    assert cmp["p"] == pytest.approx(p, rel=1e-9)
 
 
 # ------------------------------------------------------------------------------ bad input

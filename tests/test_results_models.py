@@ -36,11 +36,14 @@ def test_unknown_key_is_refused_with_its_path(tmp_path: Path) -> None:
     with pytest.raises(InputError) as error:
         load_results(path)
     message = str(error.value)
-    assert str(path) in message and "model" in message and "valeu" in message
+    assert str(path) in message
+    assert "model" in message
+    assert "valeu" in message
 
 
 def test_not_run_record_replaces_a_section() -> None:
     data = json.loads((FIXTURES / "results_example.json").read_text())
     data["table_one"] = {"not_run": "no baseline variables in the protocol"}
     results = Results.model_validate(data)
-    assert results.table_one is not None and results.table_one.model_dump() == data["table_one"]
+    assert results.table_one is not None
+    assert results.table_one.model_dump() == data["table_one"]

@@ -20,12 +20,18 @@ from scipy import stats
 from studyrunner import rbridge
 from studyrunner.errors import InputError
 from studyrunner.statistics.concordance import compare_concordance
+from studyrunner.statistics.cox import linear_predictor
 from studyrunner.statistics.cox_table import cox_table
 from studyrunner.statistics.cutpoint import xtile_cutpoint
 from studyrunner.statistics.nomogram import nomogram_points
-from studyrunner.statistics.risk_scores import (backward_cox_selection, fuse_scores,
-                                                median_groups, subgroup_hazard)
-from studyrunner.statistics.survival_model import linear_predictor
+from studyrunner.statistics.risk_scores import (
+    backward_cox_selection,
+    fuse_scores,
+    median_groups,
+    subgroup_hazard,
+)
+
+pytestmark = pytest.mark.needs_r
 
 
 def simulate(n: int = 160, seed: int = 0) -> pd.DataFrame:
@@ -93,7 +99,8 @@ def test_backward_selection_matches_lifelines(data: pd.DataFrame) -> None:
     other = simulate(n=30, seed=5)
     np.testing.assert_allclose(linear_predictor(coefs, other),
                                other["s2"] * coefs["s2"] + other["s3"] * coefs["s3"], rtol=1e-12)
-    assert result["note"] is None and (result["n"], result["n_events"]) == (160, int(data["event"].sum()))
+    assert result["note"] is None
+    assert (result["n"], result["n_events"]) == (160, int(data["event"].sum()))
     json.dumps(result, allow_nan=False)
 
 
@@ -165,7 +172,8 @@ def test_xtile_cutoff_equals_brute_force_logrank_scan(data: pd.DataFrame) -> Non
     assert result["n_cutoffs"] == count == len(result["scan"])
     assert result["p_naive"] == pytest.approx(stats.chi2.sf(chisq, 1), rel=1e-6)
     assert result["n_low"] == int((data["other"] <= cut).sum())
-    assert result["n_low"] >= 16 and result["n_high"] >= 16
+    assert result["n_low"] >= 16
+    assert result["n_high"] >= 16
     # the corrected p is maxstat's Lau94 over the same quantile range; it is larger
     maxstat = rbridge.r_function("cutpoint", "maxstat_cutpoint")(
         data[["time", "event", "other"]], "time", "event", "other", "Lau94", 0.1, 0.9)
@@ -260,7 +268,8 @@ def test_same_ranking_has_no_difference(data: pd.DataFrame) -> None:
     for other in ("twice", "jitter"):
         result = compare_concordance(df, "time", "event", "s3", other)
         assert result["diff"] == pytest.approx(0, abs=1e-12)
-        assert result["p"] is None and "alike" in result["test_reason"]
+        assert result["p"] is None
+        assert "alike" in result["test_reason"]
 
 
 # ------------------------------------------------------------------ Cox table
@@ -321,7 +330,9 @@ def test_cox_table_reports_bad_levels(data: pd.DataFrame) -> None:
                      {"histology": ["adeno", "squamous", "other"]})["univariate"]
     assert [r["n"] for r in rows] == [155, 155]
     result = cox_table(data, "time", "event", ["s1"], p_enter=1e-12)
-    assert result["entered"] == [] and result["multivariable"] == [] and "no covariate" in result["note"]
+    assert result["entered"] == []
+    assert result["multivariable"] == []
+    assert "no covariate" in result["note"]
 
 
 # ------------------------------------------------------------------ nomogram
@@ -341,18 +352,20 @@ def test_nomogram_points_are_the_linear_predictor(lung: pd.DataFrame) -> None:
                              [180, 365], {"sex": ["male", "female"]},
                              funlabels=["6-month OS probability", "1-year OS probability"])
     complete = lung.dropna()
-    assert result["n"] == len(complete) and result["n_excluded"] == len(lung) - len(complete)
+    assert result["n"] == len(complete)
+    assert result["n_excluded"] == len(lung) - len(complete)
     patients = pd.DataFrame(result["patients"]).set_index("row")
     assert list(patients.index) == list(complete.index)
     # total points read off the drawn axes, in numpy
     total = np.zeros(len(complete))
     for name, axis in result["predictors"].items():
         if name == "sex":
-            lookup = dict(zip(axis["values"], axis["points"]))
+            lookup = dict(zip(axis["values"], axis["points"], strict=True))
             total += complete[name].map(lookup).to_numpy()
         else:
             x = complete[name].to_numpy(float)
-            assert axis["value_numeric"][0] <= x.min() and x.max() <= axis["value_numeric"][-1]
+            assert axis["value_numeric"][0] <= x.min()
+            assert x.max() <= axis["value_numeric"][-1]
             total += np.interp(x, axis["value_numeric"], axis["points"])
     np.testing.assert_allclose(total, patients["total_points"], atol=1e-8)
     fit = stats.linregress(patients["lp"], total)
@@ -411,7 +424,8 @@ def test_subgroup_with_an_empty_risk_group(data: pd.DataFrame) -> None:
     df = data.assign(group=np.where(data["s3"] > 1.0, "top", "rest"))
     result = subgroup_hazard(df, "time", "event", "s3", 1.0, "group")
     top = next(level for level in result["levels"] if level["level"] == "top")
-    assert top["hr"] is None and "no patients in the low-risk group" in top["hr_reason"]
+    assert top["hr"] is None
+    assert "no patients in the low-risk group" in top["hr_reason"]
     assert top["groups"]["low"]["n"] == 0
 
 
@@ -435,8 +449,10 @@ def test_risk_score_wrappers_are_also_importable_from_risk_scores() -> None:
 def test_nomogram_control_fills_in_the_defaults() -> None:
     control = rbridge.r_function("nomogram", "nomogram_control")
     defaults = control()
-    assert defaults["funlabels"] is None and defaults["grid_size"] == 201
-    assert defaults["axis_ticks"] == 10 and defaults["q_display"] == [0.0, 1.0]
+    assert defaults["funlabels"] is None
+    assert defaults["grid_size"] == 201
+    assert defaults["axis_ticks"] == 10
+    assert defaults["q_display"] == [0.0, 1.0]
     np.testing.assert_allclose(defaults["fun_at"], [0.05, *np.arange(1, 10) / 10, 0.95])
     assert control(grid_size=11, funlabels=["a"])["funlabels"] == "a"
     axis = rbridge.r_function("nomogram", "numeric_axis")

@@ -59,16 +59,41 @@ def test_json_output_is_plain_json(tmp_path):
     assert read_json(tmp_path / "x.json") == json.loads('{"a": 0.5, "b": 3, "c": null, "d": [null, 1.0]}')
 
 
-def test_each_stage_fingerprint_covers_the_code_it_runs():
-    from studyrunner.runner import STAGE_CODE, stage_code
+def test_each_stage_fingerprint_covers_the_code_it_runs() -> None:
+    from studyrunner.runner import FEATURE_TABLES, STAGES
+    from studyrunner.stages import stage_code
 
-    assert set(STAGE_CODE) == {"cohort", "images", "radiomics", "deep", "statistics", "explanations", "model",
-                               "report"}
-    for name in STAGE_CODE:
-        files = stage_code(name)
-        assert files
-        assert all(f.is_file() and f.suffix == ".py" for f in files)
+    assert list(STAGES) == ["cohort", "images", "radiomics", "deep", "statistics", "explanations", "model", "report"]
     package = Path(__file__).resolve().parents[1] / "studyrunner"
-    # every module of a stage's package is covered, whatever the package's current layout
-    for stage, folder in (("statistics", "statistics"), ("radiomics", "radiomics"), ("deep", "deep")):
-        assert set((package / folder).rglob("*.py")) <= set(stage_code(stage)), stage
+    for spec in [*STAGES.values(), FEATURE_TABLES]:
+        files = set(stage_code(spec.entry))
+        entry = package.joinpath(*spec.entry.split(".")[1:]).with_suffix(".py")
+        assert entry in files, spec.name
+        assert all(f.is_file() and f.suffix == ".py" and package in f.parents for f in files)
+    # followed through imports, whatever the packages' layout
+    statistics = set(stage_code(STAGES["statistics"].entry))
+    assert {package / "rbridge.py", package / "statistics" / "cutoffs.py",
+            package / "statistics" / "radiomics_model" / "development.py",
+            package / "statistics" / "cnn_scores" / "response.py"} <= statistics  # the last imported lazily
+    assert package / "imaging" / "io.py" in set(stage_code(STAGES["deep"].entry))
+    assert set((package / "radiomics").glob("*.py")) - {package / "radiomics" / "feature_table.py"} <= set(
+        stage_code(STAGES["radiomics"].entry))
+
+
+def test_a_stage_reads_only_the_protocol_sections_it_declares() -> None:
+    from studyrunner.protocol import load_protocol
+    from studyrunner.stages import StageContractError, StageSpec, declared_protocol, section_values
+
+    loaded = load_protocol(Path(__file__).resolve().parents[1] / "protocols" / "lung1_real.yaml")
+    spec = StageSpec("images", ("preprocessing.mask_label", "study.seed"), (), "studyrunner.imaging.stage")
+    view = declared_protocol(loaded, spec).protocol
+    assert view.preprocessing.mask_label == loaded.protocol.preprocessing.mask_label
+    assert view.study.seed == loaded.protocol.study.seed
+    with pytest.raises(StageContractError, match=r"stage 'images' reads protocol section 'preprocessing\.resample_"):
+        bool(view.preprocessing.resample_spacing)
+    with pytest.raises(StageContractError, match=r"'statistics'"):
+        _ = view.statistics.endpoint
+    with pytest.raises(StageContractError, match=r"'study\.name'"):
+        bool(view.study.name)
+    assert section_values(loaded.protocol, spec.reads) == {
+        "preprocessing.mask_label": loaded.protocol.preprocessing.mask_label, "study.seed": loaded.protocol.study.seed}

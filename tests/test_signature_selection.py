@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from studyrunner.statistics.selection import (SignaturePlan, combine_selections,
-                                              failed_learners, run_learners, select_signature,
-                                              stepwise_cox)
-from studyrunner.statistics.survival_model import fit_cox, screen_features
+from studyrunner.statistics.cox import fit_cox, screen_features
+from studyrunner.statistics.learners import combine_selections, failed_learners, run_learners
+from studyrunner.statistics.radiomics_model.selection import SignaturePlan, select_signature
+from studyrunner.statistics.stepwise_cox import stepwise_cox
+
+pytestmark = pytest.mark.needs_r
 
 
 def simulate(n: int = 80, p: int = 30, seed: int = 2024, effects=(0.9, -0.8, 0.7)) -> pd.DataFrame:
@@ -94,7 +96,8 @@ def test_stepwise_cox_equals_mass_stepaic(tmp_path: Path) -> None:
         assert row["exp_neg_coef"] == pytest.approx(exp_neg, rel=1e-10)
         assert row["lower"] == pytest.approx(lower, rel=1e-10)
         assert row["upper"] == pytest.approx(upper, rel=1e-10)
-    assert ours["n"] == 80 and ours["n_events"] == int(frame["event"].sum())
+    assert ours["n"] == 80
+    assert ours["n_events"] == int(frame["event"].sum())
 
 
 def test_stepwise_cox_none_direction_is_the_full_cox_fit() -> None:
@@ -102,8 +105,9 @@ def test_stepwise_cox_none_direction_is_the_full_cox_fit() -> None:
     features = ["f00", "f01", "f02", "f03"]
     ours = stepwise_cox(frame, "time", "event", features, direction="none")
     full = fit_cox(frame, "time", "event", features)
-    assert ours["features"] == features and ours["steps"] == []
-    for mine, theirs in zip(ours["coefficients"], full["coefficients"]):
+    assert ours["features"] == features
+    assert ours["steps"] == []
+    for mine, theirs in zip(ours["coefficients"], full["coefficients"], strict=True):
         assert mine["coef"] == pytest.approx(theirs["coef"], abs=1e-12)
     assert ours["aic"] == pytest.approx(full["aic"], abs=1e-9)
 
@@ -116,7 +120,8 @@ def test_select_signature_chains_the_steps_and_finds_the_true_features() -> None
     screen = screen_features(frame, "time", "event", features, 0.05)
     assert sorted(result["screened"]) == sorted(screen.loc[screen["kept"], "feature"])
     assert list(result["learners"]) == list(plan.learners)
-    assert result["failed_learners"] == {} and result["notes"] == []
+    assert result["failed_learners"] == {}
+    assert result["notes"] == []
     for name, learner in result["learners"].items():
         assert set(learner["features"]) <= set(result["screened"]), name
         assert learner["implementation"]
@@ -136,7 +141,9 @@ def test_select_signature_notes_when_a_step_leaves_nothing() -> None:
     features = [f"f{j:02d}" for j in range(10)]
     result = select_signature(noise, "time", "event", features,
                               SignaturePlan(p_threshold=1e-6), seed=1)
-    assert result["screened"] == [] and result["final"] == {} and result["learners"] == {}
+    assert result["screened"] == []
+    assert result["final"] == {}
+    assert result["learners"] == {}
     assert result["notes"] == ["no feature passed univariate Cox screening at p < 1e-06; "
                                "no learner was run and the signature is empty"]
 
@@ -149,7 +156,8 @@ def test_select_signature_notes_when_a_step_leaves_nothing() -> None:
     assert set(one_feature["failed_learners"]) == {"lasso"}
     assert one_feature["notes"][0].startswith("learner lasso failed and was left out of the "
                                               "combination: ")
-    assert one_feature["combined"] == ["f00"] and set(one_feature["final"]) == {"f00"}
+    assert one_feature["combined"] == ["f00"]
+    assert set(one_feature["final"]) == {"f00"}
 
 
 def test_run_learners_passes_plan_settings() -> None:

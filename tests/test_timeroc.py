@@ -13,7 +13,10 @@ import pytest
 
 from studyrunner import rbridge
 from studyrunner.rbridge import RError
-from studyrunner.statistics.score_performance import time_dependent_auc, time_key
+from studyrunner.registry import time_key
+from studyrunner.statistics.timeroc import time_dependent_auc
+
+pytestmark = pytest.mark.needs_r
 
 Z975 = 1.959963984540054
 
@@ -87,7 +90,8 @@ def test_auc_without_censoring_is_the_mann_whitney_proportion() -> None:
     # the ROC curve runs from (0, 0) to (1, 1) and its trapezoidal area is the AUC
     fp, tp = (np.array(result["roc"]["3.5"][k]) for k in ("fp", "tp"))
     assert (fp[0], tp[0], fp[-1], tp[-1]) == (0.0, 0.0, 1.0, 1.0)
-    assert np.all(np.diff(fp) >= 0) and np.all(np.diff(tp) >= 0)
+    assert np.all(np.diff(fp) >= 0)
+    assert np.all(np.diff(tp) >= 0)
     assert np.trapezoid(tp, fp) == pytest.approx(result["auc"]["3.5"], abs=1e-12)
     assert result["implementation"] == "studyrunner" or result["implementation"].startswith(
         "timeROC")
@@ -102,7 +106,7 @@ def test_auc_and_se_equal_riskregression_where_no_event_time_equals_t(
     assert not df.loc[df["event"] == 1, "time"].isin(times).any()
     result = time_dependent_auc(df, "time", "event", "marker", times)
     reference = score_auc(df, times)
-    for t, auc, se in zip(reference["times"], reference["AUC"], reference["se"]):
+    for t, auc, se in zip(reference["times"], reference["AUC"], reference["se"], strict=True):
         key = time_key(t)
         assert result["auc"][key] == pytest.approx(auc, abs=1e-6)
         # influence-function SE: riskRegression's implementation of Blanche et al. (2013);
@@ -157,8 +161,10 @@ def test_an_event_at_t_is_a_case_for_riskregression_but_neither_here() -> None:
     assert float(reference["AUC"].iloc[0]) == pytest.approx(inclusive, abs=1e-12)
     # controls (times 6-10) have markers 4, 2, 6, 7, 8; cases before t: 3 > 2; 9 > all
     # five; 5 > 4, 2; 1 > none: 8 of 20 pairs. The event at t (marker 0) adds 5 discordant.
-    assert strict == pytest.approx(8 / 20) and inclusive == pytest.approx(8 / 25)
-    assert ours["table"][0]["cases"] == 4 and ours["table"][0]["censored_before_t"] == 1
+    assert strict == pytest.approx(8 / 20)
+    assert inclusive == pytest.approx(8 / 25)
+    assert ours["table"][0]["cases"] == 4
+    assert ours["table"][0]["censored_before_t"] == 1
 
 
 def test_time_without_cases_or_controls_gives_no_auc_and_a_reason(
@@ -168,9 +174,12 @@ def test_time_without_cases_or_controls_gives_no_auc_and_a_reason(
     late = censored_no_ties["time"].max() + 1
     result = time_dependent_auc(censored_no_ties, "time", "event", "marker", [early, late])
     rows = result["table"]
-    assert result["auc"][time_key(early)] is None and result["auc"][time_key(late)] is None
-    assert rows[0]["cases"] == 0 and "no case" in rows[0]["reason"]
-    assert rows[1]["controls"] == 0 and "no control" in rows[1]["reason"]
+    assert result["auc"][time_key(early)] is None
+    assert result["auc"][time_key(late)] is None
+    assert rows[0]["cases"] == 0
+    assert "no case" in rows[0]["reason"]
+    assert rows[1]["controls"] == 0
+    assert "no control" in rows[1]["reason"]
     assert result["roc"][time_key(early)] == {"fp": [], "tp": []}
 
 

@@ -75,7 +75,7 @@ def model_section(run_dir: Path, plan: StatisticsSection, r_packages: dict[str, 
         "coefficients": fit.get("coefficients", []),
         "aic": fit.get("aic"),
         "fit": {k: fit.get(k) for k in ("concordance", "loglik", "aic", "n", "n_events")} if fit else None,
-        "cutoff": model.get("cutoff_detail"),
+        "cutoff": model.get("cutoff"),
         "normalisation": "z-score with the training mean and SD",
         "implementation": {"cox": f"R survival {r_packages.get('survival')} (coxph, Efron ties)"
                                   + (f"; MASS {r_packages.get('MASS')} stepAIC" if plan.model == "stepwise_cox" else "")},

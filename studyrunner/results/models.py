@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from studyrunner.protocol import Endpoint, ReportSection
+from studyrunner.registry import CutoffMethod
 
 
 class Record(BaseModel):
@@ -219,13 +220,19 @@ class CoxFit(Record):
 
 
 class Cutoff(Record):
-    """The high/low cut-off of a score, chosen on the training cohort."""
+    """The high/low cut-off of a score, chosen on the training cohort (``statistics.cutoffs``):
+    ``method`` is the registry key, ``label`` its name in the report; ``statistic`` and
+    ``p_value`` (corrected for the search over cut-offs by ``pmethod``) for an optimised
+    cut-off, ``p_naive`` and ``n_cutoffs`` for the X-tile scan."""
 
     value: Number
-    method: str
+    method: CutoffMethod
+    label: str
     statistic: Number = None
     p_value: Number = None
     pmethod: Optional[str] = None
+    p_naive: Number = None
+    n_cutoffs: Optional[int] = None
 
 
 class ModelRecord(Record):

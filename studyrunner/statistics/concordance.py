@@ -14,7 +14,7 @@ import pandas as pd
 
 from studyrunner.jsonable import to_jsonable
 from studyrunner.rbridge import r_function
-from studyrunner.statistics.survival_model import input_columns
+from studyrunner.statistics.r_inputs import input_columns
 
 _compare_concordance = r_function("concordance", "compare_concordance", input_errors=True,
                                   counts=("n", "n_events", "comparable_pairs"))

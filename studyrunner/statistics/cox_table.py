@@ -14,7 +14,7 @@ import pandas as pd
 
 from studyrunner.jsonable import to_jsonable
 from studyrunner.rbridge import r_function
-from studyrunner.statistics.survival_model import as_list, input_columns, levels_for_r, text_columns_for_r
+from studyrunner.statistics.r_inputs import as_list, input_columns, levels_for_r, text_columns_for_r
 
 _cox_table = r_function("cox_table", "cox_table", input_errors=True,
                         counts=("n", "n_events", "n_excluded"))

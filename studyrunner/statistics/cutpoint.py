@@ -21,7 +21,8 @@ import pandas as pd
 from studyrunner.jsonable import to_jsonable
 from studyrunner.rbridge import r_function
 from studyrunner.registry import MAXSTAT_PMETHODS
-from studyrunner.statistics.survival_model import GROUP_CURVE_COUNTS, input_columns, select_columns, shape_group_curves
+from studyrunner.statistics.evaluation import GROUP_CURVE_COUNTS, shape_group_curves
+from studyrunner.statistics.r_inputs import input_columns, select_columns
 
 _maxstat_cutpoint = r_function("cutpoint", "maxstat_cutpoint", counts=("n", "n_events"))
 _groups_by_cutpoint = r_function("cutpoint", "groups_by_cutpoint",

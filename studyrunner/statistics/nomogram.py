@@ -15,7 +15,7 @@ from studyrunner.errors import InputError
 from studyrunner.jsonable import to_jsonable
 from studyrunner.rbridge import r_function
 from studyrunner.registry import time_key
-from studyrunner.statistics.survival_model import as_list, input_columns, levels_for_r, text_columns_for_r
+from studyrunner.statistics.r_inputs import as_list, input_columns, levels_for_r, text_columns_for_r
 
 _nomogram_points = r_function("nomogram", "nomogram_points", input_errors=True,
                               counts=("n", "n_events", "n_excluded"))

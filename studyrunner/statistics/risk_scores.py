@@ -23,7 +23,7 @@ cut-off :mod:`~studyrunner.statistics.cutpoint`, the C-index comparison
 :mod:`~studyrunner.statistics.nomogram`; they are also importable from here.
 
 A cohort other than the fitting one is scored with
-:func:`studyrunner.statistics.survival_model.linear_predictor` and the ``lp_coefficients``
+:func:`studyrunner.statistics.cox.linear_predictor` and the ``lp_coefficients``
 (or ``fused_coefficients``) of the fitting cohort.
 """
 
@@ -37,21 +37,8 @@ import pandas as pd
 
 from studyrunner.jsonable import to_jsonable
 from studyrunner.rbridge import r_function
-from studyrunner.statistics.concordance import compare_concordance
-from studyrunner.statistics.cox_table import cox_table
-from studyrunner.statistics.cutpoint import xtile_cutpoint
-from studyrunner.statistics.nomogram import DEFAULT_FUN_AT, nomogram_points
-from studyrunner.statistics.survival_model import (
-    GROUP_CURVE_COUNTS,
-    as_list,
-    input_columns,
-    shape_group_curves,
-    text_columns_for_r,
-)
-
-__all__ = ["DEFAULT_FUN_AT", "backward_cox_selection", "compare_concordance", "cox_table",
-           "fuse_scores", "median_groups", "nomogram_points", "subgroup_hazard",
-           "xtile_cutpoint"]
+from studyrunner.statistics.evaluation import GROUP_CURVE_COUNTS, shape_group_curves
+from studyrunner.statistics.r_inputs import as_list, input_columns, text_columns_for_r
 
 _backward_cox_selection = r_function("risk_scores", "backward_cox_selection", input_errors=True,
                                      counts=("n", "n_events", "steps.step", "steps.n_terms"))

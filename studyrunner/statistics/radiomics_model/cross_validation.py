@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from studyrunner.protocol import StatisticsSection
-from studyrunner.statistics.score_performance import time_key
+from studyrunner.registry import time_key
 
 Developer = Callable[[pd.DataFrame, Optional[pd.DataFrame], int], Any]  # -> model with .features, .score(rows)
 AucFunction = Callable[[pd.DataFrame, list[float]], dict[str, Optional[float]]]

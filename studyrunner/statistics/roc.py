@@ -43,7 +43,7 @@ import pandas as pd
 from studyrunner.errors import InputError
 from studyrunner.jsonable import to_jsonable
 from studyrunner.rbridge import r_function
-from studyrunner.statistics.survival_model import select_columns
+from studyrunner.statistics.r_inputs import select_columns
 
 _COUNT_KEYS = ("n", "n_positive", "n_negative", "n_missing_outcome", "n_missing_subgroup",
                "youden_ties", "tp", "fp", "tn", "fn")

@@ -23,9 +23,10 @@ import pandas as pd
 
 from studyrunner.protocol import StatisticsSection
 from studyrunner.rbridge import r_function
-from studyrunner.statistics.reproducibility import icc_filter
-from studyrunner.statistics.selection import SignaturePlan, select_signature, stepwise_cox
-from studyrunner.statistics.survival_model import fit_cox, linear_predictor, screen_features
+from studyrunner.statistics.cox import fit_cox, linear_predictor, screen_features
+from studyrunner.statistics.icc import icc_filter
+from studyrunner.statistics.radiomics_model.selection import SignaturePlan, select_signature
+from studyrunner.statistics.stepwise_cox import stepwise_cox
 
 _prune_correlated = r_function("selection", "prune_correlated")
 

@@ -1,0 +1,157 @@
+"""The radiomics model: develop it on the training cohort, evaluate it on every cohort.
+
+Development (``development.develop_model``, training cohort only): reproducibility filter,
+z-scoring, univariate Cox screening, the learners' selection or correlation pruning, Cox or
+stepwise Cox -> risk score = linear predictor. Risk groups are cut on the training scores
+(``statistics.cutoffs``: the median or the maximally selected log-rank statistic). Then, per
+cohort (the test cohort is touched only here): Harrell's C-index with 95% CI, HR high vs low,
+log-rank test, Kaplan-Meier with numbers at risk and median survival per group,
+time-dependent ROC/AUC at the planned times; on the training cohort also calibration and
+decision curves at the planned times, and repeated K-fold cross-validation that reruns the
+whole development inside every training fold. A synthetic cohort's true linear predictor
+gives the oracle C-index, computed the same way.
+
+Outputs: normalisation.json, screening.csv, icc.csv, selection.json, model.json, scores.csv,
+evaluation.json, cross_validation.json + folds.csv, oracle.json.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from studyrunner.protocol import Protocol, StatisticsSection
+from studyrunner.registry import time_key
+from studyrunner.run_folder import write_json
+from studyrunner.statistics.calibration import calibration_at, predicted_risk
+from studyrunner.statistics.cohorts import TRAINING, cohort_masks, default_km_times
+from studyrunner.statistics.cutoffs import choose_cutoff
+from studyrunner.statistics.decision_curve import decision_curve
+from studyrunner.statistics.radiomics_model.cross_validation import cross_validate, summarise_folds
+from studyrunner.statistics.radiomics_model.development import DevelopedModel, develop_model
+from studyrunner.statistics.stratification import oracle_c_index, stratify
+from studyrunner.statistics.timeroc import time_dependent_auc
+
+DECISION_THRESHOLDS = [round(x, 2) for x in np.arange(0.0, 0.96, 0.01)]
+Progress = Callable[[int, int], None]
+
+
+def evaluate_cohort(rows: pd.DataFrame, time: str, event: str, cutoff: float, plan: StatisticsSection,
+                    km_times: list[float]) -> dict[str, Any]:
+    """Discrimination and stratification of the risk score in one cohort."""
+    block = stratify(rows, time, event, "risk_score", cutoff, km_times)
+    times = plan.evaluation.time_roc_times
+    if times:
+        auc = time_dependent_auc(rows, time, event, "risk_score", times)
+        keys = list(auc["auc"])
+        reasons = {r["time"]: r["reason"] for r in auc["table"] if r.get("reason")}
+        block["time_roc"] = {"times": times, "auc": [auc["auc"][k] for k in keys],
+                             "se": [auc["se"][k] for k in keys], "lower": [auc["lower"][k] for k in keys],
+                             "upper": [auc["upper"][k] for k in keys], "implementation": auc["implementation"],
+                             "se_method": auc["se_method"], "roc": auc["roc"],
+                             "reasons": {time_key(k): v for k, v in reasons.items()}}
+    return block
+
+
+def calibration_and_decision(rows: pd.DataFrame, time: str, event: str, plan: StatisticsSection) -> dict[str, Any]:
+    """Apparent calibration and decision curves on the development cohort."""
+    out: dict[str, Any] = {}
+    evaluation = plan.evaluation
+    if evaluation.calibration_times:
+        out["calibration"] = calibration_at(rows, time, event, "risk_score", evaluation.calibration_times)
+    if evaluation.decision_curve_times:
+        curves = {}
+        for t in evaluation.decision_curve_times:
+            scored = rows.assign(risk_at_t=predicted_risk(rows, time, event, "risk_score", t))
+            curves[time_key(t)] = decision_curve(scored, time, event, "risk_at_t", t, DECISION_THRESHOLDS)
+        out["decision_curves"] = curves
+    return out
+
+
+def development_record(model: DevelopedModel, stage_dir: Path, endpoint: str, n_extracted: int) -> dict[str, Any]:
+    """Write the development's tables (normalisation, screening, ICC, selection) and return the
+    record of model.json (without its cut-off)."""
+    write_json(stage_dir / "normalisation.json", model.normalisation)
+    model.screening.to_csv(stage_dir / "screening.csv", index=False)
+    if model.icc is not None:
+        model.icc.to_csv(stage_dir / "icc.csv", index=False)
+    if model.selection is not None:
+        write_json(stage_dir / "selection.json", {k: v for k, v in model.selection.items() if k != "screening"})
+    screened = model.screening[model.screening["kept"].astype(bool)].sort_values("p")["feature"].tolist()
+    record = {"endpoint": endpoint, "time": model.time, "event": model.event, "screened": screened,
+              "selected": model.features, "n_candidates": model.n_candidates,
+              "n_features_extracted": n_extracted, "notes": model.notes}
+    if model.features:
+        record.update({"fit": model.fit, "coefficients": model.coefficients})
+    else:
+        record["note"] = "; ".join(model.notes) or "no feature was selected; no model was fitted"
+    return record
+
+
+def develop_and_evaluate(protocol: Protocol, clinical: pd.DataFrame, features: pd.DataFrame,
+                         reader2: pd.DataFrame | None, stage_dir: Path, truth: pd.DataFrame | None = None,
+                         workers: int = 1, progress: Progress | None = None) -> None:
+    """Develop, score, cut, evaluate and cross-validate (module docstring) into ``stage_dir``."""
+    plan, seed = protocol.statistics, protocol.study.seed
+    endpoint = protocol.primary_endpoint()
+    time, event = endpoint.time, endpoint.event
+
+    data = clinical[["patient_id", "partition", time, event]].merge(features, on="patient_id", how="inner")
+    data = data.dropna(subset=[time, event]).reset_index(drop=True)
+    masks = cohort_masks(protocol.cohort.split, data)
+    train = data[masks[TRAINING]]
+
+    model = develop_model(train, reader2, time, event, plan, seed)
+    record = development_record(model, stage_dir, plan.endpoint, features.shape[1] - 1)
+    if not model.features:
+        write_json(stage_dir / "model.json", record)
+        write_json(stage_dir / "evaluation.json", {})
+        return
+    scored = data[["patient_id", "partition", time, event]].assign(risk_score=model.score(data))
+    cutoff = choose_cutoff(scored[masks[TRAINING]], time, event, "risk_score", plan.risk_groups.cutoff,
+                           pmethod=plan.risk_groups.pmethod, seed=seed)
+    scored["risk_group"] = np.where(scored["risk_score"] > cutoff["value"], "high", "low")
+    write_json(stage_dir / "model.json", {**record, "cutoff": cutoff})
+    scored[["patient_id", "partition", "risk_score", "risk_group"]].to_csv(stage_dir / "scores.csv", index=False)
+
+    km_times = plan.km_times or default_km_times(data[time])
+    evaluation = {name: evaluate_cohort(scored[mask], time, event, cutoff["value"], plan, km_times)
+                  for name, mask in masks.items()}
+    evaluation[TRAINING].update(calibration_and_decision(scored[masks[TRAINING]], time, event, plan))
+    write_json(stage_dir / "evaluation.json", evaluation)
+
+    if plan.evaluation.cross_validation is not None and plan.evaluation.time_roc_times:
+        run_cross_validation(train, reader2, time, event, plan, seed, endpoint.unit, stage_dir, workers, progress)
+    if truth is not None:
+        write_json(stage_dir / "oracle.json", {
+            "description": f"the synthetic generator's true linear predictor (true_lp_{plan.endpoint}), "
+                           "scored like the model",
+            **{name: {"c_index": c}
+               for name, c in oracle_c_index(protocol.cohort.split, data, truth, plan.endpoint, time, event).items()},
+        })
+
+
+def run_cross_validation(train: pd.DataFrame, reader2: pd.DataFrame | None, time: str, event: str,
+                         plan: StatisticsSection, seed: int, unit: str, stage_dir: Path,
+                         workers: int = 1, progress: Progress | None = None) -> None:
+    """Repeated K-fold cross-validation of the whole development: the fold AUCs' summary
+    (cross_validation.json) and which patient was where (folds.csv)."""
+    results = cross_validate(
+        train, reader2, event, plan, seed,
+        develop=functools.partial(develop_model, time=time, event=event, plan=plan),
+        auc=functools.partial(fold_auc, time=time, event=event), workers=workers, progress=progress)
+    write_json(stage_dir / "cross_validation.json", summarise_folds(results, plan, unit))
+    pd.DataFrame([{"repeat": r.repeat + 1, "fold": r.fold + 1, "role": role, "patient_id": pid}
+                  for r in results for role, ids in (("training", r.training_ids), ("validation", r.validation_ids))
+                  for pid in ids]).to_csv(stage_dir / "folds.csv", index=False)
+
+
+def fold_auc(rows: pd.DataFrame, times: list[float], time: str, event: str) -> dict[str, float | None]:
+    """{time: AUC} of the scored rows of one fold."""
+    auc: dict[str, float | None] = time_dependent_auc(rows, time, event, "risk_score", times)["auc"]
+    return auc
