@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 
 from studyrunner.protocol import load_protocol
-from studyrunner.statistics.radiomics_model.development import develop_model
 from studyrunner.statistics.cutoffs import choose_cutoff
+from studyrunner.statistics.radiomics_model.development import develop_model
 from studyrunner.statistics.radiomics_model.stage import calibration_and_decision, evaluate_cohort
 
 

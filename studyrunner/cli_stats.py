@@ -8,8 +8,9 @@ with a missing value in a used column are dropped and counted (``n_dropped``); `
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import pandas as pd
 import typer
@@ -114,11 +115,11 @@ def timeroc(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--ti
 
 @stats_app.command("select")
 def select(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--time"),
-           event: str = typer.Option(..., "--event"), id_column: Optional[str] = typer.Option(None, "--id"),
+           event: str = typer.Option(..., "--event"), id_column: str | None = typer.Option(None, "--id"),
            learners: str = typer.Option(",".join(ALL_LEARNERS), "--learners", help="comma-separated learners"),
            p_threshold: float = typer.Option(0.05, "--p-threshold"),
            combine: str = typer.Option("intersection", "--combine", help="intersection | votes"),
-           min_votes: Optional[int] = typer.Option(None, "--min-votes"),
+           min_votes: int | None = typer.Option(None, "--min-votes"),
            seed: int = typer.Option(20231001, "--seed")) -> None:
     """Screening, learners, combination and stepwise Cox on a feature table (z-scored here);
     every other numeric column is a candidate feature."""
@@ -142,8 +143,10 @@ def select(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--tim
         model = develop_model(data, None, time, event, plan, seed)
         selection = model.selection or {}
         _emit({"screened": selection.get("screened", []),
-               "learners": {name: {"features": entry.get("features") or [], "implementation": entry.get("implementation"),
-                                   "error": entry.get("error")} for name, entry in selection.get("learners", {}).items()},
+               "learners": {name: {"features": entry.get("features") or [],
+                                   "implementation": entry.get("implementation"),
+                                   "error": entry.get("error")}
+                            for name, entry in selection.get("learners", {}).items()},
                "combined": selection.get("combined", []), "final": model.coefficients, "notes": model.notes},
               data, event, dropped)
     _run(work)

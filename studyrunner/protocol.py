@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -42,10 +42,12 @@ class StudySection(_Strict):
 
     name: str
     description: str = ""
-    synthetic: bool = Field(False, description="True when the cohort is generated; every output is then labelled SYNTHETIC DATA.")
+    synthetic: bool = Field(
+        False, description="True when the cohort is generated; every output is then labelled SYNTHETIC DATA.")
     seed: int = Field(20220415, description="Seed for every random step (splits, synthetic data, R).")
     tripod_type: Literal["1a", "1b", "2a", "2b", "3", "4"] = Field(
-        "2a", description="TRIPOD study type (Collins et al., BMJ 2015): 2a/2b = development with random/non-random split validation, 3 = external validation.")
+        "2a", description="TRIPOD study type (Collins et al., BMJ 2015): 2a/2b = development with random/non-random "
+                          "split validation, 3 = external validation.")
 
 
 # --- cohort --------------------------------------------------------------------------
@@ -79,7 +81,7 @@ class EligibilityRule(_Strict):
     reason: str
 
     @model_validator(mode="after")
-    def _value_needed(self) -> "EligibilityRule":
+    def _value_needed(self) -> EligibilityRule:
         if self.op not in ("missing", "not_missing") and self.value is None:
             raise ValueError(f"operator {self.op!r} needs a value")
         if self.op in ("in", "not_in") and not isinstance(self.value, list):
@@ -104,7 +106,7 @@ class SplitSection(_Strict):
     test: list[str] = Field(default_factory=list, description="partitions touched only at evaluation")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SplitSection":
+    def _consistent(self) -> SplitSection:
         if self.method == "none":
             if self.counts or self.fractions or self.sites:
                 raise ValueError("split method 'none' takes no counts, fractions or sites")
@@ -146,7 +148,8 @@ class BaselineVariable(_Strict):
 class ClinicalValidation(_Strict):
     suite: str = Field("../validation/clinical_table.yaml", description="Great Expectations suite (YAML, column roles)")
     severities: dict[str, Literal["error", "warning"]] = Field(
-        default_factory=dict, description="expectation name -> severity; a warning is reported but does not stop the run")
+        default_factory=dict,
+        description="expectation name -> severity; a warning is reported but does not stop the run")
     age_column: str | None = None
 
 
@@ -155,8 +158,10 @@ class CohortSection(_Strict):
     id_column: str = "patient_id"
     image_manifest: str | None = Field(None, description="CSV of image and mask paths per patient")
     manifest_columns: ManifestColumns = ManifestColumns()
-    feature_table: str | None = Field(None, description="start from this feature table (id column + one column per feature) instead of images")
-    feature_table_second_reader: str | None = Field(None, description="features from the second segmentation (for the reproducibility filter)")
+    feature_table: str | None = Field(
+        None, description="start from this feature table (id column + one column per feature) instead of images")
+    feature_table_second_reader: str | None = Field(
+        None, description="features from the second segmentation (for the reproducibility filter)")
     synthetic_source: SyntheticSource | None = None
     value_mappings: dict[str, dict[str, str]] = Field(default_factory=dict)
     inclusion: list[EligibilityRule] = Field(default_factory=list)
@@ -166,7 +171,7 @@ class CohortSection(_Strict):
     split: SplitSection
 
     @model_validator(mode="after")
-    def _one_source(self) -> "CohortSection":
+    def _one_source(self) -> CohortSection:
         if (self.image_manifest is None) == (self.feature_table is None):
             raise ValueError("give exactly one of 'image_manifest' (images) or 'feature_table' (precomputed features)")
         if self.feature_table_second_reader and not self.feature_table:
@@ -192,7 +197,7 @@ class CategoricalEndpoint(_Strict):
     levels: list[str]
 
 
-Endpoint = Annotated[Union[TimeToEventEndpoint, CategoricalEndpoint], Field(discriminator="type")]
+Endpoint = Annotated[TimeToEventEndpoint | CategoricalEndpoint, Field(discriminator="type")]
 
 
 # --- preprocessing and predictors ----------------------------------------------------
@@ -204,18 +209,23 @@ class PreprocessingSection(_Strict):
     interpolator: Literal["sitkBSpline", "sitkLinear", "sitkNearestNeighbor"] = "sitkBSpline"
 
 
+def _original_image_only() -> dict[str, dict[str, Any]]:
+    """PyRadiomics' default image types: the original image, no filters."""
+    return {"Original": {}}
+
+
 class RadiomicsPredictors(_Strict):
     """PyRadiomics settings (van Griethuysen et al., Cancer Res 2017)."""
 
     enabled: bool = True
-    image_types: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"Original": {}})
+    image_types: dict[str, dict[str, Any]] = Field(default_factory=_original_image_only)
     feature_classes: list[str] | Literal["all"] = "all"
     bin_width: float | None = 25.0
     bin_count: int | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _one_discretisation(self) -> "RadiomicsPredictors":
+    def _one_discretisation(self) -> RadiomicsPredictors:
         if (self.bin_width is None) == (self.bin_count is None):
             raise ValueError("give exactly one of 'bin_width' or 'bin_count'")
         return self
@@ -283,8 +293,10 @@ class DeepLearningPredictors(_Strict):
     """CNN risk vectors and scores (seed 000)."""
 
     enabled: bool = False
-    survival_endpoints: list[str] = Field(default_factory=list, description="one survival network per time-to-event endpoint")
-    n_intervals: int = Field(3, ge=2, description="risk-vector length: cut-offs at the quantiles of training event times")
+    survival_endpoints: list[str] = Field(
+        default_factory=list, description="one survival network per time-to-event endpoint")
+    n_intervals: int = Field(
+        3, ge=2, description="risk-vector length: cut-offs at the quantiles of training event times")
     survival_loss: SurvivalLossSettings | None = None
     response: ResponseTask | None = None
     fit_partition: str = Field("modelling", description="partition the networks are fitted on")
@@ -328,27 +340,35 @@ class ScreeningPlan(_Strict):
     method: Literal["univariate_cox"] = "univariate_cox"
     p_threshold: float = Field(0.05, gt=0, le=1)
     correlation_threshold: float | None = Field(
-        0.9, gt=0, le=1, description="without 'selection': drop a feature whose |Pearson r| with a better-ranked kept feature exceeds this")
-    max_features: int | None = Field(5, ge=1, description="without 'selection': at most this many features enter the multivariable model")
+        0.9, gt=0, le=1, description="without 'selection': drop a feature whose |Pearson r| with a better-ranked kept "
+                                     "feature exceeds this")
+    max_features: int | None = Field(
+        5, ge=1, description="without 'selection': at most this many features enter the multivariable model")
 
 
 Learner = LearnerName
 ALL_LEARNERS: tuple[str, ...] = LEARNER_NAMES
 
 
+def _all_learners() -> list[Learner]:
+    """Every learner, in the registry's order (registry asserts LearnerName lists LEARNER_NAMES)."""
+    return list(get_args(LearnerName))
+
+
 class SelectionPlan(_Strict):
     """Machine-learning feature selection on the screened features (seed 001: six learners)."""
 
-    learners: list[Learner] = Field(default_factory=lambda: list(ALL_LEARNERS), min_length=1)
+    learners: list[Learner] = Field(default_factory=_all_learners, min_length=1)
     combine: Literal["intersection", "votes"] = "intersection"
-    min_votes: int | None = Field(None, ge=1, description="with combine: votes, features chosen by at least this many learners")
+    min_votes: int | None = Field(
+        None, ge=1, description="with combine: votes, features chosen by at least this many learners")
     superpc_top: int = Field(50, ge=1, description="SuperPC keeps the top-N feature scores")
     inner_folds: int = Field(5, ge=2, description="cross-validation folds inside glmnet, CoxBoost, GBM and SuperPC")
     learner_settings: dict[Learner, dict[str, Any]] = Field(
         default_factory=dict, description="extra arguments per learner, e.g. {gbm: {n_trees: 500}}")
 
     @model_validator(mode="after")
-    def _votes(self) -> "SelectionPlan":
+    def _votes(self) -> SelectionPlan:
         if (self.combine == "votes") != (self.min_votes is not None):
             raise ValueError("'min_votes' is needed with combine: votes, and only then")
         if self.min_votes is not None and self.min_votes > len(self.learners):
@@ -388,9 +408,12 @@ class RiskScorePlan(_Strict):
     cutoff: CutoffMethod = Field(
         "xtile", description="high/low cut-off chosen on the training cohort")
     fusion_endpoint: str | None = Field(None, description="endpoint of the fused score (seed: OS -> MOSRS)")
-    clinical_covariates: list[str] = Field(default_factory=list, description="baseline columns for the Cox tables and nomogram")
-    multivariable_p: float = Field(0.05, gt=0, le=1, description="univariate p below which a covariate enters the multivariable model")
-    nomogram_times: list[float] = Field(default_factory=list, description="survival probabilities drawn on the nomogram")
+    clinical_covariates: list[str] = Field(
+        default_factory=list, description="baseline columns for the Cox tables and nomogram")
+    multivariable_p: float = Field(
+        0.05, gt=0, le=1, description="univariate p below which a covariate enters the multivariable model")
+    nomogram_times: list[float] = Field(
+        default_factory=list, description="survival probabilities drawn on the nomogram")
     subgroups: list[str] = Field(default_factory=list, description="columns for subgroup KM/HR (clinical columns or "
                                  "names given in feature_columns); a numeric column is split at its training median")
     feature_columns: dict[str, str] = Field(
@@ -398,7 +421,8 @@ class RiskScorePlan(_Strict):
         description="subgroup columns taken from a radiomics feature of the same patient, e.g. "
                     "{tumour_size: original_shape_Maximum3DDiameter} (the nsclc_ici paper's tumour size, the 3D "
                     "maximum diameter in mm)")
-    response_subgroups: list[str] = Field(default_factory=list, description="columns for subgroup ROC of the response scores")
+    response_subgroups: list[str] = Field(
+        default_factory=list, description="columns for subgroup ROC of the response scores")
 
 
 class StatisticsSection(_Strict):
@@ -411,7 +435,8 @@ class StatisticsSection(_Strict):
     risk_groups: RiskGroups = RiskGroups()
     evaluation: EvaluationPlan = EvaluationPlan()
     km_times: list[float] | None = Field(None, description="times for the numbers-at-risk table; default: 6 even steps")
-    risk_scores: RiskScorePlan | None = Field(None, description="statistics of the CNN risk scores (needs predictors.deep_learning)")
+    risk_scores: RiskScorePlan | None = Field(
+        None, description="statistics of the CNN risk scores (needs predictors.deep_learning)")
 
 
 # --- report --------------------------------------------------------------------------
@@ -442,7 +467,7 @@ class Protocol(_Strict):
     report: ReportSection
 
     @model_validator(mode="after")
-    def _cross_references(self) -> "Protocol":
+    def _cross_references(self) -> Protocol:
         primary = self.endpoints.get(self.statistics.endpoint)
         if not isinstance(primary, TimeToEventEndpoint):
             raise ValueError(f"statistics.endpoint {self.statistics.endpoint!r} must name a time_to_event endpoint "
@@ -453,9 +478,10 @@ class Protocol(_Strict):
                              "cohort.manifest_columns.second_reader_mask or cohort.feature_table_second_reader")
         self._check_deep_learning()
         for name, endpoint in self.endpoints.items():
-            if isinstance(endpoint, TimeToEventEndpoint) and endpoint.not_after is not None:
-                if not isinstance(self.endpoints.get(endpoint.not_after), TimeToEventEndpoint):
-                    raise ValueError(f"endpoints.{name}.not_after names {endpoint.not_after!r}, which is not a time_to_event endpoint")
+            if (isinstance(endpoint, TimeToEventEndpoint) and endpoint.not_after is not None
+                    and not isinstance(self.endpoints.get(endpoint.not_after), TimeToEventEndpoint)):
+                raise ValueError(f"endpoints.{name}.not_after names {endpoint.not_after!r}, "
+                                 "which is not a time_to_event endpoint")
         return self
 
     def _check_deep_learning(self) -> None:
@@ -469,6 +495,16 @@ class Protocol(_Strict):
             raise ValueError("predictors.deep_learning needs images: cohort.image_manifest")
         if not deep.survival_endpoints and deep.response is None:
             raise ValueError("predictors.deep_learning: give survival_endpoints, a response task, or both")
+        self._check_deep_survival(deep)
+        self._check_deep_response(deep)
+        self._check_deep_partitions(deep)
+        if (plan is not None and plan.fusion_endpoint is not None
+                and plan.fusion_endpoint not in deep.survival_endpoints):
+            raise ValueError(f"statistics.risk_scores.fusion_endpoint {plan.fusion_endpoint!r} must be one of "
+                             f"predictors.deep_learning.survival_endpoints {deep.survival_endpoints}")
+
+    def _check_deep_survival(self, deep: DeepLearningPredictors) -> None:
+        """Each survival network names a time-to-event endpoint and has a loss."""
         for name in deep.survival_endpoints:
             if not isinstance(self.endpoints.get(name), TimeToEventEndpoint):
                 raise ValueError(f"predictors.deep_learning.survival_endpoints names {name!r}, "
@@ -476,15 +512,22 @@ class Protocol(_Strict):
         if deep.survival_endpoints and deep.survival_loss is None:
             raise ValueError("predictors.deep_learning.survival_loss (gamma, margin, threshold) is needed "
                              "with survival_endpoints")
-        if deep.response is not None:
-            response = self.endpoints.get(deep.response.endpoint)
-            if not isinstance(response, CategoricalEndpoint):
-                raise ValueError(f"predictors.deep_learning.response.endpoint {deep.response.endpoint!r} "
-                                 "must name a categorical endpoint")
-            for level in (deep.response.partial_response, deep.response.progressive_disease):
-                if level not in response.levels:
-                    raise ValueError(f"predictors.deep_learning.response: level {level!r} is not one of "
-                                     f"endpoints.{deep.response.endpoint}.levels {response.levels}")
+
+    def _check_deep_response(self, deep: DeepLearningPredictors) -> None:
+        """The response task names a categorical endpoint and two of its levels."""
+        if deep.response is None:
+            return
+        response = self.endpoints.get(deep.response.endpoint)
+        if not isinstance(response, CategoricalEndpoint):
+            raise ValueError(f"predictors.deep_learning.response.endpoint {deep.response.endpoint!r} "
+                             "must name a categorical endpoint")
+        for level in (deep.response.partial_response, deep.response.progressive_disease):
+            if level not in response.levels:
+                raise ValueError(f"predictors.deep_learning.response: level {level!r} is not one of "
+                                 f"endpoints.{deep.response.endpoint}.levels {response.levels}")
+
+    def _check_deep_partitions(self, deep: DeepLearningPredictors) -> None:
+        """Fitting and model choice use two different training partitions."""
         partitions = set(self.cohort.split.training)
         for key in ("fit_partition", "model_choice_partition"):
             if getattr(deep, key) not in partitions:
@@ -492,9 +535,6 @@ class Protocol(_Strict):
                                  f"training partitions {sorted(partitions)}")
         if deep.fit_partition == deep.model_choice_partition:
             raise ValueError("predictors.deep_learning: fit_partition and model_choice_partition must differ")
-        if plan is not None and plan.fusion_endpoint is not None and plan.fusion_endpoint not in deep.survival_endpoints:
-            raise ValueError(f"statistics.risk_scores.fusion_endpoint {plan.fusion_endpoint!r} must be one of "
-                             f"predictors.deep_learning.survival_endpoints {deep.survival_endpoints}")
 
     def primary_endpoint(self) -> TimeToEventEndpoint:
         """The time-to-event endpoint the statistics plan models."""
@@ -536,13 +576,13 @@ def _yaml_lines(text: str) -> dict[tuple[str, ...], int]:
     def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                path = prefix + (str(key.value),)
+                path = (*prefix, str(key.value))
                 lines[path] = key.start_mark.line + 1
                 walk(value, path)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                lines[prefix + (str(i),)] = item.start_mark.line + 1
-                walk(item, prefix + (str(i),))
+                lines[(*prefix, str(i))] = item.start_mark.line + 1
+                walk(item, (*prefix, str(i)))
 
     try:
         root = yaml.compose(text)

@@ -89,7 +89,8 @@ list(
     list(r = paste(R.version$major, R.version$minor, sep = "."),
          r_version_string = R.version.string,
          packages = lapply(setNames(packages, packages), function(p) {
-           tryCatch(utils::packageDescription(p, fields = "Version"), warning = function(w) NULL, error = function(e) NULL)
+           tryCatch(utils::packageDescription(p, fields = "Version"),
+                    warning = function(w) NULL, error = function(e) NULL)
          }))
   },
   available = function(name) {
@@ -130,8 +131,7 @@ def required_scripts(path: Path) -> list[str]:
     for line in path.read_text(encoding="utf-8").splitlines():
         match = _REQUIRES_LINE.match(line)
         if match:
-            for item in match.group("scripts").split(","):
-                names.append(item.strip().removesuffix(".R"))
+            names.extend(item.strip().removesuffix(".R") for item in match.group("scripts").split(","))
     return names
 
 
@@ -186,7 +186,7 @@ class _RSession:
     def find(self, script: str, name: str) -> Any:
         """The R function ``name`` defined by ``script``.R (sourcing it if needed)."""
         env = self.script_env(script)
-        if name not in env.keys():
+        if name not in env:
             raise RError(f"{script}.R::{name}", f"no function '{name}' in {script}.R")
         return env[name]
 
@@ -361,7 +361,7 @@ def _mapping_to_r(mapping: Mapping[Any, Any]) -> Any:
         vector = ro.FloatVector([float(v) for v in values])
         vector.names = ro.StrVector(names)
         return vector
-    return ro.r["list"](**{name: to_r(v) for name, v in zip(names, values)})
+    return ro.r["list"](**{name: to_r(v) for name, v in zip(names, values, strict=True)})
 
 
 def _is_number(value: Any) -> bool:
@@ -408,7 +408,7 @@ def to_python(robj: Any) -> Any:
         items = [to_python(item) for item in robj]
         if names is None:
             return items
-        return dict(zip(names, items))
+        return dict(zip(names, items, strict=True))
     if isinstance(robj, (vectors.FloatVector, vectors.IntVector, vectors.BoolVector,
                          vectors.StrVector)):
         return _atomic_to_python(robj)
@@ -434,7 +434,7 @@ def _atomic_to_python(robj: Any) -> Any:
             return np.array(plain, dtype=object).reshape(dims, order="F").tolist()
     names = _names(robj)
     if names is not None:
-        return dict(zip(names, plain))
+        return dict(zip(names, plain, strict=True))
     if len(plain) == 1:
         return plain[0]
     return plain
@@ -455,14 +455,16 @@ def _column_values(robj: Any) -> np.ndarray | list[Any]:
 
     ro = _r().ro
     if isinstance(robj, vectors.FactorVector):
-        levels = np.array(list(robj.levels) + [None], dtype=object)
+        levels = np.array([*robj.levels, None], dtype=object)
         codes = np.asarray(robj)
         return levels[np.where(codes == _NA_INTEGER, len(levels) - 1, codes - 1)].tolist()
     if isinstance(robj, vectors.BoolVector):
         raw = np.asarray(robj)
         missing = raw == _NA_INTEGER
         if missing.any():
-            return np.where(missing, None, raw.astype(bool)).astype(object)
+            flags = raw.astype(bool).astype(object)
+            flags[missing] = None
+            return flags
         return raw.astype(bool)
     if isinstance(robj, vectors.IntVector):
         raw = np.asarray(robj)

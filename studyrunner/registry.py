@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-
 # --------------------------------------------------------------------------- learners
 
 
@@ -50,7 +49,7 @@ LEARNERS: dict[str, LearnerInfo] = {info.name: info for info in (
                 "supervised principal components (Bair & Tibshirani, PLoS Biol 2004)", True),
 )}
 LEARNER_NAMES: tuple[str, ...] = tuple(LEARNERS)
-assert LEARNER_NAMES == get_args(LearnerName), "LearnerName and LEARNERS list the same learners"
+assert get_args(LearnerName) == LEARNER_NAMES, "LearnerName and LEARNERS list the same learners"
 
 
 def learner_label(name: str) -> str:

@@ -14,9 +14,10 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from studyrunner import __version__
 from studyrunner.jsonable import to_jsonable

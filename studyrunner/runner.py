@@ -239,8 +239,10 @@ class StudyRun:
         results = results.dated_as(previous_results(self.run_dir))
         write_json(self.run_dir / "results.json", results.to_json())
         templates = sorted(p for p in repo_folder("reports", "STUDYRUNNER_REPORTS").rglob("*") if p.is_file())
-        self.stage(STAGES["report"], lambda view, stage_dir: render_report(self.run_dir), templates,
-                   settings=[results.content_digest()])
+        def work(view: LoadedProtocol, stage_dir: Path) -> None:
+            render_report(self.run_dir)
+
+        self.stage(STAGES["report"], work, templates, settings=[results.content_digest()])
 
     def manifest(self, environment: dict[str, Any]) -> dict[str, Any]:
         """manifest.json: what ran, on what, from which inputs, and how long each stage took."""

@@ -44,7 +44,7 @@ from studyrunner.report.formatting import (
 )
 from studyrunner.report.render import load_results, reports_dir
 from studyrunner.report.views import flow_view, sample_size_view, table_one_view
-from studyrunner.results.models import Flow, Results
+from studyrunner.results.models import Exclusion, Flow, Results
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_example.json"
 EM = "\u2014"
@@ -163,7 +163,7 @@ def test_flow_view_counts_by_stage_and_flags_unaccounted() -> None:
 
 
 def test_exclusion_box_summarises_reasons_beyond_four() -> None:
-    records = [{"patient_id": f"P{i}", "stage": "images", "reason": f"reason {i % 5}"} for i in range(7)]
+    records = [Exclusion(patient_id=f"P{i}", stage="images", reason=f"reason {i % 5}") for i in range(7)]
     lines = [text for text, _ in exclusion_lines(records)]
     assert lines[0] == "Excluded (n = 7)"
     assert lines[1] == "Images (n = 7)"

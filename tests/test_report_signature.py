@@ -145,12 +145,13 @@ def test_signature_study_is_recognised(results: dict[str, Any]) -> None:
 
 
 def test_venn_for_three_learners(tmp_path: Path) -> None:
-    selection = {"learners": {"lasso": {"features": ["a", "b"], "error": None},
+    selection = {"p_threshold": 0.05, "combine": "intersection",
+                 "learners": {"lasso": {"features": ["a", "b"], "error": None},
                               "gbm": {"features": ["b", "c"], "error": None},
                               "rsf": {"features": ["b"], "error": None},
                               "coxboost": {"features": [], "error": "did not converge"}},
                  "combined": ["b"]}
-    path = draw_learner_sets(selection, tmp_path / "venn.png")
+    path = draw_learner_sets(Selection.model_validate(selection), tmp_path / "venn.png")
     with Image.open(path) as image:
         assert image.width == round(TEXT_WIDTH_IN * DPI)
 

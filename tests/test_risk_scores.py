@@ -437,15 +437,6 @@ def test_median_groups() -> None:
 # ------------------------------------------------------------------ layout
 
 
-def test_risk_score_wrappers_are_also_importable_from_risk_scores() -> None:
-    from studyrunner.statistics import risk_scores
-
-    assert risk_scores.xtile_cutpoint is xtile_cutpoint
-    assert risk_scores.compare_concordance is compare_concordance
-    assert risk_scores.cox_table is cox_table
-    assert risk_scores.nomogram_points is nomogram_points
-
-
 def test_nomogram_control_fills_in_the_defaults() -> None:
     control = rbridge.r_function("nomogram", "nomogram_control")
     defaults = control()

@@ -83,6 +83,7 @@ def _dispatch(parameterValues, **kwargs):  # PyRadiomics' argument name
     # _replaced is kept after the last exit: a thread that looked the dispatcher up just
     # before it was uninstalled still reaches the function it replaced.
     original = _replaced
+    assert original is not None  # _install sets it before installing this dispatcher; never unset
     if not _inside.get():
         return original(parameterValues, **kwargs)
     values = np.asarray(parameterValues)

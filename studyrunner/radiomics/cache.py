@@ -51,10 +51,7 @@ def write_cache(path: Path, patient_id: str, features: CaseFeatures) -> None:
 def input_digest(path: Path) -> str:
     """SHA-256 of an image's bytes: the file, a detached header's data file(s), or every
     file of a DICOM series folder. Raises ``OSError`` when a file cannot be read."""
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-    else:
-        files = [path, *_detached_data_files(path)]
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path, *_detached_data_files(path)]
     digest = hashlib.sha256()
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())

@@ -229,6 +229,9 @@ def _load_resampled(
             if box is None:  # another grid for this mask: PyRadiomics' resampling as is
                 image_m, mask_m = imageoperations.resampleImage(image, labelled[name], **settings)
             else:
+                # a box on the grid means on_grid was not empty: region and prepared exist
+                assert region is not None
+                assert prepared is not None
                 image_m = crop(prepared, region, box, image, spacing)
                 mask_m = resample_mask(labelled[name], image_m)
         except Exception as error:  # noqa: BLE001

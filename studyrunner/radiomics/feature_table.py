@@ -33,7 +33,7 @@ def read_feature_table(path: Path, id_column: str) -> pd.DataFrame:
     if bad.to_numpy().any():
         rows, cols = bad.to_numpy().nonzero()
         cells = [f"line {r + 2}, column {features.columns[c]!r}: {features.iat[r, c]!r} is not a number"
-                 for r, c in list(zip(rows, cols))[:MAX_CELLS_LISTED]]
+                 for r, c in list(zip(rows, cols, strict=True))[:MAX_CELLS_LISTED]]
         raise InputError(f"{path}: {len(rows)} cell(s) must be numbers:\n  " + "\n  ".join(cells))
     numeric.insert(0, "patient_id", ids)
     return numeric

@@ -45,9 +45,9 @@ class LatticeBox:
     size: tuple[int, ...]
 
     def union(self, other: LatticeBox) -> LatticeBox:
-        low = [min(a, b) for a, b in zip(self.index, other.index)]
-        high = [max(a + s, b + t) for a, s, b, t in zip(self.index, self.size, other.index, other.size)]
-        return LatticeBox(tuple(low), tuple(h - lo for h, lo in zip(high, low)))
+        low = [min(a, b) for a, b in zip(self.index, other.index, strict=True)]
+        high = [max(a + s, b + t) for a, s, b, t in zip(self.index, self.size, other.index, other.size, strict=True)]
+        return LatticeBox(tuple(low), tuple(h - lo for h, lo in zip(high, low, strict=True)))
 
 
 def interpolator_code(interpolator: str | int) -> int:
@@ -102,7 +102,7 @@ def prepare_image(
     new = target_spacing(image, spacing)
     whole = full_lattice(image, spacing)
     region = region or whole
-    if any(i < 0 or i + s > w for i, s, w in zip(region.index, region.size, whole.size)):
+    if any(i < 0 or i + s > w for i, s, w in zip(region.index, region.size, whole.size, strict=True)):
         raise ValueError(f"region {region} lies outside the resampled grid of size {whole.size}")
     if _keeps_spacing(image, new):
         return sitk.RegionOfInterest(image, list(region.size), list(region.index))
@@ -206,9 +206,9 @@ def crop(prepared: sitk.Image, region: LatticeBox, box: LatticeBox, original: si
     index in ``original``'s grid), so the crop matches PyRadiomics' resampled image in its
     geometry as well as in its values.
     """
-    offset = [b - r for b, r in zip(box.index, region.index)]
+    offset = [b - r for b, r in zip(box.index, region.index, strict=True)]
     if any(o < 0 for o in offset) or any(
-        o + s > r for o, s, r in zip(offset, box.size, region.size)
+        o + s > r for o, s, r in zip(offset, box.size, region.size, strict=True)
     ):
         raise ValueError(f"box {box} is not inside the prepared region {region}")
     piece = sitk.RegionOfInterest(prepared, list(box.size), offset)

@@ -62,21 +62,21 @@ def _signed(text: str) -> str:
 
 def fmt_num(value: float | int | None, digits: int = 2, reason: str | None = None) -> str:
     """A number with a fixed number of decimals: ``fmt_num(0.7237) == "0.72"``."""
-    if is_missing(value):
+    if value is None or is_missing(value):
         return fmt_missing(reason)
     return _signed(f"{float(value):.{digits}f}")
 
 
 def fmt_int(value: int | float | None, reason: str | None = None) -> str:
     """A count with thousands separators: ``fmt_int(12345) == "12,345"``."""
-    if is_missing(value):
+    if value is None or is_missing(value):
         return fmt_missing(reason)
-    return _signed(f"{int(round(float(value))):,}")
+    return _signed(f"{round(float(value)):,}")
 
 
 def fmt_p(value: float | None, reason: str | None = None) -> str:
     """A p-value: "<0.001" below 0.001, otherwise 3 decimals (``0.0496 -> "0.050"``)."""
-    if is_missing(value):
+    if value is None or is_missing(value):
         return fmt_missing(reason)
     p = float(value)
     if p < P_FLOOR:
@@ -122,9 +122,16 @@ def fmt_hr(
     return fmt_ci(hr, lower, upper, digits=2, reason=reason)
 
 
+def fmt_estimate(estimate: Any, digits: int = 2, reason: str | None = None) -> str:
+    """An ``Estimate`` record (estimate, lower, upper, reason) as ``fmt_ci`` prints it:
+    ``"2.05 (1.64–2.56)"``; its own reason is shown when it could not be estimated."""
+    return fmt_ci(field(estimate, "estimate"), field(estimate, "lower"), field(estimate, "upper"), digits,
+                  field(estimate, "reason") or reason)
+
+
 def fmt_pct(value: float | None, reason: str | None = None) -> str:
     """A percentage rounded to a whole number; values in (0, 0.5) print as "<1%"."""
-    if is_missing(value):
+    if value is None or is_missing(value):
         return fmt_missing(reason)
     pct = float(value)
     if 0 < pct < 0.5:
@@ -214,19 +221,19 @@ def fmt_survival_median(record: Any, digits: int = 1, reason: str | None = None)
 
 def fmt_time(value: float | None, reason: str | None = None) -> str:
     """A time point as recorded, without trailing zeros: 12 -> "12", 1.5 -> "1.5"."""
-    if is_missing(value):
+    if value is None or is_missing(value):
         return fmt_missing(reason)
     return _signed(f"{float(value):g}")
 
 
 def fmt_seconds(value: float | None, reason: str | None = None) -> str:
     """A duration: "1.8 s" below a minute, "6 min 28 s" below an hour, else "1 h 02 min"."""
-    if is_missing(value):
+    if value is None or is_missing(value):
         return fmt_missing(reason)
     seconds = float(value)
     if seconds < 60:
         return f"{seconds:.1f} s"
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"
     return f"{whole // 3600} h {(whole % 3600) // 60:02d} min"
@@ -278,6 +285,7 @@ FILTERS: dict[str, Callable[..., str]] = {
     "fmt_p_eq": fmt_p_eq,
     "fmt_ci": fmt_ci,
     "fmt_hr": fmt_hr,
+    "fmt_estimate": fmt_estimate,
     "fmt_pct": fmt_pct,
     "fmt_n_pct": fmt_n_pct,
     "fmt_median_iqr": fmt_median_iqr,

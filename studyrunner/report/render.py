@@ -86,10 +86,9 @@ def render_report(run_dir: Path, templates_dir: Path | None = None) -> Path:
 
     report_dir = run_dir / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
-    recorded = results.to_json()  # the figures read the records as recorded (plain JSON)
-    figures = draw_figures(recorded, report_dir / "figures")
+    figures = draw_figures(results, report_dir / "figures")
     if results.deep:
-        figures.update(draw_deep_figures(recorded, report_dir / "figures", run_dir))
+        figures.update(draw_deep_figures(results, report_dir / "figures", run_dir))
     relative = {key: path.relative_to(report_dir).as_posix() for key, path in figures.items()}
     context = build_context(results, relative, css_path.read_text(encoding="utf-8"))
     html = environment.get_template(MAIN_TEMPLATE).render(**context)

@@ -160,6 +160,7 @@ def checklist_view(results: Results) -> list[dict[str, Any]]:
             anchor, extra = extra, None
         rows.append({"item": item, "topic": topic, "anchor": anchor,
                      "section": SECTION_TITLES[anchor] if anchor else None,
-                     "not_run": anchor in SECTION_SOURCES and not_run_reason(results, SECTION_SOURCES[anchor]) is not None,
+                     "not_run": (anchor in SECTION_SOURCES
+                                 and not_run_reason(results, SECTION_SOURCES[anchor]) is not None),
                      "also": [{"anchor": extra, "section": SECTION_TITLES[extra]}] if extra else []})
     return rows

@@ -164,7 +164,7 @@ def learner_view(selection: Selection) -> dict[str, Any]:
     """
     recorded = selection.learners
     names = [n for n in LEARNERS if n in recorded] + [n for n in recorded if n not in LEARNERS]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         record = recorded[name]
         info = LEARNERS.get(name)

@@ -78,7 +78,8 @@ def model_section(run_dir: Path, plan: StatisticsSection, r_packages: dict[str, 
         "cutoff": model.get("cutoff"),
         "normalisation": "z-score with the training mean and SD",
         "implementation": {"cox": f"R survival {r_packages.get('survival')} (coxph, Efron ties)"
-                                  + (f"; MASS {r_packages.get('MASS')} stepAIC" if plan.model == "stepwise_cox" else "")},
+                                  + (f"; MASS {r_packages.get('MASS')} stepAIC"
+                                     if plan.model == "stepwise_cox" else "")},
     }
 
 
@@ -104,7 +105,8 @@ def reproducibility_section(run_dir: Path, plan: StatisticsSection) -> dict[str,
         "n_features": len(icc),
         "n_kept": int(icc["kept"].astype(bool).sum()),
         "icc": icc["icc"].dropna().round(4).tolist(),
-        "lowest": icc.dropna(subset=["icc"]).nsmallest(10, "icc")[["feature", "icc", "lower", "upper"]].to_dict("records"),
+        "lowest": icc.dropna(subset=["icc"]).nsmallest(10, "icc")[["feature", "icc", "lower", "upper"]]
+                     .to_dict("records"),
     }
 
 
@@ -170,7 +172,8 @@ def results_record(loaded: LoadedProtocol, run_dir: Path, environment: dict, tim
         "radiomics": radiomics,
         "model": model,
         "reproducibility": reproducibility_section(run_dir, protocol.statistics),
-        "selection": selection_section(run_dir, protocol.statistics, (model or {}).get("screening", {}).get("n_candidates")),
+        "selection": selection_section(run_dir, protocol.statistics,
+                                       (model or {}).get("screening", {}).get("n_candidates")),
         "cross_validation": _maybe(run_dir / "statistics" / "cross_validation.json"),
         "evaluation": evaluation,
         "oracle": _maybe(run_dir / "statistics" / "oracle.json"),

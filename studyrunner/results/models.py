@@ -19,7 +19,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from studyrunner.protocol import Endpoint, ReportSection
+from studyrunner.protocol import CropSettings, Endpoint, NetworkSettings, ReportSection, TrainingPlan
 from studyrunner.registry import CutoffMethod
 
 
@@ -42,8 +42,36 @@ class NotRun(Record):
 
 
 Number = Optional[float]
-Counts = list[Optional[int]]
-Numbers = list[Optional[float]]
+Counts = list[int | None]
+Numbers = list[float | None]
+
+
+class Estimate(BaseModel):
+    """An estimate with its 95% confidence interval, standard error and the p-value of its
+    test, or the reason it could not be estimated: the one shape in which a reader gets a
+    hazard ratio, a C-index or an AUC, however the record names its keys (as lifelines'
+    ``StatisticalResult`` is one type for every test)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    estimate: Number = None
+    lower: Number = None
+    upper: Number = None
+    se: Number = None
+    p: Number = None
+    reason: str | None = None
+
+
+class HypothesisTest(BaseModel):
+    """A test statistic with its p-value and how the p-value was computed, or the reason
+    there is none."""
+
+    model_config = ConfigDict(frozen=True)
+
+    statistic: Number = None
+    p: Number = None
+    method: str | None = None
+    reason: str | None = None
 
 
 # --------------------------------------------------------------------------- study and cohort
@@ -51,15 +79,15 @@ Numbers = list[Optional[float]]
 
 class StudyRecord(Record):
     name: str
-    description: Optional[str] = None
+    description: str | None = None
     synthetic: bool
-    seed: Optional[int] = None
-    tripod_type: Optional[str] = None
-    protocol_file: Optional[str] = None
-    protocol_sha256: Optional[str] = None
-    run_id: Optional[str] = None
-    created_utc: Optional[str] = None
-    studyrunner_version: Optional[str] = None
+    seed: int | None = None
+    tripod_type: str | None = None
+    protocol_file: str | None = None
+    protocol_sha256: str | None = None
+    run_id: str | None = None
+    created_utc: str | None = None
+    studyrunner_version: str | None = None
 
 
 class Exclusion(Record):
@@ -72,29 +100,29 @@ class Flow(Record):
     """Participant flow: counts and every exclusion with its stage and reason."""
 
     n_clinical: int
-    n_with_images: Optional[int] = None
-    n_eligible: Optional[int] = None
+    n_with_images: int | None = None
+    n_eligible: int | None = None
     exclusions: list[Exclusion] = Field(default_factory=list)
     n_included: int
     partitions: dict[str, int] = Field(default_factory=dict)
     training_partitions: list[str] = Field(default_factory=list)
     test_partitions: list[str] = Field(default_factory=list)
-    split_method: Optional[str] = None
+    split_method: str | None = None
 
 
 class FailingRow(Record):
-    patient_id: Optional[str] = None
-    column: Optional[str] = None
+    patient_id: str | None = None
+    column: str | None = None
     value: Any = None
 
 
 class ExpectationResult(Record):
     name: str
     expectation_type: str
-    column: Optional[str] = None
+    column: str | None = None
     severity: Literal["error", "warning"]
     success: bool
-    unexpected_count: Optional[int] = None
+    unexpected_count: int | None = None
     failing_rows: list[FailingRow] = Field(default_factory=list)
 
 
@@ -108,13 +136,13 @@ class Validation(Record):
 
 
 class GroupCount(Record):
-    n: Optional[int] = None
+    n: int | None = None
     proportion: Number = None
 
 
 class ContinuousSummary(Record):
-    n: Optional[int] = None
-    missing: Optional[int] = None
+    n: int | None = None
+    missing: int | None = None
     mean: Number = None
     sd: Number = None
     median: Number = None
@@ -129,19 +157,19 @@ class LevelCounts(Record):
 
 class GroupTest(Record):
     groups: list[str]
-    test: Optional[str] = None
+    test: str | None = None
     statistic: Number = None
     p: Number = None
-    message: Optional[str] = None
+    message: str | None = None
 
 
 class TableOneVariable(Record):
     column: str
-    label: Optional[str] = None
+    label: str | None = None
     type: Literal["categorical", "continuous"]
     levels: list[LevelCounts] = Field(default_factory=list)
     summary: dict[str, ContinuousSummary] = Field(default_factory=dict)
-    tests: list[Optional[GroupTest]] = Field(default_factory=list)
+    tests: list[GroupTest | None] = Field(default_factory=list)
 
 
 class GroupSize(Record):
@@ -162,21 +190,23 @@ class TableOne(Record):
 class RadiomicsRecord(Record):
     """PyRadiomics settings and counts of the feature extraction (or the imported tables)."""
 
-    n_cases: Optional[int] = None
-    n_features: Optional[int] = None
-    n_second_reader: Optional[int] = None
+    n_cases: int | None = None
+    n_features: int | None = None
+    n_second_reader: int | None = None
     image_types: list[str] = Field(default_factory=list)
     feature_classes: list[str] = Field(default_factory=list)
-    pyradiomics_version: Optional[str] = None
-    params_file: Optional[str] = None
+    pyradiomics_version: str | None = None
+    params_file: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
-    source: Optional[str] = Field(None, description="a study started from feature tables: where they came from")
+    source: str | None = Field(None, description="a study started from feature tables: where they came from")
 
 
 # --------------------------------------------------------------------------- the radiomics model
 
 
 class ScreeningRow(Record):
+    """One candidate feature's univariable Cox model (HR per SD, Wald p)."""
+
     feature: str
     hr: Number = None
     hr_lower: Number = None
@@ -184,11 +214,15 @@ class ScreeningRow(Record):
     p: Number = None
     kept: bool
 
+    @property
+    def hazard_ratio(self) -> Estimate:
+        return Estimate(estimate=self.hr, lower=self.hr_lower, upper=self.hr_upper, p=self.p)
+
 
 class Screening(Record):
     p_threshold: float
-    n_candidates: Optional[int] = None
-    n_features_extracted: Optional[int] = None
+    n_candidates: int | None = None
+    n_features_extracted: int | None = None
     n_kept: int
     selected_after_pruning: list[str] = Field(default_factory=list)
     top: list[ScreeningRow] = Field(default_factory=list)
@@ -210,13 +244,22 @@ class Coefficient(Record):
     lower: Number = None
     upper: Number = None
 
+    @property
+    def hazard_ratio(self) -> Estimate:
+        """exp(coef) with its Wald interval: ``hr``/``hr_lower``/``hr_upper`` of survival::coxph's
+        table, or ``exp_coef``/``lower``/``upper`` of the stepwise model's (the escc_ici_chemo
+        paper's Table 2 layout)."""
+        return Estimate(estimate=self.hr if self.hr is not None else self.exp_coef,
+                        lower=self.hr_lower if self.hr_lower is not None else self.lower,
+                        upper=self.hr_upper if self.hr_upper is not None else self.upper, p=self.p)
+
 
 class CoxFit(Record):
     concordance: Number = None
     loglik: Number = None
     aic: Number = None
-    n: Optional[int] = None
-    n_events: Optional[int] = None
+    n: int | None = None
+    n_events: int | None = None
 
 
 class Cutoff(Record):
@@ -230,9 +273,14 @@ class Cutoff(Record):
     label: str
     statistic: Number = None
     p_value: Number = None
-    pmethod: Optional[str] = None
+    pmethod: str | None = None
     p_naive: Number = None
-    n_cutoffs: Optional[int] = None
+    n_cutoffs: int | None = None
+
+    @property
+    def search_test(self) -> HypothesisTest:
+        """The maximal log-rank statistic of the search, its p-value corrected for the search."""
+        return HypothesisTest(statistic=self.statistic, p=self.p_value, method=self.pmethod)
 
 
 class ModelRecord(Record):
@@ -240,14 +288,14 @@ class ModelRecord(Record):
 
     endpoint: str
     method: str
-    note: Optional[str] = None
+    note: str | None = None
     notes: list[str] = Field(default_factory=list)
     screening: Screening
     coefficients: list[Coefficient] = Field(default_factory=list)
     aic: Number = None
-    fit: Optional[CoxFit] = None
-    cutoff: Optional[Cutoff] = None
-    normalisation: Optional[str] = None
+    fit: CoxFit | None = None
+    cutoff: Cutoff | None = None
+    normalisation: str | None = None
     implementation: dict[str, str] = Field(default_factory=dict)
 
 
@@ -272,19 +320,19 @@ class Reproducibility(Record):
 
 class LearnerChoice(Record):
     features: list[str] = Field(default_factory=list)
-    implementation: Optional[str] = None
-    error: Optional[str] = None
+    implementation: str | None = None
+    error: str | None = None
 
 
 class Selection(Record):
     """What each learner chose and how the choices were combined."""
 
     p_threshold: float
-    n_candidates: Optional[int] = None
+    n_candidates: int | None = None
     screened: list[str] = Field(default_factory=list)
     learners: dict[str, LearnerChoice]
     combine: str
-    min_votes: Optional[int] = None
+    min_votes: int | None = None
     combined: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
@@ -295,7 +343,7 @@ class FoldSummary(Record):
     median: Number = None
     min: Number = None
     max: Number = None
-    n: Optional[int] = None
+    n: int | None = None
     values: Numbers = Field(default_factory=list)
 
 
@@ -308,15 +356,15 @@ class FoldFailure(Record):
 class CrossValidation(Record):
     """Repeated K-fold cross-validation of the whole development (AUC per time)."""
 
-    description: Optional[str] = None
+    description: str | None = None
     folds: int
     repeats: int
     times: list[float]
-    time_unit: Optional[str] = None
-    training: dict[str, Optional[FoldSummary]] = Field(default_factory=dict)
-    validation: dict[str, Optional[FoldSummary]] = Field(default_factory=dict)
-    n_fits: Optional[int] = None
-    n_failed: Optional[int] = None
+    time_unit: str | None = None
+    training: dict[str, FoldSummary | None] = Field(default_factory=dict)
+    validation: dict[str, FoldSummary | None] = Field(default_factory=dict)
+    n_fits: int | None = None
+    n_failed: int | None = None
     failures: list[FoldFailure] = Field(default_factory=list)
     feature_frequency: dict[str, int] = Field(default_factory=dict, description="the features chosen most often over the folds")
 
@@ -360,8 +408,8 @@ class Stratification(Record):
     """One score in one cohort: Harrell's C with its CI, HR and log-rank of high vs low at
     the cut-off, Kaplan-Meier curves, numbers at risk and each group's median survival."""
 
-    n: Optional[int] = None
-    n_events: Optional[int] = None
+    n: int | None = None
+    n_events: int | None = None
     cutoff: Number = None
     c_index: Number = None
     c_se: Number = None
@@ -372,13 +420,30 @@ class Stratification(Record):
     hr_lower: Number = None
     hr_upper: Number = None
     hr_p: Number = None
-    hr_reason: Optional[str] = None
+    hr_reason: str | None = None
     logrank_chisq: Number = None
     logrank_p: Number = None
-    logrank_reason: Optional[str] = None
+    logrank_reason: str | None = None
     km: dict[str, KmCurve] = Field(default_factory=dict)
-    risk_table: Optional[RiskTable] = None
+    risk_table: RiskTable | None = None
     median_survival: dict[str, MedianSurvival] = Field(default_factory=dict)
+
+    @property
+    def concordance(self) -> Estimate:
+        """Harrell's C with its CI."""
+        return Estimate(estimate=self.c_index, lower=self.c_lower, upper=self.c_upper, se=self.c_se)
+
+    @property
+    def hazard_ratio(self) -> Estimate:
+        """The Cox hazard ratio of the high- against the low-risk group."""
+        return Estimate(estimate=self.hr, lower=self.hr_lower, upper=self.hr_upper, p=self.hr_p,
+                        reason=self.hr_reason)
+
+    @property
+    def logrank(self) -> HypothesisTest:
+        """The log-rank test of the two risk groups (chi-square, 1 df)."""
+        return HypothesisTest(statistic=self.logrank_chisq, p=self.logrank_p, method="log-rank",
+                             reason=self.logrank_reason)
 
 
 class RocCurve(Record):
@@ -389,23 +454,23 @@ class RocCurve(Record):
 class TimeRoc(Record):
     """Cumulative/dynamic time-dependent AUC per time (IPCW; timeROC or the in-project estimator)."""
 
-    times: Numbers
+    times: list[float]
     auc: Numbers
     se: Numbers
     lower: Numbers
     upper: Numbers
-    implementation: Optional[str] = None
-    se_method: Optional[str] = None
+    implementation: str | None = None
+    se_method: str | None = None
     roc: dict[str, RocCurve] = Field(default_factory=dict)
     reasons: dict[str, str] = Field(default_factory=dict)
-    time_unit: Optional[str] = None
+    time_unit: str | None = None
 
 
 class CalibrationRow(Record):
     time: float
     group: int
-    n: Optional[int] = None
-    n_events: Optional[int] = None
+    n: int | None = None
+    n_events: int | None = None
     predicted: Number = None
     observed: Number = None
     lower: Number = None
@@ -414,7 +479,7 @@ class CalibrationRow(Record):
 
 class DecisionRow(Record):
     threshold: float
-    n_treated: Optional[int] = None
+    n_treated: int | None = None
     net_benefit: Number = None
     treat_all: Number = None
     treat_none: Number = None
@@ -424,10 +489,10 @@ class CohortEvaluation(Stratification):
     """The radiomics model's score in one cohort, with the signature study's parts."""
 
     cohort_label: str
-    time_unit: Optional[str] = None
-    time_roc: Union[TimeRoc, NotRun, None] = None
-    calibration: Union[list[CalibrationRow], NotRun, None] = None
-    decision_curves: Union[dict[str, list[DecisionRow]], NotRun, None] = None
+    time_unit: str | None = None
+    time_roc: TimeRoc | NotRun | None = None
+    calibration: list[CalibrationRow] | NotRun | None = None
+    decision_curves: dict[str, list[DecisionRow]] | NotRun | None = None
 
 
 class OracleCohort(Record):
@@ -438,8 +503,546 @@ class Oracle(Record):
     """A synthetic cohort's true linear predictor, scored like the model."""
 
     description: str
-    training: Optional[OracleCohort] = None
-    test: Optional[OracleCohort] = None
+    training: OracleCohort | None = None
+    test: OracleCohort | None = None
+
+
+# --------------------------------------------------------------------------- CNN risk scores (nsclc_ici)
+# The three CNN sections of results.json (issue 8): ``deep`` (deep/training.json with
+# crops.json and networks.json), ``risk_scores`` (statistics/risk_scores.json with the
+# per-patient table of risk_scores.csv) and ``explanations`` (explanations/explanations.json).
+# Score, endpoint, network and cohort names are keys (data): the report reads them from here.
+
+
+class ZScore(Record):
+    """The voxel statistics every crop is z-scored with, and the partition they come from."""
+
+    mean: float
+    sd: float
+    computed_on: str
+
+
+class CropExclusion(Record):
+    patient_id: str
+    reason: str
+
+
+class Crops(Record):
+    """The CNN input: crop settings, z-score statistics and the cases whose crop failed."""
+
+    profile: str
+    crop: CropSettings
+    zscore: ZScore
+    n_cropped: int
+    excluded: list[CropExclusion] = Field(default_factory=list)
+
+
+class NetworkConfigRecord(Record):
+    """``deep.network.NetworkConfig`` as recorded: the widths of the 3D DenseNet and its head."""
+
+    block_layers: list[int]
+    growth_rate: int
+    initial_features: int
+    bottleneck_width: int
+    compression: float
+    hidden_units: int
+    dropout: float
+    stem_kernel: int
+    in_channels: int
+
+
+class Architecture(Record):
+    """One network of deep/networks.json (rebuilt by ``deep.network.network_from_record``)."""
+
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True, validate_by_name=True)
+
+    network_class: str = Field(alias="class")
+    config: NetworkConfigRecord
+    outputs: int
+    weights: str
+
+
+class TrainingEpoch(Record):
+    epoch: int
+    train_loss: Number = None
+    val_loss: Number = None
+    seconds: Number = None
+
+
+class MacroAccuracy(Record):
+    """Mean recall over the event-time intervals among the patients with every interval known."""
+
+    macro_accuracy: Number = None
+    recall_per_interval: Numbers = Field(default_factory=list)
+    n_patients: int
+
+
+class NetworkTraining(Record):
+    """One trained network: the chosen epoch, the loss history and the throughput; a survival
+    network's interval cut-offs, score columns and macro-accuracy per cohort, the response
+    network's positive levels per score."""
+
+    kind: Literal["survival", "response"]
+    endpoint: str
+    best_epoch: int
+    epochs_run: int
+    history: list[TrainingEpoch] = Field(default_factory=list)
+    train_samples_per_second: Number = None
+    precision: str
+    cutoffs: list[float] = Field(default_factory=list)
+    unit: str | None = None
+    score_columns: list[str] = Field(default_factory=list)
+    macro_accuracy: dict[str, MacroAccuracy] = Field(default_factory=dict)
+    positive_levels: dict[str, str] = Field(default_factory=dict)
+    n_without_response: int | None = None
+
+
+class DeepRecord(Record):
+    """The CNNs: the settings profile that ran, partitions and counts, each network's training."""
+
+    device: str
+    profile: str
+    network: NetworkSettings
+    training: TrainingPlan
+    fit_partition: str
+    model_choice_partition: str
+    n: dict[str, int]
+    networks: dict[str, NetworkTraining]
+    crops: Crops
+    architectures: dict[str, Architecture]
+
+
+class SelectionStep(Record):
+    step: int
+    dropped: str
+    p: Number = None
+    n_terms: int
+
+
+class BackwardSelection(Record):
+    """Backward Wald elimination over a network's interval scores (Cox, training cohort)."""
+
+    kept: list[str]
+    coefficients: list[Coefficient]
+    steps: list[SelectionStep] = Field(default_factory=list)
+    lp_coefficients: dict[str, float]
+    note: str | None = None
+    concordance: Number = None
+    n: int | None = None
+    n_events: int | None = None
+    p_threshold: float
+
+
+class FusionShare(Record):
+    """A component's share of the fused score: |coef| SD / sum of |coef| SD."""
+
+    term: str
+    coef: Number = None
+    sd: Number = None
+    contribution: Number = None
+    share: Number = None
+
+
+class Fusion(Record):
+    """The Cox model fusing the endpoint scores (training cohort)."""
+
+    coefficients: list[Coefficient]
+    fused_coefficients: dict[str, float]
+    shares: list[FusionShare] = Field(default_factory=list)
+    concordance: Number = None
+    n: int | None = None
+    n_events: int | None = None
+
+
+class RiskScore(Record):
+    """One CNN survival score: an endpoint's (``selection``, from its network's outputs) or the
+    fused one (``fusion``); its training cut-off and its evaluation per cohort."""
+
+    label: str
+    endpoint: str
+    network: str | None = None
+    selection: BackwardSelection | None = None
+    output_coefficients: list[float] = Field(default_factory=list)
+    fusion: Fusion | None = None
+    cutoff: Cutoff
+    evaluation: dict[str, Stratification] = Field(default_factory=dict)
+
+
+class ConcordanceCounts(Record):
+    score: str
+    concordant: float
+    discordant: float
+    tied_x: float
+    tied_y: float
+    tied_xy: float
+
+
+class PatientPairs(Record):
+    """A patient's mis-ordered comparable pairs under the two compared scores (row: table label)."""
+
+    row: str
+    misordered_a: float
+    misordered_b: float
+    comparable: float
+
+
+class ConcordanceComparison(Record):
+    """Harrell's C of two scores on the same patients and the test of their difference."""
+
+    c_a: Number = None
+    c_b: Number = None
+    se_a: Number = None
+    se_b: Number = None
+    cov_ab: Number = None
+    diff: Number = None
+    se_diff: Number = None
+    z: Number = None
+    p: Number = None
+    test_reason: str | None = None
+    comparable_pairs: int | None = None
+    misordered_a: Number = None
+    misordered_b: Number = None
+    counts: list[ConcordanceCounts] = Field(default_factory=list)
+    per_patient: list[PatientPairs] = Field(default_factory=list)
+    n: int | None = None
+    n_events: int | None = None
+
+
+class CoxModelFit(CoxFit):
+    """A Cox model with its terms (R survival::coxph via ``statistics.cox.fit_cox``)."""
+
+    coefficients: list[Coefficient]
+    concordance_se: Number = None
+    loglik_null: Number = None
+
+
+class CrossCheck(Record):
+    """An endpoint score in a Cox model of another endpoint (training cohort)."""
+
+    score: str
+    endpoint: str
+    model: CoxModelFit
+
+
+class CoxTableRow(Record):
+    """One term of the clinical Cox tables (a categorical covariate: one row per level)."""
+
+    covariate: str
+    level: str | None = None
+    reference: str | None = None
+    n_level: Number = None
+    n: int | None = None
+    n_events: Number = None
+    coef: Number = None
+    se: Number = None
+    hr: Number = None
+    hr_lower: Number = None
+    hr_upper: Number = None
+    p: Number = None
+    p_overall: Number = None
+    p_overall_test: str | None = None
+    entered: bool | None = None
+    message: str | None = None
+
+
+class ClinicalCox(Record):
+    """Uni- and multivariable Cox models of the headline score with the clinical covariates."""
+
+    univariate: list[CoxTableRow] = Field(default_factory=list)
+    multivariable: list[CoxTableRow] = Field(default_factory=list)
+    entered: list[str] = Field(default_factory=list)
+    n: int | None = None
+    n_events: int | None = None
+    n_excluded: int | None = None
+    p_enter: Number = None
+    note: str | None = None
+
+
+class NomogramPredictor(Record):
+    values: list[str]
+    value_numeric: Numbers | None = None
+    xbeta: Numbers = Field(default_factory=list)
+    points: Numbers
+
+
+class NomogramLpAxis(Record):
+    lp: Numbers
+    total_points: Numbers
+
+
+class NomogramSurvivalAxis(Record):
+    time: float
+    survival: Numbers
+    total_points: Numbers
+
+
+class NomogramGrid(Record):
+    total_points: Numbers
+    lp: Numbers = Field(default_factory=list)
+    survival: Numbers = Field(default_factory=list)
+
+
+class NomogramPatient(Record):
+    row: str
+    lp: Number = None
+    total_points: Number = None
+    survival: dict[str, Number] = Field(default_factory=dict)
+
+
+class Nomogram(Record):
+    """The rms nomogram of the multivariable model as drawable numbers (``statistics.nomogram``)."""
+
+    predictors: dict[str, NomogramPredictor]
+    total_points: Numbers
+    lp_axis: NomogramLpAxis | None = None
+    survival_axes: dict[str, NomogramSurvivalAxis] = Field(default_factory=dict)
+    survival_grid: dict[str, NomogramGrid] = Field(default_factory=dict)
+    points_scale: Number = None
+    points_intercept: Number = None
+    coefficients: dict[str, float] = Field(default_factory=dict)
+    center: Number = None
+    patients: list[NomogramPatient] = Field(default_factory=list)
+    n: int | None = None
+    n_events: int | None = None
+    n_excluded: int | None = None
+    time_unit: str | None = None
+
+
+class SubgroupLevel(Record):
+    """The headline score's risk groups within one subgroup level; ``reason`` says why a level
+    was not evaluated (then its groups and curves are None)."""
+
+    level: str
+    n: int | None = None
+    n_events: int | None = None
+    groups: dict[str, GroupEvents] | None = None
+    hr: Number = None
+    hr_lower: Number = None
+    hr_upper: Number = None
+    hr_p: Number = None
+    hr_reason: str | None = None
+    logrank_chisq: Number = None
+    logrank_p: Number = None
+    logrank_reason: str | None = None
+    c_index: Number = None
+    reason: str | None = None
+    km: dict[str, KmCurve] | None = None
+    risk_table: RiskTable | None = None
+
+
+class SubgroupHazards(Record):
+    """The headline score within the levels of one subgroup column (``reason``: column absent)."""
+
+    rule: str | None = None
+    cohort: str | None = None
+    subgroup: str | None = None
+    n_missing: int | None = None
+    levels: list[SubgroupLevel] = Field(default_factory=list)
+    reason: str | None = None
+
+
+class RocPoints(Record):
+    """An ROC curve from (1, 1) to (0, 0); a threshold of None is -Inf or +Inf."""
+
+    threshold: Numbers
+    fpr: Numbers
+    tpr: Numbers
+
+
+class RocAnalysis(Record):
+    """A response score's ROC in one cohort: AUC with DeLong CI and the Youden cut-off."""
+
+    n: int | None = None
+    n_positive: int | None = None
+    n_negative: int | None = None
+    n_missing_outcome: int | None = None
+    positive_level: int | str | None = None
+    direction: str | None = None
+    rule: str | None = None
+    auc: Number = None
+    auc_se: Number = None
+    auc_lower: Number = None
+    auc_upper: Number = None
+    ci_method: str | None = None
+    cutoff: Number = None
+    sensitivity: Number = None
+    specificity: Number = None
+    youden_index: Number = None
+    youden_ties: int | None = None
+    cutoff_reason: str | None = None
+    curve: RocPoints | None = None
+
+
+class Proportion(Record):
+    """A proportion with its exact (Clopper-Pearson) CI; None where the denominator is 0."""
+
+    estimate: Number = None
+    numerator: int
+    denominator: int
+    lower: Number = None
+    upper: Number = None
+
+
+class CutoffApplied(Record):
+    """The training Youden cut-off applied to one cohort."""
+
+    cutoff: Number = None
+    direction: str
+    rule: str
+    n: int
+    n_missing_outcome: int | None = None
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+    sensitivity: Proportion
+    specificity: Proportion
+    ppv: Proportion
+    npv: Proportion
+    accuracy: Proportion
+
+
+class SubgroupRoc(Record):
+    subgroup: str
+    n: int | None = None
+    n_positive: int | None = None
+    n_negative: int | None = None
+    auc: Number = None
+    auc_se: Number = None
+    auc_lower: Number = None
+    auc_upper: Number = None
+    cutoff: Number = None
+    sensitivity: Number = None
+    specificity: Number = None
+    youden_index: Number = None
+    reason: str | None = None
+
+
+class ResponseSubgroups(Record):
+    """A response score's ROC within the levels of one subgroup column (``reason``: column absent)."""
+
+    rule: str | None = None
+    cohort: str | None = None
+    table: list[SubgroupRoc] = Field(default_factory=list)
+    curves: dict[str, RocPoints] = Field(default_factory=dict)
+    n_missing_outcome: int | None = None
+    n_missing_subgroup: int | None = None
+    reason: str | None = None
+
+
+class GroupSurvival(GroupEvents):
+    """A risk group's size, events and Kaplan-Meier median with its 95% CI."""
+
+    median: Number = None
+    median_lower: Number = None
+    median_upper: Number = None
+
+
+class CutpointGroups(Record):
+    """Survival of the groups split at a fixed cut-off (``statistics.cutpoint.groups_by_cutpoint``)."""
+
+    cutpoint: Number = None
+    groups: dict[str, GroupSurvival] = Field(default_factory=dict)
+    hr: Number = None
+    hr_lower: Number = None
+    hr_upper: Number = None
+    hr_p: Number = None
+    hr_reason: str | None = None
+    logrank_chisq: Number = None
+    logrank_p: Number = None
+    logrank_reason: str | None = None
+    km: dict[str, KmCurve] = Field(default_factory=dict)
+    risk_table: RiskTable | None = None
+
+
+class ResponseScore(Record):
+    """A response score of the dual-task network (PRS, PDS): ROC per cohort, the training
+    cut-off applied to each cohort, survival of its groups per endpoint, subgroup ROC."""
+
+    label: str
+    outcome: str
+    by_cohort: dict[str, RocAnalysis] = Field(default_factory=dict)
+    at_training_cutoff: dict[str, CutoffApplied] = Field(default_factory=dict)
+    stratification: dict[str, CutpointGroups] = Field(default_factory=dict)
+    subgroups: dict[str, ResponseSubgroups] = Field(default_factory=dict)
+
+
+PatientColumn = list[int | float | str | None]
+
+
+class RiskScores(Record):
+    """Statistics of the CNN scores (keys of ``scores``: ``registry.score_name`` of each
+    survival endpoint and ``registry.fused_name`` of the fusion endpoint) and the per-patient
+    table (column name -> values) the figures draw from."""
+
+    cohorts: dict[str, list[str]]
+    n: dict[str, int] = Field(default_factory=dict)
+    scores: dict[str, RiskScore]
+    comparison: dict[str, ConcordanceComparison] = Field(default_factory=dict)
+    comparison_scores: list[str] = Field(default_factory=list)
+    cross_checks: list[CrossCheck] = Field(default_factory=list)
+    headline_score: str | None = None
+    clinical_cox: ClinicalCox | None = None
+    nomogram: Nomogram | NotRun | None = None
+    subgroups: dict[str, SubgroupHazards | NotRun] = Field(default_factory=dict)
+    response: dict[str, ResponseScore] | None = None
+    oracle: dict[str, dict[str, Number]] = Field(default_factory=dict)
+    patients: dict[str, PatientColumn] = Field(default_factory=dict)
+
+
+class SsimSummary(Record):
+    n: int
+    median: float
+    q1: float
+    q3: float
+
+
+class Ssim(Record):
+    """SSIM of each patient's Grad-CAM maps of the two endpoint scores in ``pair``."""
+
+    pair: list[str]
+    by_cohort: dict[str, SsimSummary] = Field(default_factory=dict)
+    n_without_ssim: int | None = None
+    why_without: str | None = None
+
+
+class SpearmanRow(Record):
+    name: str
+    rho: Number = None
+    p: Number = None
+    n: int
+
+
+class SelectedPatient(OpenRecord):
+    """A test patient whose Grad-CAM slices are kept; the other keys are its score values by score name."""
+
+    __pydantic_extra__: dict[str, float] = Field(init=False)
+
+    patient_id: str
+    ordered_by: str
+
+    def score(self, name: str) -> float | None:
+        """The patient's value of score ``name`` (None when it was not recorded)."""
+        return (self.model_extra or {}).get(name)
+
+
+class Explanations(Record):
+    """Grad-CAM of every CNN score: layers, empty maps, SSIM with its Spearman correlations,
+    the selected patients of the overlay figure."""
+
+    scores_explained: list[str]
+    device: str | None = None
+    layers: dict[str, str] = Field(default_factory=dict)
+    layer_rule: str | None = None
+    ssim: Ssim | None = None
+    spearman: list[SpearmanRow] = Field(default_factory=list)
+    empty_maps: dict[str, int] = Field(default_factory=dict)
+    selected: list[SelectedPatient] = Field(default_factory=list)
+    overlays_file: str | None = None
+    planes: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- end of the CNN block
 
 
 # --------------------------------------------------------------------------- software
@@ -452,11 +1055,11 @@ class CranFallback(Record):
 
 
 class Software(Record):
-    python: Optional[str] = None
-    platform: Optional[str] = None
-    packages: dict[str, Optional[str]] = Field(default_factory=dict)
-    r: Optional[str] = None
-    r_packages: dict[str, Optional[str]] = Field(default_factory=dict)
+    python: str | None = None
+    platform: str | None = None
+    packages: dict[str, str | None] = Field(default_factory=dict)
+    r: str | None = None
+    r_packages: dict[str, str | None] = Field(default_factory=dict)
     cran_fallbacks: list[CranFallback] = Field(default_factory=list)
 
 
@@ -478,7 +1081,7 @@ class Results(Record):
         content["study"].pop("created_utc", None)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
-    def dated_as(self, previous: dict[str, Any] | None) -> "Results":
+    def dated_as(self, previous: dict[str, Any] | None) -> Results:
         """These results with the creation time of ``previous`` (an earlier results.json of the
         same run folder) when nothing else differs: a rerun that reuses every stage leaves
         results.json, and the date its report prints, unchanged."""
@@ -493,24 +1096,24 @@ class Results(Record):
         return self.model_copy(update={"study": self.study.model_copy(update={"created_utc": earlier.study.created_utc})})
 
     study: StudyRecord
-    report_meta: Optional[ReportSection] = None
+    report_meta: ReportSection | None = None
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)
-    primary_endpoint: Optional[str] = None
-    flow: Union[Flow, NotRun, None] = None
-    validation: Union[Validation, NotRun, None] = None
-    table_one: Union[TableOne, NotRun, None] = None
-    radiomics: Union[RadiomicsRecord, NotRun, None] = None
-    model: Union[ModelRecord, NotRun, None] = None
-    reproducibility: Union[Reproducibility, NotRun, None] = None
-    selection: Union[Selection, NotRun, None] = None
-    cross_validation: Union[CrossValidation, NotRun, None] = None
-    evaluation: Union[dict[str, CohortEvaluation], NotRun, None] = None
-    oracle: Union[Oracle, NotRun, None] = None
-    deep: Optional[dict[str, Any]] = None
-    risk_scores: Optional[dict[str, Any]] = None
-    explanations: Optional[dict[str, Any]] = None
-    software: Union[Software, NotRun, None] = None
-    timings: Optional[dict[str, float]] = None
+    primary_endpoint: str | None = None
+    flow: Flow | NotRun | None = None
+    validation: Validation | NotRun | None = None
+    table_one: TableOne | NotRun | None = None
+    radiomics: RadiomicsRecord | NotRun | None = None
+    model: ModelRecord | NotRun | None = None
+    reproducibility: Reproducibility | NotRun | None = None
+    selection: Selection | NotRun | None = None
+    cross_validation: CrossValidation | NotRun | None = None
+    evaluation: dict[str, CohortEvaluation] | NotRun | None = None
+    oracle: Oracle | NotRun | None = None
+    deep: DeepRecord | None = None
+    risk_scores: RiskScores | None = None
+    explanations: Explanations | None = None
+    software: Software | NotRun | None = None
+    timings: dict[str, float] | None = None
 
 
 def results_schema() -> dict[str, Any]:

@@ -77,7 +77,7 @@ def _shape_nomogram(result: dict[str, Any]) -> dict[str, Any]:
                           for column in ("total_points", "lp", "survival")}
             for t, part in result["survival_grid"].groupby("time", sort=False)}
     survival = result["patient_survival"]
-    per_row = {row: {time_key(t): s for t, s in zip(part["time"], part["survival"])}
+    per_row = {row: {time_key(t): s for t, s in zip(part["time"], part["survival"], strict=True)}
                for row, part in survival.groupby("row", sort=False)}
     patients = [{"row": row.row, "lp": row.lp, "total_points": row.total_points,
                  "survival": per_row[row.row]}
@@ -90,6 +90,6 @@ def _shape_nomogram(result: dict[str, Any]) -> dict[str, Any]:
             "survival_axes": axes, "survival_grid": grid,
             "points_scale": result["points_scale"],
             "points_intercept": result["points_intercept"],
-            "coefficients": dict(zip(coefficients["term"], coefficients["coef"])),
+            "coefficients": dict(zip(coefficients["term"], coefficients["coef"], strict=True)),
             "center": result["center"], "patients": patients,
             "n": result["n"], "n_events": result["n_events"], "n_excluded": result["n_excluded"]}

@@ -12,7 +12,7 @@ Mann-Whitney U test (normal approximation, continuity corrected) for continuous 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ GROUP_COLUMN = ".table_one_group"
 
 _compare_groups = r_function("table_one", "compare_groups")
 
-GroupSpec = Sequence[Any] | pd.Series | np.ndarray
+GroupSpec: TypeAlias = Sequence[Any] | pd.Series | np.ndarray
 
 
 def table_one(df: pd.DataFrame, groups: Mapping[str, GroupSpec],

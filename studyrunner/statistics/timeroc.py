@@ -42,7 +42,7 @@ def time_dependent_auc(df: pd.DataFrame, time: str, event: str, marker: str,
                                  marker, values)
     table = result["table"]
     roc = result["roc"]
-    keyed = {column: {time_key(t): v for t, v in zip(table["time"], table[column])}
+    keyed = {column: {time_key(t): v for t, v in zip(table["time"], table[column], strict=True)}
              for column in ("auc", "se", "lower", "upper")}
     curves = {}
     for t in table["time"]:

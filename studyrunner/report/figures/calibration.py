@@ -4,43 +4,43 @@ observed event probability."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 
 from studyrunner.report.figures.style import REFERENCE_LINE, STYLE, as_float, panels, save, time_colour
 from studyrunner.report.formatting import fmt_time
+from studyrunner.results.models import CalibrationRow
 
 
-def rows_by_time(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """Calibration rows grouped by their formatted time, in recorded order."""
-    by_time: dict[str, list[Mapping[str, Any]]] = {}
+def rows_by_time(rows: Sequence[CalibrationRow]) -> dict[float, list[CalibrationRow]]:
+    """Calibration rows grouped by their time, in recorded order."""
+    by_time: dict[float, list[CalibrationRow]] = {}
     for row in rows:
-        by_time.setdefault(fmt_time(row["time"]), []).append(row)
+        by_time.setdefault(row.time, []).append(row)
     return by_time
 
 
-def draw_calibration(calibration: Sequence[Mapping[str, Any]], time_unit: str, path: Path) -> Path:
+def draw_calibration(calibration: Sequence[CalibrationRow], time_unit: str, path: Path) -> Path:
     """Calibration at each time: mean predicted event probability per risk group against the
     Kaplan–Meier observed event probability with its confidence interval; the diagonal is perfect calibration."""
     by_time = rows_by_time(calibration)
     with plt.rc_context(STYLE):
         fig, axes = panels(len(by_time))
         for i, (ax, (t, rows)) in enumerate(zip(axes, by_time.items(), strict=False)):
-            rows = sorted(rows, key=lambda r: r["group"])
-            pred = [as_float(r.get("predicted")) for r in rows]
-            obs = [as_float(r.get("observed")) for r in rows]
-            err_lo = [o - as_float(r.get("lower")) for o, r in zip(obs, rows, strict=True)]
-            err_hi = [as_float(r.get("upper")) - o for o, r in zip(obs, rows, strict=True)]
+            rows = sorted(rows, key=lambda r: r.group)
+            pred = [as_float(r.predicted) for r in rows]
+            obs = [as_float(r.observed) for r in rows]
+            err_lo = [o - as_float(r.lower) for o, r in zip(obs, rows, strict=True)]
+            err_hi = [as_float(r.upper) - o for o, r in zip(obs, rows, strict=True)]
             ax.plot([0, 1], [0, 1], **REFERENCE_LINE)
             ax.errorbar(pred, obs, yerr=[err_lo, err_hi], fmt="o-", color=time_colour(i), ms=3.5, lw=1.0,
                         elinewidth=0.8, capsize=2)
             ax.set_xlim(-0.02, 1.02)
             ax.set_ylim(-0.02, 1.02)
             ax.set_aspect("equal")
-            ax.set_title(f"{t} {time_unit}", loc="left")
+            ax.set_title(f"{fmt_time(t)} {time_unit}", loc="left")
             ax.set_xlabel("Predicted event probability")
             if i == 0:
                 ax.set_ylabel("Observed (Kaplan\u2013Meier)")

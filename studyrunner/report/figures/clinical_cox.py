@@ -23,9 +23,11 @@ from studyrunner.report.figures.style import (
     REFERENCE_LINE,
     STYLE,
     TEXT_WIDTH_IN,
+    floats,
     save,
 )
 from studyrunner.report.formatting import ci_label, fmt_hr, fmt_int, fmt_p_eq, fmt_value
+from studyrunner.results.models import ClinicalCox, Nomogram, RiskScores
 
 FOREST_CLIP = (0.001, 1000.0)
 
@@ -33,26 +35,27 @@ FOREST_CLIP = (0.001, 1000.0)
 # --------------------------------------------------------------------------- forest plot
 
 
-def forest_rows(results: Mapping[str, Any], clinical_cox: Mapping[str, Any]) -> list[dict[str, Any]]:
+def forest_rows(risk: RiskScores | None, clinical_cox: ClinicalCox | None) -> list[dict[str, Any]]:
     """Rows of the forest plot, univariate block then multivariable block: {"model", "label",
     "indent", "hr", "lower", "upper", "p"}; a heading row per block and per categorical
     covariate ("Histology (vs reference)") has no HR, its levels are indented below it."""
     rows: list[dict[str, Any]] = []
-    for model, heading in (("univariate", "Univariate Cox models"), ("multivariable", "Multivariable Cox model")):
-        entries = clinical_cox.get(model) or []
+    if clinical_cox is None:
+        return rows
+    for model, heading, entries in (("univariate", "Univariate Cox models", clinical_cox.univariate),
+                                    ("multivariable", "Multivariable Cox model", clinical_cox.multivariable)):
         if entries:
             rows.append({"model": model, "label": heading, "indent": 0, "hr": None})
         previous = None
         for r in entries:
-            label = covariate_label(results, r["covariate"])
-            if r.get("level") is not None:
-                if r["covariate"] != previous:
-                    rows.append({"model": model, "label": f"{label} (vs {r.get('reference')})", "indent": 1,
-                                 "hr": None})
-                label = str(r["level"])
-            previous = r["covariate"]
-            rows.append({"model": model, "label": label, "indent": 2 if r.get("level") is not None else 1,
-                         "hr": r.get("hr"), "lower": r.get("hr_lower"), "upper": r.get("hr_upper"), "p": r.get("p")})
+            label = covariate_label(risk, r.covariate)
+            if r.level is not None:
+                if r.covariate != previous:
+                    rows.append({"model": model, "label": f"{label} (vs {r.reference})", "indent": 1, "hr": None})
+                label = str(r.level)
+            previous = r.covariate
+            rows.append({"model": model, "label": label, "indent": 2 if r.level is not None else 1,
+                         "hr": r.hr, "lower": r.hr_lower, "upper": r.hr_upper, "p": r.p})
     return rows
 
 
@@ -101,46 +104,46 @@ def draw_forest(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
 # --------------------------------------------------------------------------- nomogram
 
 
-def nomogram_rows(results: Mapping[str, Any], nomogram: Mapping[str, Any]) -> list[dict[str, Any]]:
+def nomogram_rows(risk: RiskScores | None, nomogram: Nomogram) -> list[dict[str, Any]]:
     """The nomogram's axes top to bottom as {"label", "x", "ticks"}, x in the units of the
     Points axis: a predictor's ticks sit at their table points; the total-points, linear
     predictor and survival axes map total points linearly onto the Points range (the
     total-points span covers every tick of those axes). A survival axis's line ("span")
     covers its survival grid, so an axis with a single labelled tick still shows its range."""
-    predictors = nomogram.get("predictors") or {}
-    top = max([max(p["points"]) for p in predictors.values() if p.get("points")] + [0.0]) or 100.0
+    predictors = nomogram.predictors
+    top = max([max(floats(p.points)) for p in predictors.values() if p.points] + [0.0]) or 100.0
     points = [float(v) for v in np.arange(0, top + 1e-9, 10.0)]
     rows: list[dict[str, Any]] = [{"label": "Points", "x": points, "ticks": [fmt_value(v) for v in points]}]
     for name, p in predictors.items():
         ticks = [fmt_value(float(v)) if v is not None else str(s)
-                 for v, s in zip(p.get("value_numeric") or [None] * len(p["values"]), p["values"], strict=False)]
-        rows.append({"label": covariate_label(results, name), "x": [float(v) for v in p["points"]], "ticks": ticks})
-    totals = [float(v) for v in nomogram.get("total_points") or []]
-    lp_axis = nomogram.get("lp_axis") or {}
-    surv = nomogram.get("survival_axes") or {}
-    survival_points = [float(v) for a in surv.values() for v in a["total_points"]]
-    span = totals + survival_points + list(lp_axis.get("total_points") or [])
+                 for v, s in zip(p.value_numeric or [None] * len(p.values), p.values, strict=False)]
+        rows.append({"label": covariate_label(risk, name), "x": floats(p.points), "ticks": ticks})
+    totals = floats(nomogram.total_points)
+    lp_axis = nomogram.lp_axis
+    surv = nomogram.survival_axes
+    survival_points = [v for a in surv.values() for v in floats(a.total_points)]
+    span = totals + survival_points + (floats(lp_axis.total_points) if lp_axis is not None else [])
     lo, hi = min(span), max(span)
 
     def to_x(values: Sequence[float]) -> list[float]:
         return [(float(v) - lo) / (hi - lo) * top for v in values]
 
     rows.append({"label": "Total points", "x": to_x(totals), "ticks": [fmt_value(v) for v in totals]})
-    if lp_axis.get("lp"):
-        rows.append({"label": "Linear predictor", "x": to_x(lp_axis["total_points"]),
-                     "ticks": [fmt_value(round(float(v), 6)) for v in lp_axis["lp"]]})
-    unit = nomogram.get("time_unit") or "days"
-    grid = nomogram.get("survival_grid") or {}
+    if lp_axis is not None and lp_axis.lp:
+        rows.append({"label": "Linear predictor", "x": to_x(floats(lp_axis.total_points)),
+                     "ticks": [fmt_value(round(v, 6)) for v in floats(lp_axis.lp)]})
+    unit = nomogram.time_unit or "days"
     for axis in surv.values():
-        time = fmt_value(float(axis["time"]))
-        inside = [v for v in (grid.get(time) or {}).get("total_points") or [] if lo <= float(v) <= hi]
-        rows.append({"label": f"Survival at {time} {unit}", "x": to_x(axis["total_points"]),
-                     "ticks": [fmt_value(round(float(s), 6)) for s in axis["survival"]],
+        time = fmt_value(float(axis.time))
+        grid = nomogram.survival_grid.get(time)
+        inside = [v for v in floats(grid.total_points if grid is not None else []) if lo <= v <= hi]
+        rows.append({"label": f"Survival at {time} {unit}", "x": to_x(floats(axis.total_points)),
+                     "ticks": [fmt_value(round(s, 6)) for s in floats(axis.survival)],
                      "span": to_x([min(inside), max(inside)]) if inside else None})
     return rows
 
 
-def draw_nomogram(rows: Sequence[Mapping[str, Any]], nomogram: Mapping[str, Any], path: Path) -> Path:
+def draw_nomogram(rows: Sequence[Mapping[str, Any]], nomogram: Nomogram, path: Path) -> Path:
     """The nomogram: one scale per row, tick labels above (alternating above/below where crowded)."""
     top = max(max(r["x"]) for r in rows[:1])
     fig_h = 0.5 + 0.42 * len(rows)
@@ -164,7 +167,7 @@ def draw_nomogram(rows: Sequence[Mapping[str, Any]], nomogram: Mapping[str, Any]
                     fontweight="bold" if i == 0 else "normal")
         ax.set_xlim(-0.02 * top, 1.02 * top)
         ax.set_ylim(-len(rows) + 0.5, 0.6)
-        fig.text(0.01, 1 - 0.05 / fig_h, f"Cox nomogram (n = {fmt_int(nomogram.get('n'))}, "
-                 f"events = {fmt_int(nomogram.get('n_events'))})", ha="left", va="top", fontsize=FONT_SIZE - 0.5,
+        fig.text(0.01, 1 - 0.05 / fig_h, f"Cox nomogram (n = {fmt_int(nomogram.n)}, "
+                 f"events = {fmt_int(nomogram.n_events)})", ha="left", va="top", fontsize=FONT_SIZE - 0.5,
                  color="#444444")
         return save(fig, path)

@@ -6,23 +6,24 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 
 from studyrunner.report.figures.style import STYLE, as_float, panels, save, time_colour
 from studyrunner.report.formatting import fmt_time
+from studyrunner.results.models import DecisionRow
 
 
-def draw_decision_curves(curves: Mapping[Any, Sequence[Mapping[str, Any]]], time_unit: str, path: Path) -> Path:
-    """Decision curves at each time: net benefit of the model against treating all and treating none."""
+def draw_decision_curves(curves: Mapping[str, Sequence[DecisionRow]], time_unit: str, path: Path) -> Path:
+    """Decision curves at each time (``curves`` keyed by ``registry.time_key``): net benefit of the
+    model against treating all and treating none."""
     with plt.rc_context(STYLE):
         fig, axes = panels(len(curves))
-        for i, (ax, (t, rows)) in enumerate(zip(axes, curves.items(), strict=False)):
-            x = [float(r["threshold"]) for r in rows]
-            model = [as_float(r.get("net_benefit")) for r in rows]
-            treat_all = [as_float(r.get("treat_all")) for r in rows]
-            treat_none = [as_float(r.get("treat_none")) for r in rows]
+        for i, (ax, (key, rows)) in enumerate(zip(axes, curves.items(), strict=False)):
+            x = [r.threshold for r in rows]
+            model = [as_float(r.net_benefit) for r in rows]
+            treat_all = [as_float(r.treat_all) for r in rows]
+            treat_none = [as_float(r.treat_none) for r in rows]
             ax.plot(x, treat_none, color="#1a1a1a", lw=0.8, label="Treat none")
             ax.plot(x, treat_all, color="#999999", lw=1.0, label="Treat all")
             ax.plot(x, model, color=time_colour(i), lw=1.3, label="Radiomics model")
@@ -30,7 +31,7 @@ def draw_decision_curves(curves: Mapping[Any, Sequence[Mapping[str, Any]]], time
             top = max([*finite, 0.05])
             ax.set_ylim(-0.1 * top - 0.02, top * 1.1)
             ax.set_xlim(0, max(x) if x else 1)
-            ax.set_title(f"{fmt_time(t)} {time_unit}", loc="left")
+            ax.set_title(f"{fmt_time(float(key))} {time_unit}", loc="left")
             ax.set_xlabel("Threshold probability")
             if i == 0:
                 ax.set_ylabel("Net benefit")

@@ -27,11 +27,12 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from studyrunner.deep.intervals import interval_labels
+from studyrunner.protocol import TimeToEventEndpoint
 from studyrunner.report.figures.clinical_cox import draw_forest, draw_nomogram, forest_rows, nomogram_rows
 from studyrunner.report.figures.explanations import draw_explanation_figures
 from studyrunner.report.figures.km import draw_km
 from studyrunner.report.figures.km_panels import Panel, draw_km_panels
-from studyrunner.report.figures.labels import cohort_label, column_label, level_label, score_label
+from studyrunner.report.figures.labels import cohort_label, column_label, level_label, score_colours, score_label
 from studyrunner.report.figures.response import draw_response_figures
 from studyrunner.report.figures.style import (
     FONT_SIZE,
@@ -39,27 +40,32 @@ from studyrunner.report.figures.style import (
     STYLE,
     TEXT_WIDTH_IN,
     THRESHOLD_COLOUR,
+    as_float,
     panels,
-    recorded,
     save,
     tick_formatter,
     time_colour,
 )
 from studyrunner.report.formatting import RANGE_DASH, fmt_int, fmt_num
+from studyrunner.results.models import NetworkTraining, Nomogram, PatientColumn, Results, RiskScores, SubgroupHazards
 
-NETWORK_LABELS = {"os": "OS network", "pfs": "PFS network", "response": "Response network"}
 COHORT_MARKERS = {"training": "o", "test": "^"}
-SCORE_COLOURS = {"osrs": "#b03a2e", "pfsrs": "#c98a00", "mosrs": "#2e8b57"}
-RISK_SCORES = ("osrs", "pfsrs", "mosrs")
-SURVIVAL_ENDPOINTS = ("os", "pfs")
 CENSORED_COLOUR = "#c9c9c9"
+Patients = Mapping[str, PatientColumn]
 
 
-def _endpoint(results: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    return (results.get("endpoints") or {}).get(name) or {}
+def time_to_event(results: Results, name: str | None) -> TimeToEventEndpoint | None:
+    """The protocol's time-to-event endpoint ``name`` (None when the run does not record one)."""
+    endpoint = results.endpoints.get(name) if name is not None else None
+    return endpoint if isinstance(endpoint, TimeToEventEndpoint) else None
 
 
-def cohort_rows(patients: Mapping[str, Sequence[Any]], partitions: Sequence[str]) -> np.ndarray:
+def network_title(name: str, record: NetworkTraining) -> str:
+    """A network's panel title: "OS network", "Response network"."""
+    return "Response network" if record.kind == "response" else f"{name.upper()} network"
+
+
+def cohort_rows(patients: Patients, partitions: Sequence[str]) -> np.ndarray:
     """Positions in the patients table of the patients in ``partitions``, in table order."""
     wanted = set(partitions)
     return np.array([i for i, p in enumerate(patients.get("partition") or []) if p in wanted], dtype=int)
@@ -74,25 +80,23 @@ def integer_ticks(axis: Any) -> None:
 # --------------------------------------------------------------------------- training curves
 
 
-def draw_training(networks: Mapping[str, Any], path: Path) -> Path:
+def draw_training(networks: Mapping[str, NetworkTraining], path: Path) -> Path:
     """Training and validation loss per epoch, one panel per network; the chosen epoch dotted."""
-    names = [n for n in networks if (networks[n] or {}).get("history")]
+    names = [n for n in networks if networks[n].history]
     with plt.rc_context(STYLE):
         fig, axes = panels(len(names), height=2.35)
         fig.subplots_adjust(top=0.8)
         for i, (ax, name) in enumerate(zip(axes, names, strict=False)):
             record = networks[name]
-            epochs = [h["epoch"] for h in record["history"]]
+            epochs = [h.epoch for h in record.history]
             for key, label, colour, style in (("train_loss", "Training (fit)", NEUTRAL, "o-"),
                                               ("val_loss", "Validation (model choice)", THRESHOLD_COLOUR, "s--")):
-                values = [math.nan if h.get(key) is None else h[key] for h in record["history"]]
+                values = [as_float(getattr(h, key)) for h in record.history]
                 ax.plot(epochs, values, style, color=colour, ms=3, lw=1.1, label=label)
-            best = record.get("best_epoch")
-            if best is not None:
-                ax.axvline(best, color="#777777", lw=0.8, ls=":", label="Chosen epoch" if i == 0 else None)
+            ax.axvline(record.best_epoch, color="#777777", lw=0.8, ls=":", label="Chosen epoch" if i == 0 else None)
             ax.margins(x=0.08)
             integer_ticks(ax.xaxis)
-            ax.set_title(NETWORK_LABELS.get(name, name), loc="left", fontsize=FONT_SIZE)
+            ax.set_title(network_title(name, record), loc="left", fontsize=FONT_SIZE)
             ax.set_xlabel("Epoch")
             if i == 0:
                 ax.set_ylabel("Loss")
@@ -117,23 +121,24 @@ def interval_names(cutoffs: Sequence[float], unit: str) -> list[str]:
     return [f"< {c[0]} {unit}", *middle, f"\u2265 {c[-1]} {unit}"]
 
 
-def risk_vector_points(patients: Mapping[str, Sequence[Any]], score_columns: Sequence[str], time: str,
+def risk_vector_points(patients: Patients, score_columns: Sequence[str], time: str,
                        event: str, cutoffs: Sequence[float], cohorts: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """The risk vectors of the patients with the event in a cohort: {"xyz" (n x 3), "interval"
     (0-based, see ``event_intervals``), "cohort" (name per patient), "patient_id"}."""
     cohort_of = {p: name for name, parts in cohorts.items() for p in parts}
-    rows = [i for i, (e, p) in enumerate(zip(patients[event], patients["partition"], strict=False))
+    partition = [str(p) for p in patients["partition"]]
+    rows = [i for i, (e, p) in enumerate(zip(patients[event], partition, strict=False))
             if e is not None and int(e) == 1 and p in cohort_of]
     xyz = np.array([[patients[c][i] for c in score_columns] for i in rows], dtype=float).reshape(-1, len(score_columns))
-    return {"xyz": xyz, "interval": event_intervals([patients[time][i] for i in rows], cutoffs),
-            "cohort": [cohort_of[patients["partition"][i]] for i in rows],
+    return {"xyz": xyz, "interval": event_intervals([as_float(patients[time][i]) for i in rows], cutoffs),
+            "cohort": [cohort_of[partition[i]] for i in rows],
             "patient_id": [patients["patient_id"][i] for i in rows]}
 
 
-def draw_risk_vectors(points: Mapping[str, Any], cutoffs: Sequence[float], endpoint: Mapping[str, Any],
+def draw_risk_vectors(points: Mapping[str, Any], cutoffs: Sequence[float], endpoint: TimeToEventEndpoint,
                       axis_labels: Sequence[str], path: Path) -> Path:
     """3D scatter of the risk vectors, colour = interval of the event time, marker = cohort."""
-    names = interval_names(cutoffs, endpoint.get("unit") or "days")
+    names = interval_names(cutoffs, endpoint.unit)
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(TEXT_WIDTH_IN, 3.7))
         ax: Any = fig.add_axes((-0.02, 0.03, 0.66, 0.93), projection="3d")  # Axes3D (mplot3d has no types)
@@ -155,7 +160,7 @@ def draw_risk_vectors(points: Mapping[str, Any], cutoffs: Sequence[float], endpo
                     for c, m in COHORT_MARKERS.items()]
         fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.64, 0.5), title="Event time interval",
                    title_fontsize=FONT_SIZE, alignment="left")
-        fig.text(0.01, 0.98, f"{endpoint.get('label', '')}: risk vectors of the patients with the event",
+        fig.text(0.01, 0.98, f"{endpoint.label}: risk vectors of the patients with the event",
                  ha="left", va="top", fontweight="bold")
         return save(fig, path)
 
@@ -170,83 +175,94 @@ def scale_unit(values: Sequence[float]) -> np.ndarray:
     return np.full_like(v, 0.5) if hi == lo else (v - lo) / (hi - lo)
 
 
-def score_ordering(risk_scores: Mapping[str, Any], cohort: str) -> dict[str, Any] | None:
-    """A cohort's patients sorted by MOSRS (stable): {"cohort", "order" (rows of the patients
-    table), "scaled": {score: values in [0, 1] over the cohort}, "misordered": {score: count}}.
+def score_ordering(risk: RiskScores, cohort: str) -> dict[str, Any] | None:
+    """A cohort's patients sorted by the headline score (stable): {"cohort", "order" (rows of
+    the patients table), "scaled": {score: values in [0, 1] over the cohort} for every survival
+    score in the table, "misordered": {score: count} for the two compared scores}.
 
     ``per_patient`` rows are the patients table's row labels (or positions within the cohort
     when they do not all name rows of the cohort)."""
-    patients = risk_scores.get("patients") or {}
-    rows = cohort_rows(patients, (risk_scores.get("cohorts") or {}).get(cohort) or [])
-    if rows.size == 0 or "mosrs" not in patients:
+    patients, headline = risk.patients, risk.headline_score
+    rows = cohort_rows(patients, risk.cohorts.get(cohort) or [])
+    if rows.size == 0 or headline is None or headline not in patients:
         return None
-    order = rows[np.argsort(np.array([patients["mosrs"][i] for i in rows], dtype=float), kind="stable")]
-    scaled = {s: scale_unit([patients[s][i] for i in order]) for s in RISK_SCORES if s in patients}
-    per = {int(r["row"]): r for r in ((risk_scores.get("comparison") or {}).get(cohort) or {}).get("per_patient") or []}
+    order = rows[np.argsort(np.array([as_float(patients[headline][i]) for i in rows]), kind="stable")]
+    scaled = {s: scale_unit([as_float(patients[s][i]) for i in order]) for s in risk.scores if s in patients}
+    comparison = risk.comparison.get(cohort)
+    per = {int(r.row): r for r in (comparison.per_patient if comparison is not None else [])}
     local = not set(per) <= set(rows.tolist())
     position = {int(g): k for k, g in enumerate(rows)}
     misordered = {}
-    for key, name in zip(("misordered_a", "misordered_b"), risk_scores.get("comparison_scores") or [], strict=False):
+    for key, name in zip(("misordered_a", "misordered_b"), risk.comparison_scores, strict=False):
         if per:
-            misordered[name] = np.array([(per.get(position[g] if local else int(g)) or {}).get(key, math.nan)
-                                         for g in order], dtype=float)
+            found = [per.get(position[g] if local else int(g)) for g in order]
+            misordered[name] = np.array([getattr(r, key) if r is not None else math.nan for r in found], dtype=float)
     return {"cohort": cohort, "order": order, "scaled": scaled, "misordered": misordered}
 
 
-def draw_score_ordering(results: Mapping[str, Any], data: Mapping[str, Any], path: Path) -> Path:
-    """Upper: follow-up of each patient (death / progression marked). Lower: the scaled scores as
-    bars and each patient's mis-ordered comparable pairs for MOSRS and OSRS as lines."""
+def draw_score_ordering(results: Results, risk: RiskScores, data: Mapping[str, Any], path: Path) -> Path:
+    """Upper: follow-up of each patient (events of the headline endpoint, those of the other
+    survival endpoints marked). Lower: the scaled scores as bars and each patient's mis-ordered
+    comparable pairs for the two compared scores as lines."""
     n = len(data["order"])
     with plt.rc_context(STYLE):
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(TEXT_WIDTH_IN, 4.0), sharex=True,
                                           gridspec_kw={"height_ratios": [1, 1.4], "hspace": 0.1})
         fig.subplots_adjust(left=0.11, right=0.89, top=0.91, bottom=0.2)
-        _follow_up(top, results, data["order"])
-        _scaled_scores(bottom, results, data)
+        _follow_up(top, results, risk, data["order"])
+        _scaled_scores(bottom, risk, data)
         bottom.set_yticks([0, 0.5, 1])
         bottom.set_xlim(-0.6, n - 0.4)
         bottom.set_xticks([])
         bottom.set_xlabel(f"{cohort_label(data['cohort'])} patients (n = {fmt_int(n)}), "
-                          f"sorted by {score_label(results, 'mosrs')} (low to high)")
+                          f"sorted by {score_label(risk, risk.headline_score or '')} (low to high)")
         return save(fig, path)
 
 
-def _follow_up(ax: Axes, results: Mapping[str, Any], order: Sequence[int]) -> None:
-    """Each patient's OS follow-up as a bar (red: died) with the progression time marked."""
-    patients = results["risk_scores"]["patients"]
-    os_ep, pfs_ep = _endpoint(results, "os"), _endpoint(results, "pfs")
-    if os_ep.get("time") in patients:
-        times = np.array([patients[os_ep["time"]][i] for i in order], dtype=float)
-        dead = np.array([patients[os_ep["event"]][i] == 1 for i in order])
-        ax.bar(np.arange(len(order)), times, width=0.8, color=np.where(dead, THRESHOLD_COLOUR, CENSORED_COLOUR))
-        for colour, label in ((THRESHOLD_COLOUR, "Died"), (CENSORED_COLOUR, "Alive at last follow-up")):
+def _follow_up(ax: Axes, results: Results, risk: RiskScores, order: Sequence[int]) -> None:
+    """Each patient's follow-up for the headline score's endpoint as a bar (red: the event),
+    with the event times of the other survival endpoints marked."""
+    patients = risk.patients
+    headline = risk.scores.get(risk.headline_score or "")
+    main_name = headline.endpoint if headline is not None else None
+    main = time_to_event(results, main_name)
+    if main is not None and main.time in patients:
+        times = np.array([as_float(patients[main.time][i]) for i in order])
+        events = np.array([patients[main.event][i] == 1 for i in order])
+        ax.bar(np.arange(len(order)), times, width=0.8, color=np.where(events, THRESHOLD_COLOUR, CENSORED_COLOUR))
+        for colour, label in ((THRESHOLD_COLOUR, f"{main.label}: event"), (CENSORED_COLOUR, "Censored")):
             ax.add_patch(Rectangle((0, 0), 0, 0, color=colour, label=label))
-    if pfs_ep.get("time") in patients:
-        progressed = [k for k, i in enumerate(order) if patients[pfs_ep["event"]][i] == 1]
-        ax.plot(progressed, [patients[pfs_ep["time"]][order[k]] for k in progressed], "_", color="#1a1a1a",
-                ms=6, mew=1.2, ls="", label="Progression")
-    ax.set_ylabel(f"Follow-up\n({os_ep.get('unit') or 'days'})")
+    others = dict.fromkeys(block.endpoint for block in risk.scores.values() if block.endpoint != main_name)
+    for name in others:
+        other = time_to_event(results, name)
+        if other is None or other.time not in patients:
+            continue
+        marked = [k for k, i in enumerate(order) if patients[other.event][i] == 1]
+        ax.plot(marked, [as_float(patients[other.time][order[k]]) for k in marked], "_", color="#1a1a1a",
+                ms=6, mew=1.2, ls="", label=f"{other.label}: event")
+    ax.set_ylabel(f"Follow-up\n({main.unit if main is not None else 'days'})")
     ax.yaxis.set_major_formatter(tick_formatter(0))
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, borderaxespad=0.2)
 
 
-def _scaled_scores(ax: Axes, results: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+def _scaled_scores(ax: Axes, risk: RiskScores, data: Mapping[str, Any]) -> None:
     """The scaled scores as grouped bars and, on a second y axis, the mis-ordered pairs per patient."""
     x = np.arange(len(data["order"]))
     names = list(data["scaled"])
+    colours = score_colours(risk)
     width = 0.8 / max(len(names), 1)
     for k, name in enumerate(names):
         ax.bar(x + (k - (len(names) - 1) / 2) * width, data["scaled"][name], width=width, alpha=0.75,
-               color=SCORE_COLOURS.get(name, NEUTRAL), label=score_label(results, name))
+               color=colours.get(name, NEUTRAL), label=score_label(risk, name))
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("Score, scaled to\n0\u20131 over the cohort")
     ax.yaxis.set_major_formatter(tick_formatter(1))
     twin = ax.twinx()
     twin.spines["right"].set_visible(True)
     for name, counts in data["misordered"].items():
-        twin.plot(x, counts, "o-", ms=2.5, lw=1.0, color=SCORE_COLOURS.get(name, "#1a1a1a"),
+        twin.plot(x, counts, "o-", ms=2.5, lw=1.0, color=colours.get(name, "#1a1a1a"),
                   markeredgecolor="#1a1a1a", markeredgewidth=0.4,
-                  label=f"Mis-ordered pairs, {score_label(results, name)}")
+                  label=f"Mis-ordered pairs, {score_label(risk, name)}")
     twin.set_ylabel("Mis-ordered pairs per patient")
     twin.set_ylim(0, max([np.nanmax(c) for c in data["misordered"].values() if np.isfinite(c).any()] + [1]) * 1.1)
     integer_ticks(twin.yaxis)
@@ -258,89 +274,92 @@ def _scaled_scores(ax: Axes, results: Mapping[str, Any], data: Mapping[str, Any]
 # --------------------------------------------------------------------------- subgroups (Figure 4C,D)
 
 
-def subgroup_panels(subgroup: Mapping[str, Any]) -> list[Panel]:
+def subgroup_panels(subgroup: SubgroupHazards) -> list[Panel]:
     """One panel per level: title "<level> (n, events)", the level's block, risk-group labels."""
     labels = {"low": "Low risk", "high": "High risk"}
-    return [(f"{level_label(lv['level'])}\nn = {fmt_int(lv.get('n'))}, events = {fmt_int(lv.get('n_events'))}",
-             lv, labels) for lv in subgroup.get("levels") or []]
+    return [(f"{level_label(lv.level)}\nn = {fmt_int(lv.n)}, events = {fmt_int(lv.n_events)}", lv, labels)
+            for lv in subgroup.levels]
 
 
 # --------------------------------------------------------------------------- entry point
 
 
-def draw_deep_figures(results: Mapping[str, Any], figures_dir: Path, run_dir: Path) -> dict[str, Path]:
+def draw_deep_figures(results: Results, figures_dir: Path, run_dir: Path) -> dict[str, Path]:
     """Draw every seed-000 figure that results.json has data for; return {figure key: PNG path}.
 
-    Keys: "deep_training", "risk_vectors_<os|pfs>", "km_<osrs|pfsrs|mosrs>_<training|test>",
-    "score_ordering", "clinical_forest", "nomogram", "subgroups_<column>", then those of
+    Keys (score, endpoint and network names as recorded): "deep_training",
+    "risk_vectors_<survival network>", "km_<score>_<cohort>", "score_ordering",
+    "clinical_forest", "nomogram", "subgroups_<column>", then those of
     ``response.draw_response_figures`` ("response_km_<endpoint>", "response_roc",
     "response_subgroups") and of ``explanations.draw_explanation_figures`` ("gradcam", "ssim_spearman")."""
     figures: dict[str, Path] = {}
-    deep = results.get("deep") if recorded(results.get("deep")) else {}
-    networks = (deep or {}).get("networks") or {}
-    if any((n or {}).get("history") for n in networks.values()):
+    networks = results.deep.networks if results.deep is not None else {}
+    if any(n.history for n in networks.values()):
         figures["deep_training"] = draw_training(networks, figures_dir / "deep_training.png")
-    risk = (results.get("risk_scores") if recorded(results.get("risk_scores")) else None) or {}
-    figures.update(_risk_vector_figures(results, networks, risk, figures_dir))
-    figures.update(_score_km_figures(results, risk, figures_dir))
-    if risk:
+    risk = results.risk_scores
+    if risk is not None:
+        figures.update(_risk_vector_figures(results, networks, risk, figures_dir))
+        figures.update(_score_km_figures(results, risk, figures_dir))
         figures.update(_risk_score_figures(results, risk, figures_dir))
     figures.update(draw_response_figures(results, figures_dir))
     figures.update(draw_explanation_figures(results, figures_dir, run_dir))
     return figures
 
 
-def _risk_vector_figures(results: Mapping[str, Any], networks: Mapping[str, Any], risk: Mapping[str, Any],
+def _risk_vector_figures(results: Results, networks: Mapping[str, NetworkTraining], risk: RiskScores,
                          figures_dir: Path) -> dict[str, Path]:
-    """"risk_vectors_<os|pfs>": for a survival network with cut-offs whose score columns are recorded."""
+    """"risk_vectors_<network>": for a survival network with cut-offs whose score columns are recorded."""
     figures: dict[str, Path] = {}
-    patients = risk.get("patients") or {}
-    for ep in SURVIVAL_ENDPOINTS:
-        record, endpoint = networks.get(ep) or {}, _endpoint(results, ep)
-        columns = record.get("score_columns") or [f"{ep}_score_{k}" for k in (1, 2, 3)]
-        needed = [*columns, endpoint.get("event"), endpoint.get("time")]
-        if record.get("cutoffs") and all(c in patients for c in needed):
-            points = risk_vector_points(patients, columns, endpoint["time"], endpoint["event"], record["cutoffs"],
-                                        risk.get("cohorts") or {})
+    patients = risk.patients
+    for name, record in networks.items():
+        endpoint = time_to_event(results, record.endpoint)
+        if record.kind != "survival" or endpoint is None or not record.cutoffs:
+            continue
+        columns = record.score_columns
+        if columns and all(c in patients for c in [*columns, endpoint.event, endpoint.time]):
+            points = risk_vector_points(patients, columns, endpoint.time, endpoint.event, record.cutoffs,
+                                        risk.cohorts)
             if len(points["patient_id"]):
-                labels = [f"{ep.upper()} score {k + 1}" for k in range(len(columns))]
-                figures[f"risk_vectors_{ep}"] = draw_risk_vectors(points, record["cutoffs"], endpoint, labels,
-                                                                  figures_dir / f"risk_vectors_{ep}.png")
+                labels = [f"{name.upper()} score {k + 1}" for k in range(len(columns))]
+                figures[f"risk_vectors_{name}"] = draw_risk_vectors(points, record.cutoffs, endpoint, labels,
+                                                                    figures_dir / f"risk_vectors_{name}.png")
     return figures
 
 
-def _score_km_figures(results: Mapping[str, Any], risk: Mapping[str, Any], figures_dir: Path) -> dict[str, Path]:
+def _score_km_figures(results: Results, risk: RiskScores, figures_dir: Path) -> dict[str, Path]:
     """"km_<score>_<cohort>": Kaplan-Meier curves of each risk score's groups per cohort."""
     figures: dict[str, Path] = {}
-    for name in RISK_SCORES:
-        block = (risk.get("scores") or {}).get(name) or {}
-        endpoint = _endpoint(results, block.get("endpoint") or "os")
-        for cohort, ev in (block.get("evaluation") or {}).items():
-            if ev and ev.get("km"):
-                labelled = {**ev, "cohort_label": f"{score_label(results, name)}, {cohort_label(cohort).lower()}",
-                            "time_unit": ev.get("time_unit") or endpoint.get("unit") or "days"}
-                figures[f"km_{name}_{cohort}"] = draw_km(labelled, endpoint.get("label", "Survival"),
-                                                         figures_dir / f"km_{name}_{cohort}.png")
+    for name, block in risk.scores.items():
+        endpoint = time_to_event(results, block.endpoint)
+        for cohort, ev in block.evaluation.items():
+            if ev.km:
+                figures[f"km_{name}_{cohort}"] = draw_km(
+                    ev, endpoint.label if endpoint is not None else "Survival", figures_dir / f"km_{name}_{cohort}.png",
+                    cohort_label=f"{block.label}, {cohort_label(cohort).lower()}",
+                    time_unit=endpoint.unit if endpoint is not None else None)
     return figures
 
 
-def _risk_score_figures(results: Mapping[str, Any], risk: Mapping[str, Any], figures_dir: Path) -> dict[str, Path]:
+def _risk_score_figures(results: Results, risk: RiskScores, figures_dir: Path) -> dict[str, Path]:
     """"score_ordering", "clinical_forest", "nomogram" and "subgroups_<column>"."""
     figures: dict[str, Path] = {}
     data = score_ordering(risk, "test") or score_ordering(risk, "training")
     if data is not None:
-        figures["score_ordering"] = draw_score_ordering(results, data, figures_dir / "score_ordering.png")
-    rows = forest_rows(results, risk.get("clinical_cox") or {})
+        figures["score_ordering"] = draw_score_ordering(results, risk, data, figures_dir / "score_ordering.png")
+    rows = forest_rows(risk, risk.clinical_cox)
     if rows:
         figures["clinical_forest"] = draw_forest(rows, figures_dir / "clinical_forest.png")
-    nomogram = risk.get("nomogram")
-    if recorded(nomogram) and nomogram.get("predictors") and nomogram.get("total_points"):
-        figures["nomogram"] = draw_nomogram(nomogram_rows(results, nomogram), nomogram, figures_dir / "nomogram.png")
-    headline = risk.get("headline_score") or "mosrs"
-    endpoint = _endpoint(results, ((risk.get("scores") or {}).get(headline) or {}).get("endpoint") or "os")
-    for column, subgroup in (risk.get("subgroups") or {}).items():
-        if recorded(subgroup) and subgroup.get("levels"):
-            heading = f"{score_label(results, headline)} risk groups within {column_label(column).lower()} subgroups"
+    nomogram = risk.nomogram
+    if isinstance(nomogram, Nomogram) and nomogram.predictors and nomogram.total_points:
+        figures["nomogram"] = draw_nomogram(nomogram_rows(risk, nomogram), nomogram, figures_dir / "nomogram.png")
+    headline = risk.headline_score
+    block = risk.scores.get(headline) if headline is not None else None
+    endpoint = time_to_event(results, block.endpoint if block is not None else None)
+    if headline is None or endpoint is None:
+        return figures
+    for column, subgroup in risk.subgroups.items():
+        if isinstance(subgroup, SubgroupHazards) and subgroup.levels:
+            heading = f"{score_label(risk, headline)} risk groups within {column_label(column).lower()} subgroups"
             figures[f"subgroups_{column}"] = draw_km_panels(subgroup_panels(subgroup), endpoint, heading,
                                                             figures_dir / f"subgroups_{column}.png")
     return figures

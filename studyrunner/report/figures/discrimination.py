@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 
@@ -15,13 +14,24 @@ from studyrunner.report.figures.style import (
     REFERENCE_LINE,
     STYLE,
     TEXT_WIDTH_IN,
+    as_float,
     save,
 )
 from studyrunner.report.formatting import ci_label, fmt_ci, fmt_num
+from studyrunner.results.models import CohortEvaluation, Oracle, OracleCohort
 
 
-def draw_discrimination(evaluation: Mapping[str, Mapping[str, Any]], oracle: Mapping[str, Any] | None,
-                        path: Path) -> Path:
+def oracle_c_index(oracle: Oracle | None, cohort: str) -> float | None:
+    """The oracle's C-index in ``cohort`` ("training", "test"); None when not recorded."""
+    record: OracleCohort | None = None
+    if oracle is not None and cohort == "training":
+        record = oracle.training
+    elif oracle is not None and cohort == "test":
+        record = oracle.test
+    return record.c_index if record is not None else None
+
+
+def draw_discrimination(evaluation: Mapping[str, CohortEvaluation], oracle: Oracle | None, path: Path) -> Path:
     """Harrell's C-index with its confidence interval per cohort; the synthetic generator's oracle C-index beside it."""
     cohorts = list(evaluation)
     with plt.rc_context(STYLE):
@@ -34,20 +44,19 @@ def draw_discrimination(evaluation: Mapping[str, Mapping[str, Any]], oracle: Map
                 va="center", fontweight="bold")
         for i, name in enumerate(cohorts):
             ev = evaluation[name]
-            c: Any = ev.get("c_index")
-            lo, hi = ev.get("c_lower"), ev.get("c_upper")
+            c, lo, hi = ev.c_index, ev.c_lower, ev.c_upper
             if lo is not None and hi is not None:
                 ax.plot([lo, hi], [i, i], color=GROUP_COLOURS["low"], lw=1.4)
-            ax.plot([c], [i], "o", color=GROUP_COLOURS["low"], ms=5, label="Model" if i == 0 else None)
+            ax.plot([as_float(c)], [i], "o", color=GROUP_COLOURS["low"], ms=5, label="Model" if i == 0 else None)
             label = fmt_ci(c, lo, hi)
-            oracle_c = ((oracle or {}).get(name) or {}).get("c_index")
+            oracle_c = oracle_c_index(oracle, name)
             if oracle_c is not None:
                 ax.plot([oracle_c], [i], "D", mfc="white", mec=ORACLE_COLOUR, ms=5,
                         label="Oracle (true risk)" if i == 0 else None)
                 label += f"; oracle {fmt_num(oracle_c, 2)}"
             ax.text(1.03, i, label, transform=ax.get_yaxis_transform(), ha="left", va="center")
         ax.set_yticks(range(len(cohorts)))
-        ax.set_yticklabels([evaluation[n].get("cohort_label", n) for n in cohorts])
+        ax.set_yticklabels([evaluation[n].cohort_label for n in cohorts])
         ax.set_ylim(len(cohorts) - 0.5, -0.5)
         ax.set_xlim(0.4, 1.0)
         ax.set_xlabel("Harrell's C-index")

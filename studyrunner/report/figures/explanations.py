@@ -2,7 +2,7 @@
 
 Grad-CAM overlays (Selvaraju et al., ICCV 2017) of every score on the CT (Figure 5), and the
 Spearman correlation of the SSIM (Wang et al., IEEE TIP 2004;13:600-612) between each
-patient's OSRS and PFSRS maps with every score (Figure 6).
+patient's maps of the two endpoint scores (OSRS and PFSRS in the paper) with every score (Figure 6).
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ from studyrunner.report.figures.style import (
     TEXT_WIDTH_IN,
     THRESHOLD_COLOUR,
     hide_spines,
-    recorded,
     save,
     tick_formatter,
 )
 from studyrunner.report.formatting import fmt_int, fmt_median_iqr, fmt_num, fmt_p_eq
+from studyrunner.results.models import Explanations, Results, RiskScores, SpearmanRow
 
-MAP_ORDER = ("osrs", "pfsrs", "prs", "pds")
 LUNG_WINDOW = (-600.0, 1500.0)  # level, width in HU
 MAP_CMAP = "jet"
 MAP_ALPHA = 0.45
@@ -45,27 +44,30 @@ def lung_window(hu: np.ndarray, level: float = LUNG_WINDOW[0], width: float = LU
     return np.clip((np.asarray(hu, dtype=float) - (level - width / 2)) / width, 0.0, 1.0)
 
 
-def gradcam_cells(explanations: Mapping[str, Any], overlays: Mapping[str, np.ndarray],
+def gradcam_cells(explanations: Explanations, overlays: Mapping[str, np.ndarray],
                   plane: str = "axial") -> list[dict[str, Any]]:
-    """Per selected patient: {"patient_id", "scores", "ct", "maps": {score: slice}} of the
-    patients whose CT slice is in the overlays (maps in ``MAP_ORDER``, those present)."""
+    """Per selected patient: {"patient_id", "scores" (its ``SelectedPatient`` record), "ct",
+    "maps": {score: slice}} of the patients whose CT slice is in the overlays (maps in the
+    order of ``scores_explained``, those present)."""
     cells = []
-    for patient in explanations.get("selected") or []:
-        pid = patient["patient_id"]
+    for patient in explanations.selected:
+        pid = patient.patient_id
         if f"{pid}/ct/{plane}" not in overlays:
             continue
-        maps = {name: np.asarray(overlays[f"{pid}/{name}/{plane}"]) for name in MAP_ORDER
+        maps = {name: np.asarray(overlays[f"{pid}/{name}/{plane}"]) for name in explanations.scores_explained
                 if f"{pid}/{name}/{plane}" in overlays}
         cells.append({"patient_id": pid, "scores": patient, "ct": np.asarray(overlays[f"{pid}/ct/{plane}"]),
                       "maps": maps})
     return cells
 
 
-def draw_gradcam(results: Mapping[str, Any], cells: Sequence[Mapping[str, Any]], path: Path) -> Path:
+def draw_gradcam(risk: RiskScores | None, names: Sequence[str], cells: Sequence[Mapping[str, Any]],
+                 path: Path) -> Path:
     """One row per selected patient: the CT mid-slice in a lung window, then each score's
-    Grad-CAM map over the CT; the row is labelled with the patient and its fused score."""
-    names = [n for n in MAP_ORDER if any(n in c["maps"] for c in cells)]
-    order_by = (cells[0]["scores"].get("ordered_by") if cells else None) or "mosrs"
+    Grad-CAM map over the CT (``names``: the explained scores in order); the row is labelled
+    with the patient and the score the patients were chosen by."""
+    names = [n for n in names if any(n in c["maps"] for c in cells)]
+    order_by = cells[0]["scores"].ordered_by if cells else ""
     cell_in, label_in, bar_in = 0.95, 0.95, 0.75
     n_cols = 1 + len(names)
     width = label_in + n_cols * (cell_in + 0.05) + bar_in
@@ -86,10 +88,10 @@ def draw_gradcam(results: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
                 ax.set_yticks([])
                 hide_spines(ax)
                 if r == 0:
-                    ax.set_title("CT (lung window)" if name is None else score_label(results, name),
+                    ax.set_title("CT (lung window)" if name is None else score_label(risk, name),
                                  fontsize=FONT_SIZE)
-            value = cell["scores"].get(order_by)
-            axes[r][0].set_ylabel(f"{cell['patient_id']}\n{score_label(results, order_by)} {fmt_num(value, 2)}",
+            value = cell["scores"].score(order_by)
+            axes[r][0].set_ylabel(f"{cell['patient_id']}\n{score_label(risk, order_by)} {fmt_num(value, 2)}",
                                   fontsize=FONT_SIZE - 0.5, rotation=0, ha="right", va="center", labelpad=4)
         bar = fig.colorbar(ScalarMappable(Normalize(0, 1), MAP_CMAP), ax=axes.ravel().tolist(), fraction=0.04,
                            pad=0.03)
@@ -102,34 +104,34 @@ def draw_gradcam(results: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
 # --------------------------------------------------------------------------- SSIM and Spearman
 
 
-def spearman_rows(explanations: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The Spearman rows with an estimate, in recorded order: [{"name", "rho", "p", "n"}]."""
-    return [row for row in explanations.get("spearman") or []
-            if row.get("rho") is not None and not math.isnan(float(row["rho"]))]
+def spearman_rows(explanations: Explanations) -> list[SpearmanRow]:
+    """The Spearman rows with an estimate, in recorded order."""
+    return [row for row in explanations.spearman if row.rho is not None and not math.isnan(row.rho)]
 
 
-def draw_ssim_spearman(results: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Spearman's rho (bars, with p) between each patient's OSRS-PFSRS map SSIM and each score;
-    the SSIM median (IQR) per cohort is noted under the title."""
-    ssim = results["explanations"].get("ssim") or {}
-    pair = " and ".join(score_label(results, n) for n in ssim.get("pair") or ["osrs", "pfsrs"])
-    notes = [f"{cohort_label(c)}: SSIM median (IQR) {fmt_median_iqr(s, digits=2)}, n = {fmt_int(s.get('n'))}"
-             for c, s in (ssim.get("by_cohort") or {}).items() if s]
+def draw_ssim_spearman(risk: RiskScores | None, explanations: Explanations, rows: Sequence[SpearmanRow],
+                       path: Path) -> Path:
+    """Spearman's rho (bars, with p) between each patient's SSIM of the two endpoint scores'
+    maps (``ssim.pair``) and each score; the SSIM median (IQR) per cohort is noted under the title."""
+    ssim = explanations.ssim
+    pair = " and ".join(score_label(risk, n) for n in (ssim.pair if ssim is not None else []))
+    notes = [f"{cohort_label(c)}: SSIM median (IQR) {fmt_median_iqr(s, digits=2)}, n = {fmt_int(s.n)}"
+             for c, s in (ssim.by_cohort if ssim is not None else {}).items()]
     top_in = 0.55 + 0.15 * len(notes)
     fig_h = top_in + 0.24 * len(rows) + 0.45
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN, fig_h))
         fig.subplots_adjust(left=0.14, right=0.7, top=1 - top_in / fig_h, bottom=0.45 / fig_h)
         ys = list(range(len(rows)))
-        rhos = [float(r["rho"]) for r in rows]
-        colours = [THRESHOLD_COLOUR if r.get("p") is not None and r["p"] < 0.05 else NEUTRAL for r in rows]
+        rhos = [float(r.rho) if r.rho is not None else math.nan for r in rows]
+        colours = [THRESHOLD_COLOUR if r.p is not None and r.p < 0.05 else NEUTRAL for r in rows]
         ax.barh(ys, rhos, height=0.6, color=colours)
         ax.axvline(0, color="#333333", lw=0.6)
         for y, row in zip(ys, rows, strict=True):
-            text = f"\u03c1 = {fmt_num(row['rho'], 2)}, {fmt_p_eq(row.get('p'))}, n = {fmt_int(row.get('n'))}"
+            text = f"\u03c1 = {fmt_num(row.rho, 2)}, {fmt_p_eq(row.p)}, n = {fmt_int(row.n)}"
             ax.text(1.03, y, text, transform=ax.get_yaxis_transform(), ha="left", va="center")
         ax.set_yticks(ys)
-        ax.set_yticklabels([score_label(results, r["name"]) for r in rows])
+        ax.set_yticklabels([score_label(risk, r.name) for r in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_xlim(-1, 1)
         ax.set_xticks([-1, -0.5, 0, 0.5, 1])
@@ -145,20 +147,20 @@ def draw_ssim_spearman(results: Mapping[str, Any], rows: Sequence[Mapping[str, A
 # --------------------------------------------------------------------------- entry point
 
 
-def draw_explanation_figures(results: Mapping[str, Any], figures_dir: Path, run_dir: Path) -> dict[str, Path]:
+def draw_explanation_figures(results: Results, figures_dir: Path, run_dir: Path) -> dict[str, Path]:
     """The Grad-CAM and SSIM figures that results.json has data for; the Grad-CAM slices are
     read from the run's overlays file. Keys: "gradcam", "ssim_spearman"."""
     figures: dict[str, Path] = {}
-    explanations = results.get("explanations")
-    if not recorded(explanations):
+    explanations, risk = results.explanations, results.risk_scores
+    if explanations is None:
         return figures
-    overlays_file = explanations.get("overlays_file")
+    overlays_file = explanations.overlays_file
     if overlays_file and (run_dir / overlays_file).is_file():
         with np.load(run_dir / overlays_file) as overlays:
             cells = gradcam_cells(explanations, overlays)
         if cells:
-            figures["gradcam"] = draw_gradcam(results, cells, figures_dir / "gradcam.png")
+            figures["gradcam"] = draw_gradcam(risk, explanations.scores_explained, cells, figures_dir / "gradcam.png")
     rows = spearman_rows(explanations)
     if rows:
-        figures["ssim_spearman"] = draw_ssim_spearman(results, rows, figures_dir / "ssim_spearman.png")
+        figures["ssim_spearman"] = draw_ssim_spearman(risk, explanations, rows, figures_dir / "ssim_spearman.png")
     return figures

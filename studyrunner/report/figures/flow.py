@@ -8,7 +8,6 @@ import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
@@ -17,6 +16,7 @@ from matplotlib.patches import Rectangle
 
 from studyrunner.report.figures.style import BOX_EDGE, BOX_FILL, FONT_SIZE, STYLE, TEXT_WIDTH_IN, save
 from studyrunner.report.formatting import fmt_int
+from studyrunner.results.models import Exclusion, Flow
 
 STAGE_LABELS = {
     "eligibility": "Eligibility criteria",
@@ -38,7 +38,7 @@ def stage_label(stage: str) -> str:
     return STAGE_LABELS.get(stage, stage.replace("_", " ").capitalize())
 
 
-def exclusion_lines(exclusions: Sequence[Mapping[str, Any]]) -> list[tuple[str, bool]]:
+def exclusion_lines(exclusions: Sequence[Exclusion]) -> list[tuple[str, bool]]:
     """Lines of the flow diagram's exclusion box as (text, is_heading) pairs.
 
     Exclusions are grouped by stage (in the pipeline's order, then any other stage), each
@@ -47,7 +47,7 @@ def exclusion_lines(exclusions: Sequence[Mapping[str, Any]]) -> list[tuple[str, 
     """
     by_stage: dict[str, Counter[str]] = {}
     for record in exclusions:
-        by_stage.setdefault(str(record.get("stage", "unknown")), Counter())[str(record.get("reason", ""))] += 1
+        by_stage.setdefault(record.stage, Counter())[record.reason] += 1
     order = [s for s in STAGE_LABELS if s in by_stage] + [s for s in by_stage if s not in STAGE_LABELS]
     lines: list[tuple[str, bool]] = [(f"Excluded (n = {fmt_int(len(exclusions))})", True)]
     for stage in order:
@@ -101,20 +101,20 @@ class Canvas:
         self.ax.plot(xs, ys, color=BOX_EDGE, lw=0.8)
 
 
-def draw_flow_diagram(flow: Mapping[str, Any], path: Path) -> Path:
+def draw_flow_diagram(flow: Flow, path: Path) -> Path:
     """Participant flow: clinical table -> exclusions (by stage and reason) -> included -> partitions.
 
-    ``flow`` is the results.json ``flow`` record; the partition boxes are bracketed into the
+    ``flow`` is the results' ``flow`` record; the partition boxes are bracketed into the
     training and test sets named by ``training_partitions`` and ``test_partitions``.
     """
     with plt.rc_context(STYLE):
         return save(flow_figure(flow), path)
 
 
-def flow_figure(flow: Mapping[str, Any]) -> Figure:
+def flow_figure(flow: Flow) -> Figure:
     """The flow diagram: the main column with the exclusion box beside it, then the partitions."""
-    partitions: Mapping[str, int] = flow.get("partitions") or {}
-    excl_lines = exclusion_lines(flow.get("exclusions") or [])
+    partitions = flow.partitions
+    excl_lines = exclusion_lines(flow.exclusions)
     gap = max(box_height(len(excl_lines)) + 0.3, 0.55)
     height = (MARGIN_IN + box_height(2) + gap + box_height(2) + ARROW_GAP_IN + box_height(2)
               + (ARROW_GAP_IN if partitions else 0) + MARGIN_IN)
@@ -125,27 +125,27 @@ def flow_figure(flow: Mapping[str, Any]) -> Figure:
     return canvas.fig
 
 
-def _main_column(canvas: Canvas, flow: Mapping[str, Any], excl_lines: Sequence[tuple[str, bool]],
+def _main_column(canvas: Canvas, flow: Flow, excl_lines: Sequence[tuple[str, bool]],
                  gap: float, top: float) -> float:
     """The clinical-table box at ``top`` and the included box ``gap`` below it, the exclusion
     box between them on the right; returns the bottom edge of the included box."""
     centre = MAIN_X0_IN + MAIN_WIDTH_IN / 2
-    with_images = flow.get("n_with_images")
-    first_lines = [("Patients in clinical table", True), (f"n = {fmt_int(flow.get('n_clinical'))}"
+    with_images = flow.n_with_images
+    first_lines = [("Patients in clinical table", True), (f"n = {fmt_int(flow.n_clinical)}"
                    + (f"; with CT images: n = {fmt_int(with_images)}" if with_images is not None else ""), False)]
     bottom = canvas.box(MAIN_X0_IN, top, MAIN_WIDTH_IN, first_lines)
     included_top = bottom - gap
     canvas.arrow((centre, bottom), (centre, included_top))
-    if flow.get("exclusions"):
+    if flow.exclusions:
         excl_x0 = MAIN_X0_IN + MAIN_WIDTH_IN + 0.35
         excl_top = bottom - (gap - box_height(len(excl_lines))) / 2
         canvas.box(excl_x0, excl_top, TEXT_WIDTH_IN - excl_x0 - 0.05, excl_lines, align="left")
         canvas.arrow((centre, bottom - gap / 2), (excl_x0, bottom - gap / 2))
     return canvas.box(MAIN_X0_IN, included_top, MAIN_WIDTH_IN,
-                      [("Included in the analysis", True), (f"n = {fmt_int(flow.get('n_included'))}", False)])
+                      [("Included in the analysis", True), (f"n = {fmt_int(flow.n_included)}", False)])
 
 
-def _partition_row(canvas: Canvas, flow: Mapping[str, Any], partitions: Mapping[str, int], bottom: float) -> None:
+def _partition_row(canvas: Canvas, flow: Flow, partitions: Mapping[str, int], bottom: float) -> None:
     """One box per partition under the included box, bracketed into the training and test sets."""
     names = list(partitions)
     spacing = 0.2
@@ -163,8 +163,7 @@ def _partition_row(canvas: Canvas, flow: Mapping[str, Any], partitions: Mapping[
         canvas.box(x - part_w / 2, part_top, part_w,
                    [(name.replace("_", " ").capitalize(), True), (f"n = {fmt_int(partitions[name])}", False)])
     bracket_y = part_top - box_height(2) - 0.12
-    for label, members in (("Training set", flow.get("training_partitions") or []),
-                           ("Test set", flow.get("test_partitions") or [])):
+    for label, members in (("Training set", flow.training_partitions), ("Test set", flow.test_partitions)):
         xs = [centres[names.index(m)] for m in members if m in names]
         if not xs:
             continue

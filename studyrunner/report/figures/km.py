@@ -8,7 +8,6 @@ panels of ``figures.km_panels``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,51 +21,73 @@ from studyrunner.report.figures.style import (
     GROUP_LABELS,
     STYLE,
     TEXT_WIDTH_IN,
+    floats,
     group_colour,
     hide_spines,
     save,
     tick_formatter,
 )
 from studyrunner.report.formatting import ci_label, fmt_hr, fmt_int, fmt_num, fmt_p_eq, fmt_survival_median
+from studyrunner.results.models import Counts, KmCurve, MedianSurvival, RiskTable, Stratification
 
 PLOT_H_IN, AXIS_H_IN = 2.7, 0.5  # AXIS_H_IN: room for the x tick labels and the axis label
 
 
-def from_zero(times: Sequence[float], values: Sequence[float]) -> tuple[list[float], list[float]]:
+def from_zero(times: Sequence[float | None], values: Sequence[float | None]) -> tuple[list[float], list[float]]:
     """Prepend (0, 1) when a survival curve (e.g. R's survfit) does not start at time 0.
 
     R leaves a confidence limit NA where it is undefined (survival 0); it becomes NaN, which
     matplotlib leaves out of the band."""
-    t, v = [float(x) for x in times], [math.nan if x is None else float(x) for x in values]
+    t, v = floats(times), floats(values)
     if not t or t[0] > 0:
         t, v = [0.0, *t], [1.0, *v]
     return t, v
 
 
-def draw_km(evaluation: Mapping[str, Any], endpoint_label: str, path: Path) -> Path:
-    """Kaplan–Meier curves of the low- and high-risk groups of one cohort.
+def risk_counts(risk: RiskTable | None) -> dict[str, Counts]:
+    """The numbers at risk by group ("low", "high"), for the groups the table has counts for."""
+    if risk is None:
+        return {}
+    return {group: counts for group, counts in (("low", risk.low), ("high", risk.high)) if counts}
+
+
+def risk_times(risk: RiskTable | None) -> list[float]:
+    """The times of the numbers-at-risk table (none without a table)."""
+    return floats(risk.times) if risk is not None else []
+
+
+def km_groups(evaluation: Stratification) -> list[str]:
+    """The groups with a curve: low and high risk first, then any other group in recorded order."""
+    return [g for g in ("low", "high") if g in evaluation.km] + [g for g in evaluation.km if g not in ("low", "high")]
+
+
+def draw_km(evaluation: Stratification, endpoint_label: str, path: Path, *, cohort_label: str,
+            time_unit: str | None) -> Path:
+    """Kaplan–Meier curves of the low- and high-risk groups of one cohort (``cohort_label`` in
+    the title; time in ``time_unit``, days when None).
 
     Draws each group's step curve with its 95% confidence band, the log-rank test and the
     hazard ratio (high vs low) in the plot, and a numbers-at-risk table under the plot
     whose columns sit exactly under the x-axis ticks (the risk table's ``times``).
     """
-    km = evaluation.get("km") or {}
-    risk = evaluation.get("risk_table") or {}
-    risk_times = [float(t) for t in risk.get("times") or []]
-    groups = [g for g in ("low", "high") if g in km] + [g for g in km if g not in ("low", "high")]
-    rows = [g for g in groups if g in risk]
+    groups = km_groups(evaluation)
+    counts = risk_counts(evaluation.risk_table)
+    rows = [g for g in groups if g in counts]
+    unit = time_unit or "days"
     with plt.rc_context(STYLE):
         fig, ax, table_spec = _km_layout(len(rows))
-        _km_curves(ax, evaluation, groups)
-        _km_axes(ax, evaluation, endpoint_label, groups)
-        median_lines(ax, evaluation.get("median_survival"))
+        _km_curves(ax, evaluation, groups, unit)
+        _km_axes(ax, evaluation, endpoint_label, groups, unit)
+        ax.set_title(f"{cohort_label} (n = {fmt_int(evaluation.n)}, events = {fmt_int(evaluation.n_events)})",
+                     loc="left")
+        median_lines(ax, evaluation.median_survival)
         ax.text(0.02, 0.04, km_annotation(evaluation), transform=ax.transAxes, ha="left", va="bottom",
                 fontsize=FONT_SIZE - 0.5, bbox={"facecolor": "white", "edgecolor": "#bbbbbb",
                                                 "linewidth": 0.5, "boxstyle": "round,pad=0.35"})
-        if rows:
+        if evaluation.risk_table is not None and rows:
             table_ax = fig.add_subplot(table_spec)
             table_ax.set_xlim(ax.get_xlim())
-            risk_table(table_ax, risk, rows, risk_times)
+            risk_table(table_ax, evaluation.risk_table, rows, risk_times(evaluation.risk_table))
         return save(fig, path)
 
 
@@ -80,61 +101,58 @@ def _km_layout(n_rows: int) -> tuple[Figure, Axes, Any]:
     return fig, fig.add_subplot(grid[0]), grid[2]
 
 
-def _km_curves(ax: Axes, evaluation: Mapping[str, Any], groups: Sequence[str]) -> None:
+def _km_curves(ax: Axes, evaluation: Stratification, groups: Sequence[str], unit: str) -> None:
     """Each group's step curve and 95% band; the legend label has the group size at time 0
     and the median survival."""
-    km = evaluation.get("km") or {}
-    risk = evaluation.get("risk_table") or {}
-    risk_times = [float(t) for t in risk.get("times") or []]
-    unit = evaluation.get("time_unit") or "days"
-    medians = evaluation.get("median_survival") or {}
+    counts = risk_counts(evaluation.risk_table)
+    times = risk_times(evaluation.risk_table)
+    medians = evaluation.median_survival
     for g in groups:
         colour = group_colour(g)
-        t, s = from_zero(km[g]["time"], km[g]["surv"])
-        n_at_start = risk[g][0] if g in risk and risk_times and risk_times[0] == 0 else None
+        curve: KmCurve = evaluation.km[g]
+        t, s = from_zero(curve.time, curve.surv)
+        n_at_start = counts[g][0] if g in counts and times and times[0] == 0 else None
         label = GROUP_LABELS.get(g, g) + (f" (n = {fmt_int(n_at_start)})" if n_at_start is not None else "")
-        if medians and g in medians:
-            reached = (medians[g] or {}).get("median") is not None
+        if g in medians:
+            reached = medians[g].median is not None
             label += f"\nmedian {fmt_survival_median(medians[g])}" + (f" {unit}" if reached else "")
         ax.step(t, s, where="post", color=colour, label=label)
-        if km[g].get("lower") and km[g].get("upper"):
-            _, lo = from_zero(km[g]["time"], km[g]["lower"])
-            _, hi = from_zero(km[g]["time"], km[g]["upper"])
+        if curve.lower and curve.upper:
+            _, lo = from_zero(curve.time, curve.lower)
+            _, hi = from_zero(curve.time, curve.upper)
             ax.fill_between(t, lo, hi, step="post", color=colour, alpha=0.15, linewidth=0)
 
 
-def _km_axes(ax: Axes, evaluation: Mapping[str, Any], endpoint_label: str, groups: Sequence[str]) -> None:
-    """Limits, ticks at the risk table's times, labels, legend and the cohort title."""
-    km = evaluation.get("km") or {}
-    risk_times = [float(t) for t in (evaluation.get("risk_table") or {}).get("times") or []]
-    t_max = max([max(km[g]["time"]) for g in groups if km[g].get("time")] + risk_times + [1.0])
-    ax.set_xlim(0, t_max * 1.02)
+def _km_axes(ax: Axes, evaluation: Stratification, endpoint_label: str, groups: Sequence[str], unit: str) -> None:
+    """Limits, ticks at the risk table's times, labels and legend."""
+    times = risk_times(evaluation.risk_table)
+    ends = [max(t for t in curve.time if t is not None) for curve in (evaluation.km[g] for g in groups)
+            if any(t is not None for t in curve.time)]
+    ax.set_xlim(0, max([*ends, *times, 1.0]) * 1.02)
     ax.set_ylim(0, 1.03)
     ax.set_ylabel(f"{endpoint_label} probability")
-    if risk_times:
-        ax.set_xticks(risk_times)
+    if times:
+        ax.set_xticks(times)
     ax.xaxis.set_major_formatter(tick_formatter(0))
-    ax.set_xlabel(f"Time ({evaluation.get('time_unit') or 'days'})")
+    ax.set_xlabel(f"Time ({unit})")
     ax.legend(loc="upper right", title=f"{ci_label()} shaded", title_fontsize=FONT_SIZE - 1)
-    ax.set_title(f"{evaluation.get('cohort_label', '')} (n = {fmt_int(evaluation.get('n'))}, "
-                 f"events = {fmt_int(evaluation.get('n_events'))})", loc="left")
 
 
-def km_annotation(evaluation: Mapping[str, Any]) -> str:
+def km_annotation(evaluation: Stratification) -> str:
     """The log-rank and hazard-ratio lines printed inside a Kaplan–Meier plot."""
-    chisq = evaluation.get("logrank_chisq")
+    chisq = evaluation.logrank_chisq
     logrank = "Log-rank " + (f"\u03c7\u00b2 = {fmt_num(chisq, 2)}, " if chisq is not None else "")
-    logrank += fmt_p_eq(evaluation.get("logrank_p"))
-    note = evaluation.get("hr_reason")
-    hr = evaluation.get("hr")
-    hr_text = fmt_hr(hr, evaluation.get("hr_lower"), evaluation.get("hr_upper"), reason=note)
+    logrank += fmt_p_eq(evaluation.logrank_p)
+    note = evaluation.hr_reason
+    hr = evaluation.hr
+    hr_text = fmt_hr(hr, evaluation.hr_lower, evaluation.hr_upper, reason=note)
     label = f"HR, {note}" if note and hr is not None else "HR (high vs low)"
     return f"{logrank}\n{label}: {hr_text}"
 
 
-def median_lines(ax: Axes, medians: Mapping[str, Any] | None) -> None:
+def median_lines(ax: Axes, medians: Mapping[str, MedianSurvival]) -> None:
     """Dotted guides from S = 0.5 down to each group's median survival (groups whose median is reached)."""
-    reached = {g: float(r["median"]) for g, r in (medians or {}).items() if r and r.get("median") is not None}
+    reached = {g: float(record.median) for g, record in medians.items() if record.median is not None}
     if not reached:
         return
     ax.plot([0, max(reached.values())], [0.5, 0.5], color="#888888", lw=0.6, ls=":")
@@ -142,8 +160,10 @@ def median_lines(ax: Axes, medians: Mapping[str, Any] | None) -> None:
         ax.plot([median, median], [0, 0.5], color=group_colour(g), lw=0.8, ls=":")
 
 
-def risk_table(ax: Axes, risk: Mapping[str, Any], rows: Sequence[str], times: Sequence[float]) -> None:
-    """Numbers at risk, one row per group, each value centred under its x tick."""
+def risk_table(ax: Axes, risk: RiskTable, rows: Sequence[str], times: Sequence[float]) -> None:
+    """Numbers at risk, one row per group of ``rows`` (groups with counts in ``risk``), each
+    value centred under its x tick."""
+    counts = risk_counts(risk)
     ax.set_ylim(len(rows) - 0.5, -1.1)
     hide_spines(ax)
     ax.tick_params(axis="x", which="both", bottom=False, labelbottom=False)
@@ -153,7 +173,7 @@ def risk_table(ax: Axes, risk: Mapping[str, Any], rows: Sequence[str], times: Se
     for label, g in zip(ax.get_yticklabels(), rows, strict=False):
         label.set_color(group_colour(g))
     for i, g in enumerate(rows):
-        for t, n in zip(times, risk[g], strict=False):
+        for t, n in zip(times, counts[g], strict=False):
             ax.text(t, i, fmt_int(n), ha="center", va="center", fontsize=FONT_SIZE - 0.5,
                     color=group_colour(g))
     ax.text(0.0, -0.95, "Number at risk", transform=ax.get_yaxis_transform(), ha="left", va="center",

@@ -16,23 +16,28 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from studyrunner.report.figures.km import from_zero, risk_table
+from studyrunner.protocol import TimeToEventEndpoint
+from studyrunner.report.figures.km import from_zero, risk_counts, risk_table, risk_times
 from studyrunner.report.figures.style import FONT_SIZE, GROUP_COLOURS, STYLE, TEXT_WIDTH_IN, save, tick_formatter
 from studyrunner.report.formatting import ci_label, fmt_hr, fmt_int, fmt_p_eq
+from studyrunner.results.models import CutpointGroups, RiskTable, Stratification, SubgroupLevel
 
-Panel = tuple[str, Mapping[str, Any], Mapping[str, str]]
-"""(title, a groups_by_cutpoint-shaped block, the risk groups' labels)."""
+PanelBlock = Stratification | SubgroupLevel | CutpointGroups
+"""A risk-group split with Kaplan-Meier curves: a score in a cohort, in a subgroup level, or
+at a response score's cut-off."""
+Panel = tuple[str, PanelBlock, Mapping[str, str]]
+"""(title, the block, the risk groups' labels)."""
 
 
-def km_note(block: Mapping[str, Any], width: int = 32) -> str:
+def km_note(block: PanelBlock, width: int = 32) -> str:
     """The log-rank p and the hazard ratio (high vs low) of a small panel, wrapped to ``width``."""
-    hr, reason = block.get("hr"), block.get("hr_reason")
+    hr, reason = block.hr, block.hr_reason
     label = f"HR ({reason})" if reason and hr is not None else "HR (high vs low)"
-    hr_text = fmt_hr(hr, block.get("hr_lower"), block.get("hr_upper"), reason=reason)
-    return "\n".join([f"Log-rank {fmt_p_eq(block.get('logrank_p'))}", *textwrap.wrap(f"{label} {hr_text}", width)])
+    hr_text = fmt_hr(hr, block.hr_lower, block.hr_upper, reason=reason)
+    return "\n".join([f"Log-rank {fmt_p_eq(block.logrank_p)}", *textwrap.wrap(f"{label} {hr_text}", width)])
 
 
-def draw_km_panels(panels: Sequence[Panel], endpoint: Mapping[str, Any], heading: str, path: Path,
+def draw_km_panels(panels: Sequence[Panel], endpoint: TimeToEventEndpoint, heading: str, path: Path,
                    columns: int = 3) -> Path:
     """Small Kaplan-Meier panels in rows of ``columns``: (title, groups_by_cutpoint-shaped block, group labels)."""
     n_rows = math.ceil(len(panels) / columns)
@@ -43,29 +48,30 @@ def draw_km_panels(panels: Sequence[Panel], endpoint: Mapping[str, Any], heading
         grid = fig.add_gridspec(n_rows, n_cols, left=0.13 if n_cols > 1 else 0.2, right=0.98,
                                 top=1 - 0.5 / fig_h, bottom=0.1 / fig_h, hspace=0.35,
                                 wspace=0.3 if all(p[2] == panels[0][2] for p in panels) else 0.55)
-        unit = endpoint.get("unit") or "days"
+        unit = endpoint.unit
         for k, (title, block, labels) in enumerate(panels):
             first = k % n_cols == 0 or labels != panels[k - 1][2]
             ax = km_panel(fig, grid[k // n_cols, k % n_cols], block, labels, title, unit, first,
                           wrap=int(0.8 * TEXT_WIDTH_IN / n_cols / 0.055))
             if k % n_cols == 0:
-                ax.set_ylabel(f"{endpoint.get('label', 'Survival')} probability", fontsize=FONT_SIZE - 1)
+                ax.set_ylabel(f"{endpoint.label} probability", fontsize=FONT_SIZE - 1)
         fig.text(0.01, 1 - 0.06 / fig_h, heading, ha="left", va="top", fontweight="bold")
         fig.text(0.99, 1 - 0.06 / fig_h, f"{ci_label()} shaded", ha="right", va="top", fontsize=FONT_SIZE - 1,
                  color="#444444")
         return save(fig, path)
 
 
-def km_panel(fig: Figure, spec: Any, block: Mapping[str, Any], labels: Mapping[str, str], title: str,
+def km_panel(fig: Figure, spec: Any, block: PanelBlock, labels: Mapping[str, str], title: str,
              unit: str, first: bool, wrap: int) -> Axes:
     """A small Kaplan-Meier panel: curves with 95% bands; under them the group sizes, log-rank
     p and HR, then the numbers at risk (row labels only when ``first``). Returns the curves' axes."""
     inner = spec.subgridspec(3, 1, height_ratios=[3.2, 1.3, 1.0], hspace=0.4)
     ax = fig.add_subplot(inner[0])
     ax.set_title(title, loc="left", fontsize=FONT_SIZE - 0.5)
-    if not block.get("km"):
+    if not block.km:
         ax.axis("off")
-        ax.text(0.0, 0.85, "\n".join(["Not evaluated:", *textwrap.wrap(block.get("reason") or "no curves", wrap)]),
+        reason = getattr(block, "reason", None)
+        ax.text(0.0, 0.85, "\n".join(["Not evaluated:", *textwrap.wrap(reason or "no curves", wrap)]),
                 ha="left", va="top", transform=ax.transAxes, fontsize=FONT_SIZE - 1, color="#444444")
         return ax
     _panel_curves(ax, block, labels, unit)
@@ -74,23 +80,25 @@ def km_panel(fig: Figure, spec: Any, block: Mapping[str, Any], labels: Mapping[s
     note.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(-0.03, 0.92),
                 title=km_note(block, wrap), fontsize=FONT_SIZE - 1.5, title_fontsize=FONT_SIZE - 1.5,
                 handlelength=1.2, alignment="left", labelspacing=0.2, borderpad=0.1)
-    risk = block.get("risk_table") or {}
-    rows = [g for g in ("low", "high") if g in risk]
-    if rows and risk.get("times"):
+    risk = block.risk_table
+    rows = [g for g in ("low", "high") if g in risk_counts(risk)]
+    if risk is not None and rows and risk.times:
         _panel_risk_table(fig.add_subplot(inner[2]), ax, risk, rows, labels, first)
     return ax
 
 
-def _panel_curves(ax: Axes, block: Mapping[str, Any], labels: Mapping[str, str], unit: str) -> None:
+def _panel_curves(ax: Axes, block: PanelBlock, labels: Mapping[str, str], unit: str) -> None:
     """The low and high groups' curves and bands, ticks at the risk table's times."""
-    km, groups = block["km"], block.get("groups") or {}
-    times = [float(t) for t in (block.get("risk_table") or {}).get("times") or []]
+    km, groups = block.km or {}, block.groups or {}
+    times = risk_times(block.risk_table)
     for g in [g for g in ("low", "high") if g in km]:
-        t, s = from_zero(km[g]["time"], km[g]["surv"])
-        n = (groups.get(g) or {}).get("n")
+        curve = km[g]
+        t, s = from_zero(curve.time, curve.surv)
+        group = groups.get(g)
+        n = group.n if group is not None else None
         ax.step(t, s, where="post", color=GROUP_COLOURS[g], lw=1.1, label=f"{labels[g]} (n = {fmt_int(n)})")
-        if km[g].get("lower") and km[g].get("upper"):
-            ax.fill_between(t, from_zero(km[g]["time"], km[g]["lower"])[1], from_zero(km[g]["time"], km[g]["upper"])[1],
+        if curve.lower and curve.upper:
+            ax.fill_between(t, from_zero(curve.time, curve.lower)[1], from_zero(curve.time, curve.upper)[1],
                             step="post", color=GROUP_COLOURS[g], alpha=0.13, linewidth=0)
     ax.set_ylim(0, 1.03)
     ax.set_xlim(0, max([*times, 1.0]) * 1.02)
@@ -102,11 +110,11 @@ def _panel_curves(ax: Axes, block: Mapping[str, Any], labels: Mapping[str, str],
     ax.set_xlabel(f"Time ({unit})", fontsize=FONT_SIZE - 1)
 
 
-def _panel_risk_table(table: Axes, curves: Axes, risk: Mapping[str, Any], rows: Sequence[str],
+def _panel_risk_table(table: Axes, curves: Axes, risk: RiskTable, rows: Sequence[str],
                       labels: Mapping[str, str], first: bool) -> None:
     """``km.risk_table`` in the panel's smaller type, rows named by the panel's group labels."""
     table.set_xlim(curves.get_xlim())
-    risk_table(table, risk, rows, [float(t) for t in risk["times"]])
+    risk_table(table, risk, rows, risk_times(risk))
     table.set_yticklabels([labels[g] for g in rows])
     for tick, g in zip(table.get_yticklabels(), rows, strict=False):
         tick.set_color(GROUP_COLOURS[g])

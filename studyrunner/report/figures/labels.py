@@ -1,20 +1,38 @@
 """Display names shared by the seed-000 figures: CNN scores, clinical columns and their
-subgroup levels, Cox covariates and cohorts."""
+subgroup levels, Cox covariates and cohorts; the colour of each CNN score by its role."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
+
+from studyrunner.results.models import RiskScores
 
 COHORT_LABELS = {"training": "Training cohort", "test": "Test cohort"}
 UNIT_WORDS = ("mm", "cm", "ml", "hu", "days", "months", "years")
+ENDPOINT_SCORE_COLOURS = ("#b03a2e", "#c98a00", "#6a3d9a", "#1f5f8b")
+"""The endpoint scores' colours, by their position in ``risk_scores.scores``."""
+FUSED_SCORE_COLOUR = "#2e8b57"
+OTHER_SCORE_COLOUR = "#5a6f80"
 
 
-def score_label(results: Mapping[str, Any], name: str) -> str:
+def score_label(risk: RiskScores | None, name: str) -> str:
     """Display name of a CNN score ("OSRS", "PRS", ...) as recorded in risk_scores."""
-    section = results.get("risk_scores") or {}
-    block = (section.get("scores") or {}).get(name) or (section.get("response") or {}).get(name) or {}
-    return block.get("label") or name.upper()
+    if risk is not None:
+        block = risk.scores.get(name) or (risk.response or {}).get(name)
+        if block is not None:
+            return block.label
+    return name.upper()
+
+
+def score_colours(risk: RiskScores) -> dict[str, str]:
+    """The colour of every survival score by its role: the endpoint scores by position, a
+    fused score in the fused colour (the same names get the same colours in every figure)."""
+    colours: dict[str, str] = {}
+    endpoint_scores = [name for name, block in risk.scores.items() if block.fusion is None]
+    for k, name in enumerate(endpoint_scores):
+        colours[name] = ENDPOINT_SCORE_COLOURS[k % len(ENDPOINT_SCORE_COLOURS)]
+    colours.update({name: FUSED_SCORE_COLOUR for name, block in risk.scores.items() if block.fusion is not None})
+    return colours
 
 
 def column_label(column: str) -> str:
@@ -30,10 +48,9 @@ def level_label(level: Any) -> str:
     return str(level).replace("<=", "\u2264").replace(">=", "\u2265")
 
 
-def covariate_label(results: Mapping[str, Any], name: str) -> str:
+def covariate_label(risk: RiskScores | None, name: str) -> str:
     """A Cox covariate for display: a CNN score by its label, other columns via ``column_label``."""
-    scores = (results.get("risk_scores") or {}).get("scores") or {}
-    return score_label(results, name) if name in scores else column_label(name)
+    return score_label(risk, name) if risk is not None and name in risk.scores else column_label(name)
 
 
 def cohort_label(cohort: str) -> str:

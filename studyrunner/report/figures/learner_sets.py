@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
@@ -25,6 +24,7 @@ from studyrunner.report.figures.style import (
     save,
 )
 from studyrunner.report.formatting import fmt_int
+from studyrunner.results.models import Selection
 
 Intersections = list[tuple[tuple[str, ...], list[str]]]
 
@@ -36,10 +36,9 @@ OTHER_SET_COLOUR = "#333333"
 VENN_CENTRES = {2: ((-0.55, 0.0), (0.55, 0.0)), 3: ((-0.55, 0.35), (0.55, 0.35), (0.0, -0.6))}
 
 
-def learner_sets(selection: Mapping[str, Any]) -> dict[str, list[str]]:
+def learner_sets(selection: Selection) -> dict[str, list[str]]:
     """The feature sets of the learners that ran (a learner with an error is left out), in recorded order."""
-    return {name: list(record.get("features") or []) for name, record in (selection.get("learners") or {}).items()
-            if record and not record.get("error")}
+    return {name: list(choice.features) for name, choice in selection.learners.items() if not choice.error}
 
 
 def set_intersections(sets: Mapping[str, Sequence[str]]) -> Intersections:
@@ -64,12 +63,12 @@ def uses_venn(n_sets: int) -> bool:
     return 2 <= n_sets <= len(VENN_CENTRES) + 1
 
 
-def draw_learner_sets(selection: Mapping[str, Any], path: Path) -> Path:
+def draw_learner_sets(selection: Selection, path: Path) -> Path:
     """The learners' selected feature sets: a Venn diagram for two or three sets, an UpSet plot otherwise.
 
     Features in ``combined`` (the combination rule's result) are highlighted in red."""
     sets = learner_sets(selection)
-    combined = set(selection.get("combined") or [])
+    combined = set(selection.combined)
     with plt.rc_context(STYLE):
         fig = venn(sets, combined) if uses_venn(len(sets)) else upset(sets, combined)
         return save(fig, path)

@@ -17,125 +17,119 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.transforms import blended_transform_factory
 
+from studyrunner.protocol import TimeToEventEndpoint
 from studyrunner.report.figures.km_panels import Panel, draw_km_panels
-from studyrunner.report.figures.labels import COHORT_LABELS, column_label, level_label, score_label
+from studyrunner.report.figures.labels import COHORT_LABELS, column_label, level_label
 from studyrunner.report.figures.style import (
     FONT_SIZE,
     NEUTRAL,
     REFERENCE_LINE,
     STYLE,
     TEXT_WIDTH_IN,
+    floats,
     panels,
-    recorded,
     roc_axes,
     save,
     time_colour,
 )
 from studyrunner.report.formatting import ci_label, fmt_auc, fmt_int, fmt_missing, fmt_num
+from studyrunner.results.models import ResponseScore, ResponseSubgroups, Results, RocAnalysis
 
-RESPONSE_SCORES = ("prs", "pds")
 
-
-def response_km_panels(results: Mapping[str, Any], endpoint: str) -> list[Panel]:
+def response_km_panels(response: dict[str, ResponseScore], endpoint: str) -> list[Panel]:
     """One panel per response score with a stratification for ``endpoint`` (low: score <= cut-off)."""
-    response = (results.get("risk_scores") or {}).get("response") or {}
     km_panels: list[Panel] = []
-    for name in RESPONSE_SCORES:
-        block = ((response.get(name) or {}).get("stratification") or {}).get(endpoint)
-        if block and block.get("km"):
-            label, cut = score_label(results, name), fmt_num(block.get("cutpoint"), 3)
-            km_panels.append((f"{label}\ntraining cut-off {cut}", block,
+    for block in response.values():
+        strat = block.stratification.get(endpoint)
+        if strat is not None and strat.km:
+            label, cut = block.label, fmt_num(strat.cutpoint, 3)
+            km_panels.append((f"{label}\ntraining cut-off {cut}", strat,
                               {"low": f"{label} \u2264 {cut}", "high": f"{label} > {cut}"}))
     return km_panels
 
 
-def _score_title(results: Mapping[str, Any], name: str) -> str:
+def _score_title(block: ResponseScore) -> str:
     """A response score with the outcome it predicts: "PRS: partial response"."""
-    outcome = results["risk_scores"]["response"][name].get("outcome")
-    return score_label(results, name) + (f": {outcome}" if outcome else "")
+    return block.label + (f": {block.outcome}" if block.outcome else "")
 
 
 # --------------------------------------------------------------------------- ROC
 
 
-def youden_point(block: Mapping[str, Any]) -> tuple[float, float] | None:
+def youden_point(block: RocAnalysis) -> tuple[float, float] | None:
     """The cut-off's point on the ROC plane: (1 - specificity, sensitivity)."""
-    sens, spec = block.get("sensitivity"), block.get("specificity")
+    sens, spec = block.sensitivity, block.specificity
     if sens is None or spec is None:
         return None
     return 1.0 - float(spec), float(sens)
 
 
-def draw_response_roc(results: Mapping[str, Any], names: Sequence[str], path: Path) -> Path:
+def draw_response_roc(blocks: Sequence[ResponseScore], path: Path) -> Path:
     """One panel per score: training and test ROC curves, AUC (95% CI) in the legend, the
     training cohort's Youden cut-off marked on the training curve."""
-    response = results["risk_scores"]["response"]
     with plt.rc_context(STYLE):
-        fig, axes = panels(len(names), height=3.55)
+        fig, axes = panels(len(blocks), height=3.55)
         fig.subplots_adjust(left=0.09, right=0.98, top=0.92, bottom=0.33, wspace=0.3)
-        for ax, name in zip(axes, names, strict=False):
-            by_cohort = response[name].get("by_cohort") or {}
+        for ax, block in zip(axes, blocks, strict=False):
             ax.plot([0, 1], [0, 1], **REFERENCE_LINE)
-            _cohort_curves(ax, by_cohort)
-            point = youden_point(by_cohort.get("training") or {})
-            if point is not None:
+            _cohort_curves(ax, block.by_cohort)
+            training = block.by_cohort.get("training")
+            point = youden_point(training) if training is not None else None
+            if training is not None and point is not None:
                 ax.plot(*point, "D", color="#1a1a1a", ms=4.5, zorder=4,
-                        label=f"Training Youden cut-off {fmt_num(by_cohort['training'].get('cutoff'), 3)}")
+                        label=f"Training Youden cut-off {fmt_num(training.cutoff, 3)}")
             roc_axes(ax)
-            ax.set_title(_score_title(results, name), loc="left")
+            ax.set_title(_score_title(block), loc="left")
             ax.legend(loc="upper left", bbox_to_anchor=(-0.2, -0.2), title=f"AUC ({ci_label()})",
                       title_fontsize=FONT_SIZE - 1, fontsize=FONT_SIZE - 1.5, alignment="left")
         return save(fig, path)
 
 
-def _cohort_curves(ax: Axes, by_cohort: Mapping[str, Any]) -> None:
+def _cohort_curves(ax: Axes, by_cohort: dict[str, RocAnalysis]) -> None:
     """The training and test ROC curves of one score, AUC (CI) in their legend labels."""
-    for i, cohort in enumerate(c for c in ("training", "test") if by_cohort.get(c)):
+    for i, cohort in enumerate(c for c in ("training", "test") if c in by_cohort):
         block = by_cohort[cohort]
-        curve = block.get("curve") or {}
-        if not curve.get("fpr"):
+        if block.curve is None or not block.curve.fpr:
             continue
-        auc = fmt_auc(block.get("auc"), block.get("auc_lower"), block.get("auc_upper"),
-                      reason=block.get("cutoff_reason"))
-        ax.plot(curve["fpr"], curve["tpr"], color=time_colour(2 * i), lw=1.2,
-                label=f"{COHORT_LABELS[cohort]} (n = {fmt_int(block.get('n'))}): AUC {auc}")
+        auc = fmt_auc(block.auc, block.auc_lower, block.auc_upper, reason=block.cutoff_reason)
+        ax.plot(floats(block.curve.fpr), floats(block.curve.tpr), color=time_colour(2 * i), lw=1.2,
+                label=f"{COHORT_LABELS[cohort]} (n = {fmt_int(block.n)}): AUC {auc}")
 
 
 # --------------------------------------------------------------------------- subgroup AUCs
 
 
-def response_subgroup_rows(subgroups: Mapping[str, Any]) -> list[dict[str, Any]]:
+def response_subgroup_rows(subgroups: dict[str, ResponseSubgroups]) -> list[dict[str, Any]]:
     """Rows of the subgroup AUC plot: a heading per column, then one row per level
     {"label", "heading", "auc", "lower", "upper", "n", "reason"}."""
     rows: list[dict[str, Any]] = []
     for column, record in subgroups.items():
-        if not record or not record.get("table"):
+        if not record.table:
             continue
         rows.append({"label": column_label(column), "heading": True})
-        rows.extend({"label": level_label(entry.get("subgroup")), "heading": False, "auc": entry.get("auc"),
-                     "lower": entry.get("auc_lower"), "upper": entry.get("auc_upper"), "n": entry.get("n"),
-                     "reason": entry.get("reason")} for entry in record["table"])
+        rows.extend({"label": level_label(entry.subgroup), "heading": False, "auc": entry.auc,
+                     "lower": entry.auc_lower, "upper": entry.auc_upper, "n": entry.n,
+                     "reason": entry.reason} for entry in record.table)
     return rows
 
 
-def draw_response_subgroups(results: Mapping[str, Any], names: Sequence[str], path: Path) -> Path:
+def draw_response_subgroups(blocks: Sequence[ResponseScore], path: Path) -> Path:
     """AUC with its CI within each subgroup level, one panel per score (stacked)."""
-    response = results["risk_scores"]["response"]
-    tables = {name: response_subgroup_rows(response[name].get("subgroups") or {}) for name in names}
+    tables = [response_subgroup_rows(block.subgroups) for block in blocks]
     row_h, gap_h = 0.19, 0.5
-    heights = [len(rows) * row_h for rows in tables.values()]
-    fig_h = sum(heights) + gap_h * len(names) + 0.4
+    heights = [len(rows) * row_h for rows in tables]
+    fig_h = sum(heights) + gap_h * len(blocks) + 0.4
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(TEXT_WIDTH_IN, fig_h))
-        grid = fig.add_gridspec(len(names), 1, height_ratios=heights, left=0.34, right=0.68, top=1 - 0.3 / fig_h,
-                                bottom=0.4 / fig_h, hspace=gap_h / (sum(heights) / len(names)))
-        for k, name in enumerate(names):
+        grid = fig.add_gridspec(len(blocks), 1, height_ratios=heights, left=0.34, right=0.68, top=1 - 0.3 / fig_h,
+                                bottom=0.4 / fig_h, hspace=gap_h / (sum(heights) / len(blocks)))
+        for k, (block, rows) in enumerate(zip(blocks, tables, strict=True)):
             ax = fig.add_subplot(grid[k])
-            _subgroup_aucs(ax, tables[name])
-            ax.set_title(_score_title(results, name), loc="left")
+            _subgroup_aucs(ax, rows)
+            ax.set_title(_score_title(block), loc="left")
             ax.text(1.03, -1.0, f"AUC ({ci_label()})", transform=ax.get_yaxis_transform(), ha="left",
                     va="center", fontweight="bold")
-            if k == len(names) - 1:
+            if k == len(blocks) - 1:
                 ax.set_xlabel("Area under the ROC curve")
         return save(fig, path)
 
@@ -166,26 +160,25 @@ def _subgroup_aucs(ax: Axes, rows: Sequence[Mapping[str, Any]]) -> None:
 # --------------------------------------------------------------------------- entry point
 
 
-def draw_response_figures(results: Mapping[str, Any], figures_dir: Path) -> dict[str, Path]:
-    """The PRS/PDS figures that results.json has data for.
+def draw_response_figures(results: Results, figures_dir: Path) -> dict[str, Path]:
+    """The response-score figures that results.json has data for.
 
-    Keys: "response_km_os", "response_km_pfs", "response_roc", "response_subgroups"."""
+    Keys: "response_km_<endpoint>" (each endpoint the scores are stratified for),
+    "response_roc", "response_subgroups"."""
     figures: dict[str, Path] = {}
-    response = (results.get("risk_scores") or {}).get("response") or {}
-    for name in ("os", "pfs"):
-        km_panels = response_km_panels(results, name)
-        if km_panels:
-            endpoint = (results.get("endpoints") or {}).get(name) or {}
+    response = (results.risk_scores.response if results.risk_scores is not None else None) or {}
+    stratified = list(dict.fromkeys(name for block in response.values() for name in block.stratification))
+    for name in stratified:
+        endpoint = results.endpoints.get(name)
+        km_panels = response_km_panels(response, name)
+        if km_panels and isinstance(endpoint, TimeToEventEndpoint):
             figures[f"response_km_{name}"] = draw_km_panels(
-                km_panels, endpoint, f"{endpoint.get('label', 'Survival')} by the response scores (all patients)",
+                km_panels, endpoint, f"{endpoint.label} by the response scores (all patients)",
                 figures_dir / f"response_km_{name}.png", columns=2)
-    with_roc = [n for n in RESPONSE_SCORES if recorded(response.get(n))
-                and any((b or {}).get("curve") for b in (response[n].get("by_cohort") or {}).values())]
+    with_roc = [b for b in response.values() if any(r.curve is not None for r in b.by_cohort.values())]
     if with_roc:
-        figures["response_roc"] = draw_response_roc(results, with_roc, figures_dir / "response_roc.png")
-    with_sub = [n for n in RESPONSE_SCORES if recorded(response.get(n))
-                and response_subgroup_rows(response[n].get("subgroups") or {})]
+        figures["response_roc"] = draw_response_roc(with_roc, figures_dir / "response_roc.png")
+    with_sub = [b for b in response.values() if response_subgroup_rows(b.subgroups)]
     if with_sub:
-        figures["response_subgroups"] = draw_response_subgroups(results, with_sub,
-                                                                figures_dir / "response_subgroups.png")
+        figures["response_subgroups"] = draw_response_subgroups(with_sub, figures_dir / "response_subgroups.png")
     return figures

@@ -7,9 +7,7 @@ sets, time-dependent ROC, calibration and decision curves per cohort, cross-vali
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from studyrunner.report.figures.calibration import draw_calibration
 from studyrunner.report.figures.cross_validation import draw_cross_validation
@@ -21,66 +19,73 @@ from studyrunner.report.figures.learner_sets import draw_learner_sets, learner_s
 from studyrunner.report.figures.reproducibility import draw_icc_histogram
 from studyrunner.report.figures.style import recorded
 from studyrunner.report.figures.time_roc import draw_time_roc
+from studyrunner.results.models import CohortEvaluation, Results
 
 
-def draw_figures(results: Mapping[str, Any], figures_dir: Path) -> dict[str, Path]:
-    """Draw every figure that results.json has data for; return {figure key: PNG path}.
+def evaluated_cohorts(results: Results) -> dict[str, CohortEvaluation]:
+    """The evaluated cohorts by name (none when the evaluation was not run)."""
+    return results.evaluation if recorded(results.evaluation) else {}
+
+
+def primary_endpoint_label(results: Results) -> str:
+    """The label of the primary endpoint ("Survival" when none is recorded)."""
+    key = results.primary_endpoint
+    return results.endpoints[key].label if key is not None and key in results.endpoints else "Survival"
+
+
+def draw_figures(results: Results, figures_dir: Path) -> dict[str, Path]:
+    """Draw every figure that the results have data for; return {figure key: PNG path}.
 
     Keys: "flow", "km_<cohort>" for each cohort in ``evaluation`` that has curves, and
     "discrimination" when any cohort has a C-index, then those of ``draw_signature_figures``.
     """
     figures: dict[str, Path] = {}
-    flow = results.get("flow")
-    if flow:
-        figures["flow"] = draw_flow_diagram(flow, figures_dir / "flow.png")
-    evaluation = results.get("evaluation") or {}
-    endpoint = (results.get("endpoints") or {}).get(results.get("primary_endpoint") or "", {})
-    endpoint_label = endpoint.get("label", "Survival")
+    if recorded(results.flow):
+        figures["flow"] = draw_flow_diagram(results.flow, figures_dir / "flow.png")
+    evaluation = evaluated_cohorts(results)
+    endpoint_label = primary_endpoint_label(results)
     for name, ev in evaluation.items():
-        if ev and ev.get("km"):
-            figures[f"km_{name}"] = draw_km(ev, endpoint_label, figures_dir / f"km_{name}.png")
-    with_c = {name: ev for name, ev in evaluation.items() if ev and ev.get("c_index") is not None}
+        if ev.km:
+            figures[f"km_{name}"] = draw_km(ev, endpoint_label, figures_dir / f"km_{name}.png",
+                                            cohort_label=ev.cohort_label, time_unit=ev.time_unit)
+    with_c = {name: ev for name, ev in evaluation.items() if ev.c_index is not None}
     if with_c:
-        figures["discrimination"] = draw_discrimination(with_c, results.get("oracle"),
-                                                        figures_dir / "discrimination.png")
+        oracle = results.oracle if recorded(results.oracle) else None
+        figures["discrimination"] = draw_discrimination(with_c, oracle, figures_dir / "discrimination.png")
     figures.update(draw_signature_figures(results, figures_dir))
     return figures
 
 
-def draw_signature_figures(results: Mapping[str, Any], figures_dir: Path) -> dict[str, Path]:
-    """The radiomics-signature figures that results.json has data for.
+def draw_signature_figures(results: Results, figures_dir: Path) -> dict[str, Path]:
+    """The radiomics-signature figures that the results have data for.
 
     Keys: "icc", "learner_sets", "cross_validation", and per evaluated cohort
     "time_roc_<cohort>", "calibration_<cohort>", "decision_<cohort>".
     """
     figures: dict[str, Path] = {}
-    reproducibility = results.get("reproducibility")
-    if recorded(reproducibility) and reproducibility.get("icc"):
+    reproducibility = results.reproducibility
+    if recorded(reproducibility) and reproducibility.icc:
         figures["icc"] = draw_icc_histogram(reproducibility, figures_dir / "icc.png")
-    selection = results.get("selection")
+    selection = results.selection
     if recorded(selection) and learner_sets(selection):
         figures["learner_sets"] = draw_learner_sets(selection, figures_dir / "learner_sets.png")
-    evaluation = results.get("evaluation") if recorded(results.get("evaluation")) else {}
-    for name, ev in (evaluation or {}).items():
-        if ev:
-            figures.update(_cohort_signature_figures(name, ev, figures_dir))
-    cv = results.get("cross_validation")
-    if recorded(cv) and cv.get("times"):
+    for name, ev in evaluated_cohorts(results).items():
+        figures.update(_cohort_signature_figures(name, ev, figures_dir))
+    cv = results.cross_validation
+    if recorded(cv) and cv.times:
         figures["cross_validation"] = draw_cross_validation(cv, figures_dir / "cross_validation.png")
     return figures
 
 
-def _cohort_signature_figures(name: str, ev: Mapping[str, Any], figures_dir: Path) -> dict[str, Path]:
+def _cohort_signature_figures(name: str, ev: CohortEvaluation, figures_dir: Path) -> dict[str, Path]:
     """"time_roc_<cohort>", "calibration_<cohort>", "decision_<cohort>" of one evaluated cohort."""
     figures: dict[str, Path] = {}
-    unit = ev.get("time_unit") or ""
-    if recorded(ev.get("time_roc")):
-        figures[f"time_roc_{name}"] = draw_time_roc(ev["time_roc"], ev.get("cohort_label", name),
-                                                    figures_dir / f"time_roc_{name}.png")
-    if recorded(ev.get("calibration")):
-        figures[f"calibration_{name}"] = draw_calibration(ev["calibration"], unit,
-                                                          figures_dir / f"calibration_{name}.png")
-    if recorded(ev.get("decision_curves")):
-        figures[f"decision_{name}"] = draw_decision_curves(ev["decision_curves"], unit,
+    unit = ev.time_unit or ""
+    if recorded(ev.time_roc):
+        figures[f"time_roc_{name}"] = draw_time_roc(ev.time_roc, ev.cohort_label, figures_dir / f"time_roc_{name}.png")
+    if recorded(ev.calibration):
+        figures[f"calibration_{name}"] = draw_calibration(ev.calibration, unit, figures_dir / f"calibration_{name}.png")
+    if recorded(ev.decision_curves):
+        figures[f"decision_{name}"] = draw_decision_curves(ev.decision_curves, unit,
                                                            figures_dir / f"decision_{name}.png")
     return figures

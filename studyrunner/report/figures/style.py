@@ -8,9 +8,9 @@ the PDF shows them at 1:1. Every number printed on a figure goes through ``study
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
@@ -18,9 +18,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from studyrunner.report.formatting import fmt_num
+from studyrunner.results.models import NotRun
 
 if TYPE_CHECKING:  # matplotlib.typing.RcKeyType is not in every matplotlib >= 3.8
     from matplotlib.typing import RcKeyType
+
+R = TypeVar("R")
 
 DPI = 200
 TEXT_WIDTH_IN = 6.3  # A4 (210 mm) minus two 20 mm margins, rounded down
@@ -75,14 +78,20 @@ def group_colour(group: str) -> str:
     return GROUP_COLOURS.get(group, OTHER_GROUP_COLOUR)
 
 
-def recorded(record: Any) -> TypeGuard[Mapping[str, Any]]:
-    """True for a results.json record with data (not absent, empty or {"not_run": ...})."""
-    return bool(record) and not (isinstance(record, Mapping) and "not_run" in record)
+def recorded(record: R | NotRun | None) -> TypeGuard[R]:
+    """True for a results record with data: not absent (None), not a ``NotRun`` and not empty
+    (an empty dict or list)."""
+    return record is not None and not isinstance(record, NotRun) and bool(record)
 
 
 def as_float(value: Any) -> float:
     """A results.json number as a float; None (not estimable) becomes NaN, which matplotlib skips."""
     return math.nan if value is None else float(value)
+
+
+def floats(values: Sequence[float | None]) -> list[float]:
+    """A results.json list of numbers as floats (None becomes NaN, see ``as_float``)."""
+    return [as_float(value) for value in values]
 
 
 def tick_formatter(digits: int) -> FuncFormatter:

@@ -93,8 +93,8 @@ def evaluate_cnn_scores(protocol: Protocol, clinical: pd.DataFrame, deep_dir: Pa
         endpoint = endpoints[result["scores"][headline]["endpoint"]]
         result["headline_score"] = headline
         result.update(clinical_models(data, training, endpoint, headline, plan, protocol.cohort.baseline_variables))
-        result["subgroups"] = subgroups(data, training, endpoint, headline, result["scores"][headline]["cutoff"]["value"],
-                                        plan.subgroups, km_times)
+        result["subgroups"] = subgroups(data, training, endpoint, headline,
+                                        result["scores"][headline]["cutoff"]["value"], plan.subgroups, km_times)
     if deep.response is not None:
         response = protocol.endpoints[deep.response.endpoint]
         assert isinstance(response, CategoricalEndpoint)  # checked by the protocol validator

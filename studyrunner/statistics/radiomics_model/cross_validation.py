@@ -14,9 +14,10 @@ the report gives the median and range over all fits, as seed 001 does.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,8 @@ import pandas as pd
 from studyrunner.protocol import StatisticsSection
 from studyrunner.registry import time_key
 
-Developer = Callable[[pd.DataFrame, Optional[pd.DataFrame], int], Any]  # -> model with .features, .score(rows)
-AucFunction = Callable[[pd.DataFrame, list[float]], dict[str, Optional[float]]]
+Developer = Callable[[pd.DataFrame, pd.DataFrame | None, int], Any]  # -> model with .features, .score(rows)
+AucFunction = Callable[[pd.DataFrame, list[float]], dict[str, float | None]]
 
 
 def stratified_folds(events: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:

@@ -135,7 +135,7 @@ def signature_plan(plan: StatisticsSection) -> SignaturePlan:
     """
     selection = plan.selection
     assert selection is not None
-    settings = {name: dict(values) for name, values in selection.learner_settings.items()}
+    settings: dict[str, dict[str, Any]] = {name: dict(values) for name, values in selection.learner_settings.items()}
     settings.setdefault("superpc", {}).setdefault("n_top", selection.superpc_top)
     return SignaturePlan(p_threshold=plan.screening.p_threshold, learners=list(selection.learners),
                          combine=selection.combine, min_votes=selection.min_votes, nfolds=selection.inner_folds,

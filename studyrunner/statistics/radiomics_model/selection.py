@@ -97,9 +97,7 @@ def select_signature(train: pd.DataFrame, time: str, event: str, features: Seque
 
     out["combined"] = combine_selections(learners, plan.combine, plan.min_votes)
     ran = [name for name in learners if name not in failed]
-    for name in ran:
-        if not learners[name]["features"]:
-            notes.append(f"learner {name} selected no feature")
+    notes.extend(f"learner {name} selected no feature" for name in ran if not learners[name]["features"])
     if not out["combined"]:
         rule = ("intersection" if plan.combine == "intersection"
                 else f"at least {plan.min_votes} votes")
