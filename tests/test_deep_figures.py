@@ -238,7 +238,8 @@ def _km_block(rng: np.random.Generator, n: int) -> dict[str, Any]:
                 "upper": [min(s + 0.1, 1.0) for s in surv]}
     return {"n": n, "n_events": n // 2, "hr": 2.1, "hr_lower": 1.1, "hr_upper": 4.0, "hr_reason": None,
             "logrank_chisq": 4.2, "logrank_p": 0.04, "c_index": 0.64,
-            "groups": {"low": {"n": n // 2, "n_events": n // 4}, "high": {"n": n - n // 2, "n_events": n // 2 - n // 4}},
+            "groups": {"low": {"n": n // 2, "n_events": n // 4},
+                       "high": {"n": n - n // 2, "n_events": n // 2 - n // 4}},
             "km": {"low": curve(n // 2), "high": curve(n - n // 2)},
             "risk_table": {"times": [0.0, 200.0, 400.0, 600.0], "low": [n // 2, 6, 3, 1],
                            "high": [n - n // 2, 4, 2, 0]},

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,8 +46,11 @@ from studyrunner.errors import InputError, StudyError
 from studyrunner.protocol import (
     CategoricalEndpoint,
     CropSettings,
+    DeepLearningPredictors,
     LoadedProtocol,
     NetworkSettings,
+    ResponseTask,
+    SplitSection,
     TimeToEventEndpoint,
     TrainingPlan,
 )
@@ -106,6 +110,105 @@ def response_targets(rows: pd.DataFrame, column: str, pr: str, pd_level: str) ->
     return {"labels": labels}
 
 
+@dataclass
+class CropCohort:
+    """The cropped, z-scored cohort and its partitions (boolean masks over ``table``'s rows)."""
+
+    table: pd.DataFrame
+    volumes: np.ndarray
+    fit: np.ndarray
+    choose: np.ndarray
+    cohorts: dict[str, np.ndarray]
+
+
+def crop_cohort(patients: pd.DataFrame, deep: DeepLearningPredictors, crop: CropSettings, split: SplitSection,
+                mask_label: int, stage_dir: Path, profile: str, progress: Progress) -> CropCohort:
+    """Crop every patient, z-score with the fitting partition's statistics, write crops.json."""
+    ids, volumes, excluded = load_crops(patients, crop, mask_label, progress)
+    table = patients.set_index("patient_id").loc[ids].reset_index()
+    fit = (table["partition"] == deep.fit_partition).to_numpy()
+    choose = (table["partition"] == deep.model_choice_partition).to_numpy()
+    for name, mask in ((deep.fit_partition, fit), (deep.model_choice_partition, choose)):
+        if not mask.any():
+            raise StudyError(f"partition {name!r} has no patient with a usable crop; the CNNs cannot be trained")
+    mean, sd = zscore_statistics(volumes[fit])
+    zscore = {"mean": mean, "sd": sd, "computed_on": deep.fit_partition}
+    write_json(stage_dir / "crops.json", {"profile": profile, "crop": crop.model_dump(), "zscore": zscore,
+                                          "n_cropped": len(ids), "excluded": excluded})
+    cohorts = {"training": table["partition"].isin(split.training).to_numpy(),
+               "test": table["partition"].isin(split.test).to_numpy()}
+    return CropCohort(table, apply_zscore(volumes, mean, sd), fit, choose, cohorts)
+
+
+@dataclass
+class NetworkTrainer:
+    """Fits networks on the fitting partition, chooses their epoch on the model-choice
+    partition, saves their weights and scores every cropped patient."""
+
+    cohort: CropCohort
+    plan: TrainingPlan
+    config: NetworkConfig
+    seed: int
+    device: str
+    weights_dir: Path
+    model_choice_partition: str
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def train(self, name: str, model: torch.nn.Module, loss_fn: Callable[..., torch.Tensor],
+              targets: dict[str, np.ndarray], usable: np.ndarray, offset: int) -> tuple[TrainingResult, np.ndarray]:
+        """Fit ``model`` (seed ``seed + offset``) on the usable fitting rows; return the
+        training result and the outputs for every patient."""
+        c = self.cohort
+        fit, choose = c.fit & usable, c.choose & usable
+        result = train_network(model, loss_fn, c.volumes[fit], {k: v[fit] for k, v in targets.items()},
+                               c.volumes[choose], {k: v[choose] for k, v in targets.items()},
+                               training_settings(self.plan, self.seed + offset), self.device)
+        save_weights(model, self.weights_dir / f"{name}.npz")
+        self.networks[name] = {"class": type(model).__name__, "config": asdict(self.config),
+                               "outputs": model.n_outputs, "weights": f"weights/{name}.npz"}
+        log.info("%s network: epoch %d of %d chosen on %s", name, result.best_epoch, len(result.history),
+                 self.model_choice_partition)
+        return result, score_volumes(model, c.volumes, self.device)
+
+
+def survival_network(trainer: NetworkTrainer, name: str, endpoint: TimeToEventEndpoint,
+                     deep: DeepLearningPredictors, offset: int, scores: pd.DataFrame) -> dict[str, Any]:
+    """One endpoint's survival network: interval cut-offs on the training cohort, the margin
+    loss, the risk vector of every patient (into ``scores``); returns its training record."""
+    assert deep.survival_loss is not None  # checked by the protocol's validator
+    table, training = trainer.cohort.table, trainer.cohort.cohorts["training"]
+    cutoffs = interval_cutoffs(table.loc[training, endpoint.time], table.loc[training, endpoint.event],
+                               deep.n_intervals)
+    targets = survival_targets(table, endpoint.time, endpoint.event, cutoffs)
+    loss = SurvivalIntervalLoss(**deep.survival_loss.model_dump())
+    model = SurvivalNetwork(trainer.config, n_intervals=deep.n_intervals)
+    result, out = trainer.train(name, model, lambda o, t: loss(o, t["targets"], t["known"]), targets,
+                                np.ones(len(table), bool), offset)
+    columns = score_columns(name, deep.n_intervals)
+    scores[columns] = out
+    return {"kind": "survival", "endpoint": name, "cutoffs": list(cutoffs), "unit": endpoint.unit,
+            "score_columns": columns, **training_record(result),
+            "macro_accuracy": {cohort: macro_accuracy(out[mask], targets["targets"][mask], targets["known"][mask])
+                               for cohort, mask in trainer.cohort.cohorts.items() if mask.any()}}
+
+
+def response_network(trainer: NetworkTrainer, task: ResponseTask, endpoint: CategoricalEndpoint, offset: int,
+                     scores: pd.DataFrame) -> dict[str, Any]:
+    """The dual-task PR/PD network on the patients with a recorded response; PRS and PDS (the
+    heads' probabilities) of every patient into ``scores``; returns its training record."""
+    table = trainer.cohort.table
+    known = table[endpoint.column].notna().to_numpy()
+    targets = response_targets(table, endpoint.column, task.partial_response, task.progressive_disease)
+    bce = torch.nn.BCEWithLogitsLoss()
+    result, out = trainer.train("response", DualTaskNetwork(trainer.config), lambda o, t: bce(o, t["labels"]),
+                                targets, known, offset)
+    for score, head in RESPONSE_HEADS.items():
+        scores[score] = 1.0 / (1.0 + np.exp(-out[:, head]))
+    return {"kind": "response", "endpoint": task.endpoint,
+            "positive_levels": {"prs": task.partial_response, "pds": task.progressive_disease},
+            "n_without_response": int((~known).sum()), **training_record(result)}
+
+
 def build_deep_predictors(loaded: LoadedProtocol, patients: pd.DataFrame, stage_dir: Path, device: str,
                           progress: Progress) -> None:
     """Train and score the protocol's CNNs on ``patients`` (clinical rows with image, mask
@@ -113,88 +216,31 @@ def build_deep_predictors(loaded: LoadedProtocol, patients: pd.DataFrame, stage_
     protocol = loaded.protocol
     deep = protocol.predictors.deep_learning
     crop, net_settings, plan, profile = deep.profile(device)
-    split = protocol.cohort.split
     torch.manual_seed(protocol.study.seed)
-
-    ids, volumes, excluded = load_crops(patients, crop, protocol.preprocessing.mask_label, progress)
-    table = patients.set_index("patient_id").loc[ids].reset_index()
-    fit = (table["partition"] == deep.fit_partition).to_numpy()
-    choose = (table["partition"] == deep.model_choice_partition).to_numpy()
-    training = table["partition"].isin(split.training).to_numpy()
-    for name, mask in ((deep.fit_partition, fit), (deep.model_choice_partition, choose)):
-        if not mask.any():
-            raise StudyError(f"partition {name!r} has no patient with a usable crop; the CNNs cannot be trained")
-    mean, sd = zscore_statistics(volumes[fit])
-    volumes = apply_zscore(volumes, mean, sd)
-    zscore = {"mean": mean, "sd": sd, "computed_on": deep.fit_partition}
-    write_json(stage_dir / "crops.json", {"profile": profile, "crop": crop.model_dump(), "zscore": zscore,
-                                          "n_cropped": len(ids), "excluded": excluded})
-
-    weights_dir = stage_dir / "weights"
-    weights_dir.mkdir(exist_ok=True)
-    config = network_config(net_settings)
-    scores = table[["patient_id", "partition"]].copy()
-    records: dict[str, dict] = {}
-    networks: dict[str, dict] = {}
-    cohorts = {"training": training, "test": table["partition"].isin(split.test).to_numpy()}
-
-    def train(name: str, model: torch.nn.Module, loss_fn, targets: dict[str, np.ndarray], usable: np.ndarray,
-              offset: int) -> tuple[TrainingResult, np.ndarray]:
-        settings = training_settings(plan, protocol.study.seed + offset)
-        result = train_network(model, loss_fn, volumes[fit & usable], {k: v[fit & usable] for k, v in targets.items()},
-                               volumes[choose & usable], {k: v[choose & usable] for k, v in targets.items()},
-                               settings, device)
-        save_weights(model, weights_dir / f"{name}.npz")
-        networks[name] = {"class": type(model).__name__, "config": asdict(config),
-                          "outputs": model.n_outputs, "weights": f"weights/{name}.npz"}
-        log.info("%s network: epoch %d of %d chosen on %s", name, result.best_epoch, len(result.history),
-                 deep.model_choice_partition)
-        return result, score_volumes(model, volumes, device)
-
-    for offset, endpoint_name in enumerate(deep.survival_endpoints, start=1):
-        endpoint = protocol.endpoints[endpoint_name]
-        # the protocol's validator checked both: a time-to-event endpoint and a survival_loss section
-        assert isinstance(endpoint, TimeToEventEndpoint)
-        assert deep.survival_loss is not None
-        time, event = endpoint.time, endpoint.event
-        cutoffs = interval_cutoffs(table.loc[training, time], table.loc[training, event], deep.n_intervals)
-        targets = survival_targets(table, time, event, cutoffs)
-        loss = SurvivalIntervalLoss(**deep.survival_loss.model_dump())
-        model = SurvivalNetwork(config, n_intervals=deep.n_intervals)
-        result, out = train(endpoint_name, model, lambda o, t, f=loss: f(o, t["targets"], t["known"]), targets,
-                            np.ones(len(table), bool), offset)
-        columns = score_columns(endpoint_name, deep.n_intervals)
-        scores[columns] = out
-        records[endpoint_name] = {
-            "kind": "survival", "endpoint": endpoint_name, "cutoffs": list(cutoffs), "unit": endpoint.unit,
-            "score_columns": columns, **training_record(result),
-            "macro_accuracy": {name: macro_accuracy(out[mask], targets["targets"][mask], targets["known"][mask])
-                               for name, mask in cohorts.items() if mask.any()}}
-
+    cohort = crop_cohort(patients, deep, crop, protocol.cohort.split, protocol.preprocessing.mask_label, stage_dir,
+                         profile, progress)
+    (stage_dir / "weights").mkdir(exist_ok=True)
+    trainer = NetworkTrainer(cohort, plan, network_config(net_settings), protocol.study.seed, device,
+                             stage_dir / "weights", deep.model_choice_partition)
+    scores = cohort.table[["patient_id", "partition"]].copy()
+    records: dict[str, dict[str, Any]] = {}
+    for offset, name in enumerate(deep.survival_endpoints, start=1):
+        endpoint = protocol.endpoints[name]
+        assert isinstance(endpoint, TimeToEventEndpoint)  # checked by the protocol's validator
+        records[name] = survival_network(trainer, name, endpoint, deep, offset, scores)
     if deep.response is not None:
-        task = deep.response
-        response_endpoint = protocol.endpoints[task.endpoint]
-        assert isinstance(response_endpoint, CategoricalEndpoint)  # checked by the protocol's validator
-        column = response_endpoint.column
-        known = table[column].notna().to_numpy()
-        targets = response_targets(table, column, task.partial_response, task.progressive_disease)
-        bce = torch.nn.BCEWithLogitsLoss()
-        dual = DualTaskNetwork(config)
-        result, out = train("response", dual, lambda o, t: bce(o, t["labels"]), targets, known,
-                            len(deep.survival_endpoints) + 1)
-        for score, head in RESPONSE_HEADS.items():
-            scores[score] = 1.0 / (1.0 + np.exp(-out[:, head]))
-        records["response"] = {"kind": "response", "endpoint": task.endpoint, "positive_levels":
-                               {"prs": task.partial_response, "pds": task.progressive_disease},
-                               "n_without_response": int((~known).sum()), **training_record(result)}
+        endpoint = protocol.endpoints[deep.response.endpoint]
+        assert isinstance(endpoint, CategoricalEndpoint)  # checked by the protocol's validator
+        records["response"] = response_network(trainer, deep.response, endpoint, len(deep.survival_endpoints) + 1,
+                                               scores)
 
     scores.to_csv(stage_dir / "scores.csv", index=False, float_format="%.10g")
-    write_json(stage_dir / "networks.json", networks)
+    write_json(stage_dir / "networks.json", trainer.networks)
     write_json(stage_dir / "training.json", {
         "device": device, "profile": profile, "network": net_settings.model_dump(), "training": plan.model_dump(),
         "fit_partition": deep.fit_partition, "model_choice_partition": deep.model_choice_partition,
         "n": {name: int(mask.sum()) for name, mask in
-              {"fit": fit, "model_choice": choose, **cohorts}.items()},
+              {"fit": cohort.fit, "model_choice": cohort.choose, **cohort.cohorts}.items()},
         "networks": records})
 
 

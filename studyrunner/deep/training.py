@@ -167,6 +167,69 @@ def validation_loss(model, loss_fn: LossFn, x: torch.Tensor, targets: dict, devi
     return value
 
 
+@dataclass
+class _DeviceCohort:
+    """A cohort's volumes and targets where training reads them: on the device, or pinned on
+    the host when they do not fit (then each batch is copied over)."""
+
+    x: torch.Tensor
+    targets: dict
+    on_device: bool
+    memory_format: torch.memory_format
+
+    def batch(self, idx: torch.Tensor, dev: torch.device) -> tuple[torch.Tensor, dict]:
+        xb = self.x.index_select(0, idx.to(dev if self.on_device else torch.device("cpu")))
+        if not self.on_device:
+            xb = xb.to(dev, non_blocking=True)
+        return xb.contiguous(memory_format=self.memory_format), {k: v.index_select(0, idx)
+                                                                 for k, v in self.targets.items()}
+
+
+@dataclass
+class _BestEpoch:
+    """The epoch with the lowest finite validation loss so far, and how long ago it was."""
+
+    state: dict | None = None
+    epoch: int = 0
+    loss: float = math.inf
+    since: int = 0
+
+    def update(self, model: torch.nn.Module, epoch: int, val_loss: float) -> None:
+        if math.isfinite(val_loss) and val_loss < self.loss:
+            self.state, self.epoch, self.loss, self.since = _cpu_state(model), epoch, val_loss, 0
+        else:
+            self.since += 1
+
+    def patience_exhausted(self, patience: int | None) -> bool:
+        return patience is not None and self.since >= patience and self.state is not None
+
+
+def _train_epoch(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, data: _DeviceCohort,
+                 bounds: list[tuple[int, int]], settings: TrainingSettings, dev: torch.device,
+                 shuffle_gen: torch.Generator, augment_gen: torch.Generator) -> tuple[float, float]:
+    """One pass over the shuffled training cohort; returns (mean training loss, seconds)."""
+    n_train = bounds[-1][1]
+    model.train()
+    _sync(dev)
+    t0 = time.perf_counter()
+    perm = torch.randperm(n_train, generator=shuffle_gen, device=dev)
+    loss_sum = torch.zeros((), device=dev)
+    for s, e in bounds:
+        xb, tb = data.batch(perm[s:e], dev)
+        if settings.augment:
+            xb = augment_batch(xb, augment_gen, max_shift=settings.max_shift).contiguous(
+                memory_format=data.memory_format)
+        with _autocast(dev):
+            loss = loss_fn(model(xb).float(), tb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach().float() * (e - s)
+    train_loss = float(loss_sum) / n_train  # one host sync per epoch
+    _sync(dev)
+    return train_loss, time.perf_counter() - t0
+
+
 def train_network(
     model: torch.nn.Module,
     loss_fn: LossFn,
@@ -188,7 +251,6 @@ def train_network(
     _check_cohort(val_x, val_targets, "val")
     if tuple(train_x.shape[1:]) != tuple(val_x.shape[1:]):
         raise InputError(f"val_x has volumes {tuple(val_x.shape[1:])}; train_x has {tuple(train_x.shape[1:])}")
-    precision = "bf16" if dev.type == "cuda" else "fp32"
     memory_format = torch.channels_last_3d if settings.channels_last else torch.contiguous_format
 
     torch.manual_seed(settings.seed)
@@ -198,68 +260,36 @@ def train_network(
     # torch's stubs leave memory_format out of Module.to's overloads; torch documents and accepts it
     model.to(dev, memory_format=memory_format)  # type: ignore[call-overload]
     xt, x_on_device = _x_tensor(train_x, dev, memory_format)
+    data = _DeviceCohort(xt, _targets_tensors(train_targets, dev), x_on_device, memory_format)
     xv, _ = _x_tensor(val_x, dev, memory_format)
-    yt = _targets_tensors(train_targets, dev)
     yv = _targets_tensors(val_targets, dev)
-    index_device = dev if x_on_device else torch.device("cpu")
-
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     bounds = _batch_bounds(n_train, settings.batch_size)
 
     history: list[dict] = []
-    best_state, best_epoch, best_loss = None, 0, math.inf
-    since_best = 0
+    best = _BestEpoch()
     train_seconds = 0.0
-    samples = 0
     stopped_early = False
     for epoch in range(1, settings.epochs + 1):
-        model.train()
-        _sync(dev)
-        t0 = time.perf_counter()
-        perm = torch.randperm(n_train, generator=shuffle_gen, device=dev)
-        loss_sum = torch.zeros((), device=dev)
-        for s, e in bounds:
-            idx = perm[s:e]
-            xb = xt.index_select(0, idx.to(index_device))
-            if not x_on_device:
-                xb = xb.to(dev, non_blocking=True)
-            xb = xb.contiguous(memory_format=memory_format)
-            if settings.augment:
-                xb = augment_batch(xb, augment_gen, max_shift=settings.max_shift).contiguous(
-                    memory_format=memory_format)
-            tb = {k: v.index_select(0, idx) for k, v in yt.items()}
-            with _autocast(dev):
-                loss = loss_fn(model(xb).float(), tb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().float() * (e - s)
-        train_loss = float(loss_sum) / n_train  # one host sync per epoch
-        _sync(dev)
-        seconds = time.perf_counter() - t0
+        train_loss, seconds = _train_epoch(model, loss_fn, optimizer, data, bounds, settings, dev, shuffle_gen,
+                                           augment_gen)
         train_seconds += seconds
-        samples += n_train
-
         val_loss = validation_loss(model, loss_fn, xv, yv, dev, settings.batch_size, memory_format)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
-        if math.isfinite(val_loss) and val_loss < best_loss:
-            best_state, best_epoch, best_loss = _cpu_state(model), epoch, val_loss
-            since_best = 0
-        else:
-            since_best += 1
-        if settings.patience is not None and since_best >= settings.patience and best_state is not None:
+        best.update(model, epoch, val_loss)
+        if best.patience_exhausted(settings.patience):
             stopped_early = epoch < settings.epochs
             break
 
-    if best_state is None:
+    if best.state is None:
         raise StudyError(f"training: the validation loss was never finite in {len(history)} epochs")
-    model.load_state_dict(best_state)
+    model.load_state_dict(best.state)
     return TrainingResult(
-        best_state=best_state,
-        best_epoch=best_epoch,
+        best_state=best.state,
+        best_epoch=best.epoch,
         history=history,
-        train_samples_per_second=samples / train_seconds if train_seconds > 0 else float("nan"),
+        train_samples_per_second=n_train * len(history) / train_seconds if train_seconds > 0 else float("nan"),
         device=str(dev),
-        precision=precision,
+        precision="bf16" if dev.type == "cuda" else "fp32",
         stopped_early=stopped_early,
     )
