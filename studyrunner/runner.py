@@ -211,8 +211,9 @@ class StudyRun:
 
         r_code = sorted(repo_folder("rscripts", "STUDYRUNNER_RSCRIPTS").glob("*.R"))
         truth = truth_file(self.loaded)
+        progress = self.sink.task("Cross-validating the model development")
         self.stage(STAGES["statistics"], lambda view, stage_dir: run_statistics(
-            view, self.run_dir, stage_dir, self.options.workers, self.sink.task("Cross-validating the model development")),
+            view, self.run_dir, stage_dir, self.options.workers, progress),
             [*r_code, *([truth] if truth is not None else [])])
 
     def explanations(self, usable: pd.DataFrame) -> None:

@@ -29,6 +29,7 @@ from studyrunner.results.models import (
     CrossValidation,
     DecisionRow,
     Flow,
+    ModelRecord,
     NotRun,
     Results,
     Selection,
@@ -82,10 +83,7 @@ def validation_view(validation: Validation) -> dict[str, Any]:
     """
     expectations = []
     for record in validation.expectations:
-        if record.success:
-            status = "pass"
-        else:
-            status = "warning" if record.severity == "warning" else "fail"
+        status = "pass" if record.success else "warning" if record.severity == "warning" else "fail"
         expectations.append({**record.model_dump(), "status": status})
     counts = Counter(e["status"] for e in expectations)
     return {"expectations": expectations, "n_pass": counts["pass"], "n_fail": counts["fail"],
@@ -317,6 +315,13 @@ def build_context(results: Results, figures: dict[str, str], css: str) -> dict[s
     }
 
 
+def model_aic(model: ModelRecord) -> float | None:
+    """The final model's AIC: the stepwise search's, else the Cox fit's."""
+    if model.aic is not None:
+        return model.aic
+    return model.fit.aic if model.fit else None
+
+
 def signature_context(results: Results, evaluation: dict[str, CohortEvaluation]) -> dict[str, Any]:
     """The template variables of the radiomics-signature sections (all None/empty when the
     study is not one: ``signature`` is False)."""
@@ -336,7 +341,7 @@ def signature_context(results: Results, evaluation: dict[str, CohortEvaluation])
         "cv_by_time": {time_key(row["time"]): row for row in cv_rows},
         "eval_parts": evaluation_parts(evaluation) if signature else {},
         "maxstat_pmethod": MAXSTAT_PMETHODS.get(str(cutoff.pmethod), cutoff.pmethod) if cutoff else None,
-        "model_aic": (model.aic if model.aic is not None else (model.fit.aic if model.fit else None)) if model else None,
+        "model_aic": model_aic(model) if model else None,
         "auc_digits": AUC_DIGITS,
         "refs": METHOD_REFERENCES,
         "signature_methods": signature_methods(evaluation) if signature else None,

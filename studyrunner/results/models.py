@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,7 +41,7 @@ class NotRun(Record):
     not_run: str
 
 
-Number = Optional[float]
+Number = float | None
 Counts = list[int | None]
 Numbers = list[float | None]
 
@@ -366,7 +366,8 @@ class CrossValidation(Record):
     n_fits: int | None = None
     n_failed: int | None = None
     failures: list[FoldFailure] = Field(default_factory=list)
-    feature_frequency: dict[str, int] = Field(default_factory=dict, description="the features chosen most often over the folds")
+    feature_frequency: dict[str, int] = Field(default_factory=dict,
+                                              description="the features chosen most often over the folds")
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -1093,7 +1094,8 @@ class Results(Record):
             return self
         if earlier.content_digest() != self.content_digest():
             return self
-        return self.model_copy(update={"study": self.study.model_copy(update={"created_utc": earlier.study.created_utc})})
+        study = self.study.model_copy(update={"created_utc": earlier.study.created_utc})
+        return self.model_copy(update={"study": study})
 
     study: StudyRecord
     report_meta: ReportSection | None = None
