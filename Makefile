@@ -20,7 +20,7 @@ DEBIAN_PACKAGES := r-base-core r-base-dev r-cran-survival r-cran-maxstat r-cran-
 	r-cran-prodlim r-cran-psych r-cran-mass r-cran-proc poppler-utils libpango-1.0-0 libpangoft2-1.0-0 \
 	libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core
 
-.PHONY: install system-packages demo lint test schema clean
+.PHONY: install system-packages demo external-demo lint test schema clean
 
 install: system-packages $(STAMP)
 
@@ -44,7 +44,12 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/studyrunner run $(PROTOCOL)
+	$(BIN)/studyrunner run $(PROTOCOL) --out runs/demo
+
+# The demo's frozen radiomics model validated on a synthetic second hospital (run `make demo` first).
+external-demo: install
+	test -f runs/demo/model/bundle.json || $(MAKE) demo
+	$(BIN)/studyrunner external runs/demo/model protocols/nsclc_ici_external.yaml --out runs/external-demo
 
 # The gates run before the tests: a lint failure stops `make test` in seconds.
 lint: install
@@ -57,6 +62,7 @@ test: lint
 schema: install
 	$(BIN)/studyrunner schema > protocols/schema.json
 	$(BIN)/studyrunner schema --results > protocols/results.schema.json
+	$(BIN)/studyrunner schema --external > protocols/external.schema.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

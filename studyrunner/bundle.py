@@ -1,9 +1,30 @@
-"""The frozen model bundle: everything needed to score a new cohort, as plain JSON.
+"""The frozen model bundle: everything needed to apply the model at another site, as plain JSON.
 
 A bundle never holds code or pickles, so loading one from another site cannot execute
-anything. It records the radiomics parameter file, the training normalisation, the Cox
-coefficients, the risk-group cut-off, the endpoint and the provenance (protocol hash,
-versions); ``content_sha256`` lets a user check that a bundle was not altered.
+anything; ``content_sha256`` lets a user check that a bundle was not altered.
+
+The radiomics Cox bundle (``bundle.json``, format ``studyrunner.radiomics-cox/2``) records:
+
+- the model: the selected PyRadiomics features, the training normalisation (mean, SD), the Cox
+  coefficients (linear predictor lp = sum of coefficient x z-scored feature, uncentred) and
+  the risk-group cut-off (high risk: lp > cut-off);
+- ``endpoint``: name, time and event columns, label and time ``unit`` (the protocol's);
+- ``baseline_survival``: Breslow's baseline survival S0(t) at lp = 0 on the development
+  cohort (Breslow NE (1972), J R Stat Soc B 34:216-217), the whole step function, so that a
+  patient's predicted survival is S0(t)^exp(lp) (Cox DR (1972), J R Stat Soc B 34:187-220);
+- ``development``: the development cohort's size, events, the distribution of its lp (mean,
+  SD, 5/25/50/75/95% quantiles), the development performance (C-index with CI and
+  time-dependent AUCs, training and test) and its Table 1, for the case-mix comparison a
+  validating site makes (Debray TPA et al. (2015), J Clin Epidemiol 68:279-289; TRIPOD,
+  Collins GS et al. (2015), Ann Intern Med 162:55-63, items 15 and 17);
+- ``extraction_params``: the PyRadiomics parameters restricted to the image types and
+  feature classes/features the model uses (:func:`restrict_params`), beside the run's full
+  parameter file (``radiomics_params_yaml``);
+- ``versions`` of PyRadiomics, SimpleITK, numpy and studyrunner; the protocol hash.
+
+:func:`load_radiomics_bundle` reads it into a typed :class:`RadiomicsBundle` (checking the
+format and the hash); :func:`linear_predictor`, :func:`risk_group`,
+:func:`predicted_survival` and :func:`extraction_params` apply it.
 
 A study with CNNs (like nsclc_ici) also freezes ``cnn_bundle.json`` with the network weights as
 numpy ``.npz`` files beside it (no pickle; each file's SHA-256 is in the bundle): the crop
@@ -14,42 +35,435 @@ cut-off and the PRS/PDS Youden cut-offs.
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import shutil
+from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from studyrunner import __version__
+from studyrunner.errors import InputError
+from studyrunner.jsonable import to_jsonable
 from studyrunner.protocol import LoadedProtocol
 from studyrunner.run_folder import read_json, sha256_file, sha256_json, write_json
 
-BUNDLE_FORMAT = "studyrunner.radiomics-cox/1"
+BUNDLE_FORMAT = "studyrunner.radiomics-cox/2"
+PREVIOUS_BUNDLE_FORMATS = ("studyrunner.radiomics-cox/1",)
 CNN_BUNDLE_FORMAT = "studyrunner.cnn-scores/1"
+BUNDLE_FILES = {BUNDLE_FORMAT: "bundle.json", CNN_BUNDLE_FORMAT: "cnn_bundle.json"}
+
+# What /2 adds to /1 (top-level fields, and the endpoint's unit).
+ADDED_IN_2 = ("baseline_survival", "development", "versions", "extraction_params")
+LP_QUANTILES = (5, 25, 50, 75, 95)
+VERSIONED_PACKAGES = {"pyradiomics": "pyradiomics", "SimpleITK": "SimpleITK", "numpy": "numpy",
+                      "studyrunner": "studyrunner"}
+SCORE_DEFINITION = "sum of coefficient x z-scored feature (Cox linear predictor, uncentred)"
 
 
-class BundleError(Exception):
-    """A bundle that is missing, altered or of an unknown format."""
+class BundleError(InputError):
+    """A bundle that is missing, altered or of an unknown format (the CLI exits 2)."""
+
+
+# --- the typed bundle -------------------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BundleEndpoint(_Frozen):
+    name: str
+    label: str | None = None
+    time: str
+    event: str
+    unit: Literal["days", "months", "years"]
+
+
+class FeatureNormalisation(_Frozen):
+    mean: float
+    sd: float
+
+
+class BundleCutoff(_Frozen):
+    value: float
+    method: str
+    high_risk: str
+
+
+class BaselineSurvival(_Frozen):
+    """S0(t) at lp = 0: a right-continuous step function, 1 before ``time[0]``, stepping to
+    ``survival[i]`` at ``time[i]`` (the distinct event times of the development cohort)."""
+
+    time: tuple[float, ...]
+    survival: tuple[float, ...]
+    cumulative_hazard: tuple[float, ...]
+    n_risk: tuple[int, ...]
+    n_event: tuple[int, ...]
+    n: int
+    n_events: int
+    last_follow_up: float
+    estimator: str
+
+    @model_validator(mode="after")
+    def _a_step_function(self) -> BaselineSurvival:
+        columns = (self.time, self.survival, self.cumulative_hazard, self.n_risk, self.n_event)
+        if len({len(c) for c in columns}) != 1 or not self.time:
+            raise ValueError("baseline_survival: time, survival, cumulative_hazard, n_risk and n_event "
+                             "must be non-empty and of the same length")
+        if any(b <= a for a, b in zip(self.time, self.time[1:], strict=False)):
+            raise ValueError("baseline_survival: times must increase")
+        if any(b > a for a, b in zip(self.survival, self.survival[1:], strict=False)) or \
+                not all(0.0 <= s <= 1.0 for s in self.survival):
+            raise ValueError("baseline_survival: survival must be in [0, 1] and non-increasing")
+        return self
+
+
+class LinearPredictorSummary(_Frozen):
+    mean: float
+    sd: float
+    quantiles: dict[str, float]
+
+
+class TimeAuc(_Frozen):
+    time: float
+    auc: float | None
+    se: float | None
+    lower: float | None
+    upper: float | None
+
+
+class CohortPerformance(_Frozen):
+    n: int
+    n_events: int
+    c_index: float | None
+    c_se: float | None
+    c_lower: float | None
+    c_upper: float | None
+    time_auc: tuple[TimeAuc, ...] | None
+
+
+class Development(_Frozen):
+    partitions: tuple[str, ...]
+    n: int
+    n_events: int
+    linear_predictor: LinearPredictorSummary
+    performance: dict[str, CohortPerformance]
+    table_one: dict[str, Any] | None
+
+
+class RadiomicsBundle(_Frozen):
+    """A ``studyrunner.radiomics-cox/2`` bundle as loaded by :func:`load_radiomics_bundle`
+    (``source``: the file it was read from)."""
+
+    format: Literal["studyrunner.radiomics-cox/2"]
+    studyrunner_version: str
+    study: str
+    synthetic_training_data: bool
+    protocol_sha256: str
+    endpoint: BundleEndpoint
+    radiomics_params_yaml: str | None
+    extraction_params: dict[str, Any] | None
+    features: tuple[str, ...]
+    normalisation: dict[str, FeatureNormalisation]
+    coefficients: dict[str, float]
+    score: str
+    cutoff: BundleCutoff
+    baseline_survival: BaselineSurvival
+    development: Development
+    versions: dict[str, str | None]
+    content_sha256: str
+    source: Path
+
+    @model_validator(mode="after")
+    def _one_entry_per_feature(self) -> RadiomicsBundle:
+        for name, block in (("normalisation", self.normalisation), ("coefficients", self.coefficients)):
+            if set(block) != set(self.features):
+                raise ValueError(f"{name} must have one entry per feature of 'features'")
+        zero = [f for f, n in self.normalisation.items() if not n.sd > 0]
+        if zero:
+            raise ValueError(f"normalisation: SD not positive for {zero}")
+        return self
+
+
+# --- PyRadiomics parameters of the features the model uses ------------------------------
+
+_FEATURE_NAME = re.compile(r"^(?P<image>[^_]+)_(?P<cls>[^_]+)_(?P<feature>.+)$")
+
+
+def _image_type_key(image_name: str) -> str:
+    """The lower-case imageType of a PyRadiomics input image name: ``original`` -> original,
+    ``wavelet-LLH``/``wavelet2-LLH`` -> wavelet, ``log-sigma-2-0-mm-3D`` -> log,
+    ``lbp-2D`` -> lbp2d, ``lbp-3D-m1``/``lbp-3D-k`` -> lbp3d, ``squareroot`` -> squareroot."""
+    parts = image_name.split("-")
+    if parts[0] == "lbp" and len(parts) > 1:
+        return f"lbp{parts[1].lower()}"
+    return re.sub(r"\d+$", "", parts[0]).lower()
+
+
+def _log_sigma_name(sigma: Any) -> str:
+    """PyRadiomics' name of a LoG image (``getLoGImage``: the sigma's str with '.' as '-')."""
+    return f"log-sigma-{str(sigma).replace('.', '-')}-mm-3D"
+
+
+def _restricted_image_options(image_type: str, options: Mapping[str, Any], image_names: set[str],
+                              settings: Mapping[str, Any]) -> dict[str, Any]:
+    """An image type's options keeping only what the used images need: a LoG keeps the sigmas
+    whose images are used; the other filters produce all their images together and keep their
+    options as they are."""
+    kept = copy.deepcopy(dict(options))
+    if image_type == "LoG":
+        sigmas = kept.get("sigma", settings.get("sigma", []))
+        kept["sigma"] = [s for s in sigmas if _log_sigma_name(s) in image_names]
+        missing = sorted(image_names - {_log_sigma_name(s) for s in kept["sigma"]})
+        if missing:
+            raise ValueError(f"LoG images {missing} are not produced by the parameters' sigmas {sigmas}")
+    return kept
+
+
+def restrict_params(params: Mapping[str, Any], features: Sequence[str]) -> dict[str, Any]:
+    """PyRadiomics parameters (a parameter-file dict) restricted to ``features``.
+
+    PyRadiomics names a feature ``<input image>_<class>_<feature>`` (van Griethuysen JJM et
+    al. (2017), Cancer Res 77:e104-e107): ``original_shape_Elongation``,
+    ``wavelet-LLH_glszm_ZoneEntropy``, ``log-sigma-2-0-mm-3D_firstorder_Mean``. Each input
+    image maps back to its ``imageType`` entry (with its options; a LoG keeps only the used
+    sigmas) and each class to ``featureClass: {class: [feature names]}``; ``setting`` is
+    kept unchanged, so the restricted extraction gives the same values for these features.
+    A name that is not a PyRadiomics feature of ``params`` raises ValueError naming it.
+    """
+    configured = {name.lower(): name for name in params.get("imageType", {})}
+    images: dict[str, set[str]] = {}
+    classes: dict[str, list[str]] = {}
+    for name in features:
+        match = _FEATURE_NAME.match(name)
+        image_type = configured.get(_image_type_key(match["image"])) if match else None
+        if match is None or image_type is None:
+            raise ValueError(f"feature {name!r} is not a PyRadiomics feature of the parameters' image types "
+                             f"{sorted(configured.values())}")
+        images.setdefault(image_type, set()).add(match["image"])
+        listed = classes.setdefault(match["cls"], [])
+        if match["feature"] not in listed:
+            listed.append(match["feature"])
+    unknown = sorted(set(classes) - set(params.get("featureClass", {})))
+    if unknown:
+        raise ValueError(f"feature classes {unknown} are not enabled in the parameters")
+    settings = params.get("setting", {}) or {}
+    image_options = {name: _restricted_image_options(name, params["imageType"][name] or {}, used, settings)
+                     for name, used in images.items()}
+    return {"imageType": image_options, "featureClass": classes, "setting": copy.deepcopy(dict(settings))}
+
+
+def extraction_params(bundle: RadiomicsBundle) -> dict[str, Any]:
+    """The PyRadiomics parameters (parameter-file dict) that extract exactly the bundle's
+    features (:func:`restrict_params` applied when the bundle was frozen)."""
+    if bundle.extraction_params is None:
+        raise BundleError(f"{bundle.source}: the model was developed on an imported feature table; the bundle "
+                          "has no PyRadiomics parameters to extract its features with")
+    return copy.deepcopy(bundle.extraction_params)
+
+
+# --- applying the bundle -----------------------------------------------------------------
+
+
+def linear_predictor(bundle: RadiomicsBundle, features: pd.DataFrame) -> pd.Series:
+    """The model's linear predictor lp = sum_j coef_j (x_j - mean_j) / sd_j of each row of
+    ``features`` (raw PyRadiomics values; one column per bundle feature, other columns
+    ignored), z-scored with the development cohort's mean and SD (Cox DR (1972), J R Stat
+    Soc B 34:187-220). Uncentred, on the scale of the cut-off and of S0. A row with a missing
+    value gets NaN; a missing or non-numeric column raises InputError naming it."""
+    missing = [f for f in bundle.features if f not in features.columns]
+    if missing:
+        raise InputError(f"the feature table lacks the model's feature column(s) {missing} "
+                         f"(bundle {bundle.source})")
+    text = [f for f in bundle.features if not pd.api.types.is_numeric_dtype(features[f])]
+    if text:
+        raise InputError(f"feature column(s) {text} are not numeric")
+    names = list(bundle.features)
+    x = features[names].to_numpy(dtype=float)
+    means = np.array([bundle.normalisation[f].mean for f in names])
+    sds = np.array([bundle.normalisation[f].sd for f in names])
+    coefs = np.array([bundle.coefficients[f] for f in names])
+    return pd.Series(((x - means) / sds) @ coefs, index=features.index, name="linear_predictor")
+
+
+def risk_group(bundle: RadiomicsBundle, lp: pd.Series) -> pd.Series:
+    """``"high"`` where lp > the bundle's cut-off, ``"low"`` otherwise (missing lp: NA)."""
+    groups = np.where(lp.to_numpy(dtype=float) > bundle.cutoff.value, "high", "low")
+    return pd.Series(groups, index=lp.index, name="risk_group", dtype="string").mask(lp.isna())
+
+
+def baseline_survival_at(bundle: RadiomicsBundle, t: float) -> float:
+    """S0(t): 1 before the first event time, the step's value from each event time on
+    (right-continuous). A t beyond the development cohort's follow-up, or negative, raises
+    InputError: S0 is not estimated there."""
+    s0 = bundle.baseline_survival
+    if not 0 <= t <= s0.last_follow_up:
+        raise InputError(f"t = {t} {bundle.endpoint.unit} is outside the development follow-up "
+                         f"[0, {s0.last_follow_up}] {bundle.endpoint.unit}: S0(t) is not estimated there")
+    step = int(np.searchsorted(np.asarray(s0.time), t, side="right")) - 1
+    return 1.0 if step < 0 else s0.survival[step]
+
+
+def predicted_survival(bundle: RadiomicsBundle, lp: pd.Series, t: float) -> pd.Series:
+    """S(t | lp) = S0(t)^exp(lp) of each patient (Cox 1972; S0: Breslow 1972, at lp = 0),
+    ``t`` in the endpoint's unit (``bundle.endpoint.unit``)."""
+    s0 = baseline_survival_at(bundle, t)
+    return pd.Series(np.power(s0, np.exp(lp.to_numpy(dtype=float))), index=lp.index, name="survival")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def _bundle_file(path: Path, expected_format: str) -> Path:
+    """The bundle file: ``path`` itself, or the format's file inside a model/ folder."""
+    return path / BUNDLE_FILES.get(expected_format, "bundle.json") if path.is_dir() else path
+
+
+def _missing_fields(bundle: Mapping[str, Any]) -> list[str]:
+    """What a /1 (or damaged) radiomics bundle lacks of /2."""
+    missing = [name for name in ADDED_IN_2 if name not in bundle]
+    if "unit" not in (bundle.get("endpoint") or {}):
+        missing.insert(0, "endpoint.unit")
+    return missing
+
+
+def _check_format(path: Path, bundle: Mapping[str, Any], expected_format: str) -> None:
+    found = bundle.get("format")
+    if found == expected_format:
+        return
+    if expected_format == BUNDLE_FORMAT and found in PREVIOUS_BUNDLE_FORMATS:
+        raise BundleError(f"{path}: a {found} bundle lacks {', '.join(_missing_fields(bundle))}; re-run the study "
+                          f"with this studyrunner to freeze a /2 bundle ({BUNDLE_FORMAT})")
+    raise BundleError(f"{path}: unknown bundle format {found!r} (expected {expected_format})")
+
+
+def load_bundle(path: Path, expected_format: str = BUNDLE_FORMAT) -> dict[str, Any]:
+    """Read a bundle (the file, or the model/ folder holding it) as a dict, and check its
+    format and integrity (and, for a CNN bundle, its weights). Raises BundleError."""
+    path = _bundle_file(Path(path), expected_format)
+    try:
+        bundle = read_json(path)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: cannot read the model bundle: {exc}") from exc
+    if not isinstance(bundle, dict):
+        raise BundleError(f"{path}: not a model bundle (a JSON object was expected)")
+    _check_format(path, bundle, expected_format)
+    recorded = bundle.pop("content_sha256", None)
+    computed = sha256_json(bundle)
+    if recorded != computed:
+        raise BundleError(f"{path}: content hash mismatch: the bundle records content_sha256 {recorded} but its "
+                          f"content hashes to {computed}; it was modified after it was frozen")
+    for name, network in (bundle.get("networks") or {}).items():
+        weights = path.parent / network["weights"]
+        if not weights.is_file() or sha256_file(weights) != network["weights_sha256"]:
+            raise BundleError(f"{weights}: weights of network {name!r} missing or altered after freezing")
+    bundle["content_sha256"] = recorded
+    return bundle
+
+
+def load_radiomics_bundle(path: Path) -> RadiomicsBundle:
+    """The radiomics Cox bundle at ``path`` (``bundle.json`` or the model/ folder holding it),
+    typed. Reads JSON only; refuses a /1 bundle (naming what it lacks), an unknown format, a
+    content hash that does not match (naming the file and both hashes) and a malformed field,
+    each with BundleError."""
+    file = _bundle_file(Path(path), BUNDLE_FORMAT)
+    content = load_bundle(file, BUNDLE_FORMAT)
+    try:
+        return RadiomicsBundle.model_validate({**content, "source": file})
+    except ValidationError as error:
+        raise BundleError(f"{file}: malformed model bundle: {error}") from error
+
+
+# --- freezing ----------------------------------------------------------------------------------
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that compute the features and the score."""
+    versions: dict[str, str | None] = {}
+    for key, distribution in VERSIONED_PACKAGES.items():
+        try:
+            versions[key] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            versions[key] = None
+    return versions
+
+
+def lp_summary(lp: pd.Series) -> dict[str, Any]:
+    """Mean, SD (n - 1) and the 5/25/50/75/95% quantiles (linear interpolation, Hyndman-Fan
+    type 7) of the development cohort's linear predictor."""
+    values = lp.to_numpy(dtype=float)
+    return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else None,
+            "quantiles": {f"p{q}": float(np.quantile(values, q / 100)) for q in LP_QUANTILES}}
+
+
+def cohort_performance(block: Mapping[str, Any]) -> dict[str, Any]:
+    """The development performance of one cohort from evaluation.json: C-index with its 95%
+    CI and the time-dependent AUCs (when the protocol planned them)."""
+    roc = block.get("time_roc")
+    time_auc = None if not roc else [
+        {"time": t, "auc": roc["auc"][i], "se": roc["se"][i], "lower": roc["lower"][i], "upper": roc["upper"][i]}
+        for i, t in enumerate(roc["times"])]
+    return {**{key: block.get(key) for key in ("n", "n_events", "c_index", "c_se", "c_lower", "c_upper")},
+            "time_auc": time_auc}
+
+
+def development_rows(run_dir: Path, time: str, event: str, training: Sequence[str]) -> pd.DataFrame:
+    """The development (training) cohort: statistics/scores.csv's risk_score of the training
+    partitions joined with cohort/clinical.csv's time and event, indexed by patient_id."""
+    scores = pd.read_csv(run_dir / "statistics" / "scores.csv", dtype={"patient_id": str})
+    clinical = pd.read_csv(run_dir / "cohort" / "clinical.csv", dtype={"patient_id": str})
+    rows = scores[scores["partition"].isin(training)].merge(
+        clinical[["patient_id", time, event]], on="patient_id", how="inner", validate="one_to_one")
+    return rows.dropna(subset=["risk_score", time, event]).set_index("patient_id")
+
+
+def development_record(run_dir: Path, rows: pd.DataFrame, event: str, training: Sequence[str]) -> dict[str, Any]:
+    """The bundle's ``development`` block."""
+    statistics = run_dir / "statistics"
+    evaluation = read_json(statistics / "evaluation.json")
+    table_one = statistics / "table_one.json"
+    return {"partitions": list(training), "n": len(rows), "n_events": int(rows[event].sum()),
+            "linear_predictor": lp_summary(rows["risk_score"]),
+            "performance": {name: cohort_performance(block) for name, block in evaluation.items()},
+            "table_one": read_json(table_one) if table_one.exists() else None}
 
 
 def freeze_model(out_dir: Path, *, model: dict[str, Any], normalisation: dict[str, dict[str, float]],
-                 radiomics_params_text: str | None, protocol_sha256: str, study_name: str, synthetic: bool) -> Path:
-    """Write ``bundle.json`` into ``out_dir`` and return its path."""
+                 radiomics_params_text: str | None, endpoint: Mapping[str, Any], baseline: Mapping[str, Any],
+                 development: Mapping[str, Any], protocol_sha256: str, study_name: str, synthetic: bool) -> Path:
+    """Write ``bundle.json`` (format /2) into ``out_dir`` and return its path. ``endpoint``:
+    label and unit of the model's endpoint; ``baseline``: :func:`baseline_survival`'s result;
+    ``development``: :func:`development_record`."""
     selected = model["selected"]
-    content = {
+    params = yaml.safe_load(radiomics_params_text) if radiomics_params_text else None
+    content = to_jsonable({
         "format": BUNDLE_FORMAT,
         "studyrunner_version": __version__,
         "study": study_name,
         "synthetic_training_data": synthetic,
         "protocol_sha256": protocol_sha256,
-        "endpoint": {"name": model["endpoint"], "time": model["time"], "event": model["event"]},
+        "endpoint": {"name": model["endpoint"], "label": endpoint.get("label"), "time": model["time"],
+                     "event": model["event"], "unit": endpoint["unit"]},
         "radiomics_params_yaml": radiomics_params_text,  # None: features came from a feature table
+        "extraction_params": restrict_params(params, selected) if params else None,
         "features": selected,
         "normalisation": {name: normalisation[name] for name in selected},
         "coefficients": model["coefficients"],
-        "score": "sum of coefficient x z-scored feature (Cox linear predictor, uncentred)",
+        "score": SCORE_DEFINITION,
         "cutoff": {"value": model["cutoff"]["value"], "method": model["cutoff"]["method"],
                    "high_risk": "score > cutoff"},
-    }
+        "baseline_survival": dict(baseline),
+        "development": dict(development),
+        "versions": package_versions(),
+    })
     path = out_dir / "bundle.json"
     write_json(path, {**content, "content_sha256": sha256_json(content)})
     return path
@@ -101,29 +515,12 @@ def freeze_cnn_model(out_dir: Path, run_dir: Path, *, protocol_sha256: str, stud
     return path
 
 
-def load_bundle(path: Path, expected_format: str = BUNDLE_FORMAT) -> dict[str, Any]:
-    """Read a bundle and check its format and integrity (and, for a CNN bundle, its weights)."""
-    try:
-        bundle = read_json(path)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: cannot read the model bundle: {exc}") from exc
-    if bundle.get("format") != expected_format:
-        raise BundleError(f"{path}: unknown bundle format {bundle.get('format')!r} (expected {expected_format})")
-    recorded = bundle.pop("content_sha256", None)
-    if recorded != sha256_json(bundle):
-        raise BundleError(f"{path}: content hash mismatch: the bundle was modified after it was frozen")
-    for name, network in (bundle.get("networks") or {}).items():
-        weights = path.parent / network["weights"]
-        if not weights.is_file() or sha256_file(weights) != network["weights_sha256"]:
-            raise BundleError(f"{weights}: weights of network {name!r} missing or altered after freezing")
-    return bundle
-
-
 def freeze_run(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path) -> None:
     """The model stage: freeze the run's radiomics model (``bundle.json``) and, when it has
     them, its CNNs (``cnn_bundle.json`` with the weights); a run that fitted no radiomics model
     records why in ``not_frozen.json``."""
-    study = loaded.protocol.study
+    protocol = loaded.protocol
+    study = protocol.study
     if (run_dir / "statistics" / "risk_scores.json").exists():
         freeze_cnn_model(stage_dir, run_dir, protocol_sha256=loaded.sha256, study_name=study.name,
                          synthetic=study.synthetic)
@@ -131,7 +528,15 @@ def freeze_run(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path) -> None:
     if "coefficients" not in model:
         write_json(stage_dir / "not_frozen.json", {"reason": model.get("note", "no model was fitted")})
         return
+    from studyrunner.statistics.baseline_survival import baseline_survival
+
+    endpoint = protocol.endpoints[model["endpoint"]]
+    training = protocol.cohort.split.training
+    rows = development_rows(run_dir, model["time"], model["event"], training)
     params = run_dir / "radiomics" / "params.yaml"
     freeze_model(stage_dir, model=model, normalisation=read_json(run_dir / "statistics" / "normalisation.json"),
                  radiomics_params_text=params.read_text() if params.exists() else None,
+                 endpoint={"label": endpoint.label, "unit": getattr(endpoint, "unit", None)},
+                 baseline=baseline_survival(rows, model["time"], model["event"], "risk_score"),
+                 development=development_record(run_dir, rows, model["event"], training),
                  protocol_sha256=loaded.sha256, study_name=study.name, synthetic=study.synthetic)

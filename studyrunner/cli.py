@@ -111,6 +111,47 @@ def _print_summary(results: dict, run_dir: Path) -> None:
 
 
 @app.command()
+def external(
+    model: Path = typer.Argument(..., help="a run's model/ folder, or its bundle.json"),
+    protocol: Path = typer.Argument(..., help="external-validation protocol YAML (study.kind: external_validation)"),
+    out: Path | None = typer.Option(None, "--out", help="run folder (default: runs/<study>-<time>)"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    workers: int = typer.Option(1, "--workers", min=1, help="parallel processes for per-case work"),
+) -> None:
+    """Apply a frozen model unchanged to another cohort: discrimination, calibration, risk groups, case mix."""
+    from studyrunner.external.run import validate_externally
+    from studyrunner.protocol import load_external_protocol
+    from studyrunner.runner import RunOptions
+
+    if device not in ("auto", "cpu", "cuda"):
+        _fail(f"--device must be auto, cpu or cuda (got {device!r})", 2)
+    try:
+        loaded = load_external_protocol(protocol)
+    except ProtocolError as exc:
+        _fail(f"invalid protocol\n{exc}", 2)
+        return
+    if loaded.protocol.study.synthetic:
+        console.print("[bold yellow]SYNTHETIC DATA[/]: this validation runs on a generated cohort.")
+    console.print(f"studyrunner {__version__}: external validation [bold]{loaded.protocol.study.name}[/] of {model}")
+    columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            run_dir = validate_externally(model, loaded, RunOptions(out, device, workers), RichSink(progress))
+    except StudyError as exc:
+        _fail(str(exc), exc.exit_code)
+        return
+    results = json.loads((run_dir / "results.json").read_text())
+    for name, block in results["external"]["models"].items():
+        c = block["c_index"]
+        console.print(f"{name}: n {block['n']} / events {block['n_events']}, Harrell's C {c['estimate']:.3f} "
+                      f"({c['lower']:.3f}-{c['upper']:.3f}), calibration slope "
+                      f"{block['calibration']['slope']['slope']:.2f}")
+    for warning in results["external"]["bundle"]["version_warnings"]:
+        console.print(f"[yellow]warning[/]: {warning}")
+    console.print(f"report: [bold]{run_dir / 'report.pdf'}[/]\nrun folder: {run_dir}")
+
+
+@app.command()
 def validate(protocol: Path = typer.Argument(..., help="protocol YAML")) -> None:
     """Check the protocol and the clinical table only (no images, no statistics)."""
     import tempfile
@@ -145,10 +186,15 @@ def report(run_dir: Path = typer.Argument(..., help="a finished run folder")) ->
 
 
 @app.command()
-def schema(results: bool = typer.Option(False, "--results", help="the schema of results.json instead")) -> None:
-    """Print the protocol's JSON Schema (protocols/schema.json is this output); with --results,
-    the schema of a run's results.json (protocols/results.schema.json)."""
-    if results:
+def schema(results: bool = typer.Option(False, "--results", help="the schema of results.json instead"),
+           external: bool = typer.Option(False, "--external",
+                                         help="the external-validation protocol's schema")) -> None:
+    """Print the protocol's JSON Schema (protocols/schema.json is this output); with --external,
+    the external-validation protocol's (protocols/external.schema.json); with --results, the
+    schema of a run's results.json (protocols/results.schema.json)."""
+    if external:
+        typer.echo(json.dumps(json_schema(external=True), indent=2))
+    elif results:
         from studyrunner.results import results_schema
 
         typer.echo(json.dumps(results_schema(), indent=2))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -37,7 +37,7 @@ class _Strict(BaseModel):
 
 # --- study ---------------------------------------------------------------------------
 
-class StudySection(_Strict):
+class StudyIdentity(_Strict):
     """Who and what: the study's identity and reproducibility seed."""
 
     name: str
@@ -45,6 +45,13 @@ class StudySection(_Strict):
     synthetic: bool = Field(
         False, description="True when the cohort is generated; every output is then labelled SYNTHETIC DATA.")
     seed: int = Field(20220415, description="Seed for every random step (splits, synthetic data, R).")
+
+
+class StudySection(StudyIdentity):
+    """A development study (``studyrunner run``)."""
+
+    kind: Literal["development"] = Field(
+        "development", description="development (this schema) or external_validation (studyrunner external)")
     tripod_type: Literal["1a", "1b", "2a", "2b", "3", "4"] = Field(
         "2a", description="TRIPOD study type (Collins et al., BMJ 2015): 2a/2b = development with random/non-random "
                           "split validation, 3 = external validation.")
@@ -58,6 +65,15 @@ class SyntheticSource(_Strict):
     generator: Literal["nsclc_ici", "escc_ici_chemo"]
     n_patients: int = Field(236, ge=8)
     seed: int = 20220415
+    site: Literal["development", "external"] = Field(
+        "development", description="nsclc_ici only: 'external' makes another hospital's cohort (older, more "
+                                   "stage IV, thicker slices, another scanner's noise and kernel)")
+
+    @model_validator(mode="after")
+    def _site_of_generator(self) -> SyntheticSource:
+        if self.site != "development" and self.generator != "nsclc_ici":
+            raise ValueError(f"site {self.site!r} is available for the nsclc_ici generator only")
+        return self
 
 
 class ManifestColumns(_Strict):
@@ -551,11 +567,60 @@ class Protocol(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-class LoadedProtocol:
+class ExternalStudySection(StudyIdentity):
+    """An external-validation study: a frozen model applied unchanged to another cohort."""
+
+    kind: Literal["external_validation"]
+    tripod_type: Literal["1a", "1b", "2a", "2b", "3", "4"] = Field(
+        "4", description="TRIPOD type 4: validation of an existing model on separate data.")
+
+
+class ExternalValidationPlan(_Strict):
+    """How the frozen model is evaluated on the external cohort (nothing is refitted)."""
+
+    endpoint: str = Field(description="this protocol's time-to-event endpoint the model predicts")
+    model_endpoint: str | None = Field(
+        None, description="the bundle's name of that endpoint when it differs (default: the same name)")
+    times: list[float] = Field(min_length=1, description="evaluation times, in this protocol's endpoint unit")
+    calibration_groups: int = Field(5, ge=2, le=10, description="groups of predicted risk in the calibration table")
+    min_events_per_group: int = Field(5, ge=1, description="a risk group with fewer events is flagged in the report")
+
+
+class ExternalValidationProtocol(_Strict):
+    """A validation protocol: the external cohort, its endpoints, the evaluation plan and the
+    report; no model-building section (``studyrunner external MODEL PROTOCOL``)."""
+
+    study: ExternalStudySection
+    cohort: CohortSection
+    endpoints: dict[str, Endpoint]
+    preprocessing: PreprocessingSection = PreprocessingSection()
+    validation: ExternalValidationPlan
+    report: ReportSection
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ExternalValidationProtocol:
+        if not isinstance(self.endpoints.get(self.validation.endpoint), TimeToEventEndpoint):
+            raise ValueError(f"validation.endpoint {self.validation.endpoint!r} must name a time_to_event endpoint "
+                             f"(defined: {sorted(self.endpoints)})")
+        return self
+
+    def primary_endpoint(self) -> TimeToEventEndpoint:
+        endpoint = self.endpoints[self.validation.endpoint]
+        assert isinstance(endpoint, TimeToEventEndpoint)  # checked by _endpoint
+        return endpoint
+
+    def time_to_event_endpoints(self) -> dict[str, TimeToEventEndpoint]:
+        return {k: v for k, v in self.endpoints.items() if isinstance(v, TimeToEventEndpoint)}
+
+
+P = TypeVar("P", Protocol, ExternalValidationProtocol)
+
+
+class LoadedFile(Generic[P]):
     """A validated protocol together with the file it came from (paths resolve against it)."""
 
-    def __init__(self, protocol: Protocol, path: Path, text: str):
-        self.protocol = protocol
+    def __init__(self, protocol: P, path: Path, text: str):
+        self.protocol: P = protocol
         self.path = path
         self.text = text
 
@@ -567,6 +632,12 @@ class LoadedProtocol:
         """A path written in the protocol, resolved against the protocol's folder."""
         p = Path(relative).expanduser()
         return p if p.is_absolute() else (self.path.parent / p).resolve()
+
+
+LoadedProtocol = LoadedFile[Protocol]
+LoadedExternal = LoadedFile[ExternalValidationProtocol]
+AnyLoaded = LoadedFile[Protocol] | LoadedFile[ExternalValidationProtocol]
+"""A loaded protocol of either kind (the cohort and image stages serve both)."""
 
 
 def _yaml_lines(text: str) -> dict[tuple[str, ...], int]:
@@ -619,9 +690,7 @@ def format_validation_error(error: ValidationError, path: Path, text: str) -> st
     return "\n".join(out)
 
 
-def load_protocol(path: str | Path) -> LoadedProtocol:
-    """Read and validate a protocol file; raise ProtocolError naming the file and YAML paths."""
-    path = Path(path).expanduser().resolve()
+def _read_protocol_file(path: Path) -> tuple[str, dict[str, Any]]:
     if not path.is_file():
         raise ProtocolError(f"{path}: protocol file not found")
     text = path.read_text(encoding="utf-8")
@@ -631,16 +700,46 @@ def load_protocol(path: str | Path) -> LoadedProtocol:
         raise ProtocolError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ProtocolError(f"{path}: a protocol is a YAML mapping with sections study, cohort, endpoints, ...")
+    return text, data
+
+
+def _kind(data: dict[str, Any]) -> str:
+    study = data.get("study")
+    return str(study.get("kind", "development")) if isinstance(study, dict) else "development"
+
+
+def load_protocol(path: str | Path) -> LoadedProtocol:
+    """Read and validate a development protocol; raise ProtocolError naming the file and YAML paths."""
+    path = Path(path).expanduser().resolve()
+    text, data = _read_protocol_file(path)
+    if _kind(data) == "external_validation":
+        raise ProtocolError(f"{path}: study.kind is external_validation: validate a frozen model with "
+                            f"`studyrunner external MODEL {path.name}`")
     try:
         protocol = Protocol.model_validate(data)
     except ValidationError as exc:
         raise ProtocolError(format_validation_error(exc, path, text)) from exc
-    return LoadedProtocol(protocol, path, text)
+    return LoadedFile(protocol, path, text)
 
 
-def json_schema() -> dict[str, Any]:
-    """The protocol's JSON Schema, exported to protocols/schema.json for editors."""
-    schema = Protocol.model_json_schema()
+def load_external_protocol(path: str | Path) -> LoadedExternal:
+    """Read and validate an external-validation protocol (``study.kind: external_validation``)."""
+    path = Path(path).expanduser().resolve()
+    text, data = _read_protocol_file(path)
+    if _kind(data) != "external_validation":
+        raise ProtocolError(f"{path}: study.kind must be external_validation for `studyrunner external` "
+                            f"(a development protocol runs with `studyrunner run {path.name}`)")
+    try:
+        protocol = ExternalValidationProtocol.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(format_validation_error(exc, path, text)) from exc
+    return LoadedFile(protocol, path, text)
+
+
+def json_schema(external: bool = False) -> dict[str, Any]:
+    """The protocol's JSON Schema, exported to protocols/schema.json for editors (with
+    ``external``, the external-validation protocol's: protocols/external.schema.json)."""
+    schema = (ExternalValidationProtocol if external else Protocol).model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "studyrunner protocol"
     return schema

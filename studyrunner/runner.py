@@ -32,7 +32,7 @@ from studyrunner import __version__
 from studyrunner.environment import environment_report, git_revision
 from studyrunner.errors import InputError
 from studyrunner.paths import repo_folder
-from studyrunner.protocol import LoadedProtocol
+from studyrunner.protocol import AnyLoaded, LoadedProtocol
 from studyrunner.run_folder import RunFolder, StageRecord, attach_log_file, read_json, sha256_file, write_json
 from studyrunner.stages import StageSpec, declared_protocol, section_values, stage_code
 
@@ -54,7 +54,8 @@ STAGES: dict[str, StageSpec] = {spec.name: spec for spec in (
               ("radiomics", "deep"), "studyrunner.statistics.stage"),
     StageSpec("explanations", ("cohort.split", "preprocessing.mask_label", "predictors.deep_learning"),
               ("deep", "statistics"), "studyrunner.explanations.stage"),
-    StageSpec("model", ("study.name", "study.synthetic"), ("statistics", "explanations"), "studyrunner.bundle"),
+    StageSpec("model", ("study.name", "study.synthetic", "endpoints", "cohort.split.training"),
+              ("statistics", "explanations"), "studyrunner.bundle"),
     StageSpec("report", (), ("model",), "studyrunner.report.render"),
 )}
 # A study started from feature tables instead of images: the radiomics stage imports them.
@@ -107,7 +108,7 @@ def resolve_device(requested: str) -> str:
     return "cpu"
 
 
-def default_run_dir(loaded: LoadedProtocol) -> Path:
+def default_run_dir(loaded: AnyLoaded) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{loaded.protocol.study.name}-{stamp}"
 
@@ -115,7 +116,7 @@ def default_run_dir(loaded: LoadedProtocol) -> Path:
 class StudyRun:
     """One run of a study into its folder: each method is one stage (or the files after them)."""
 
-    def __init__(self, loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink):
+    def __init__(self, loaded: AnyLoaded, options: RunOptions, sink: ProgressSink):
         self.loaded = loaded
         self.protocol = loaded.protocol
         self.options = options
@@ -126,7 +127,7 @@ class StudyRun:
         self.inputs: list[Path] = []
         self.image_files: list[Path] = []
 
-    def stage(self, spec: StageSpec, work: Callable[[LoadedProtocol, Path], None],
+    def stage(self, spec: StageSpec, work: Callable[[Any, Path], None],
               inputs: Sequence[Path] = (), settings: Sequence[Any] = ()) -> StageRecord:
         """Run ``work(declared protocol, stage folder)`` unless the stage is unchanged: its
         fingerprint covers the declared sections, ``settings`` (what the command line adds),
@@ -172,79 +173,6 @@ class StudyRun:
             usable = usable.assign(mask_reader2=usable["mask_reader2"].where(~usable["patient_id"].isin(bad_second)))
         return usable
 
-    def radiomics(self, usable: pd.DataFrame) -> None:
-        """PyRadiomics features of every usable case (per-case cache in cache/radiomics)."""
-        from studyrunner.radiomics.stage import extract_features
-
-        def work(view: LoadedProtocol, stage_dir: Path) -> None:
-            extract_features(view.protocol, usable, stage_dir, self.run_dir / "cache" / "radiomics",
-                             self.options.workers, self.sink.task("Extracting radiomics features"))
-
-        self.stage(STAGES["radiomics"], work)
-
-    def feature_tables(self, clinical: pd.DataFrame) -> None:
-        """A study started from feature tables: the tables of the cohort's patients."""
-        from studyrunner.radiomics.feature_table import import_feature_tables
-
-        cohort = self.protocol.cohort
-        assert cohort.feature_table is not None  # the protocol has images or a feature table
-        tables = {"reader1": self.loaded.resolve(cohort.feature_table)}
-        if cohort.feature_table_second_reader:
-            tables["reader2"] = self.loaded.resolve(cohort.feature_table_second_reader)
-
-        def work(view: LoadedProtocol, stage_dir: Path) -> None:
-            import_feature_tables(tables, view.protocol.cohort.id_column, clinical["patient_id"].tolist(), stage_dir)
-
-        self.stage(FEATURE_TABLES, work, list(tables.values()))
-
-    def deep(self, usable: pd.DataFrame) -> None:
-        """Train and score the CNNs (on the GPU when there is one)."""
-        from studyrunner.deep.stage import build_deep_predictors
-
-        self.stage(STAGES["deep"], lambda view, stage_dir: build_deep_predictors(
-            view, usable, stage_dir, self.device, self.sink.task("Training and scoring the CNNs")),
-            settings=[self.device])
-
-    def statistics(self) -> None:
-        """Table 1, the radiomics model and the CNN scores, in R."""
-        from studyrunner.statistics.stage import run_statistics, truth_file
-
-        r_code = sorted(repo_folder("rscripts", "STUDYRUNNER_RSCRIPTS").glob("*.R"))
-        truth = truth_file(self.loaded)
-        progress = self.sink.task("Cross-validating the model development")
-        self.stage(STAGES["statistics"], lambda view, stage_dir: run_statistics(
-            view, self.run_dir, stage_dir, self.options.workers, progress),
-            [*r_code, *([truth] if truth is not None else [])])
-
-    def explanations(self, usable: pd.DataFrame) -> None:
-        """Grad-CAM maps of the CNN scores."""
-        from studyrunner.explanations.stage import explain_scores
-
-        self.stage(STAGES["explanations"], lambda view, stage_dir: explain_scores(
-            view, self.run_dir, usable, stage_dir, self.device, self.sink.task("Grad-CAM maps")),
-            settings=[self.device])
-
-    def model(self) -> None:
-        """Freeze the fitted models (the protocol's hash is part of every bundle)."""
-        from studyrunner.bundle import freeze_run
-
-        self.stage(STAGES["model"], lambda view, stage_dir: freeze_run(view, self.run_dir, stage_dir),
-                   settings=[self.loaded.sha256])
-
-    def report(self, environment: dict[str, Any]) -> None:
-        """results.json, then the report rendered from it alone."""
-        from studyrunner.report.render import render_report
-        from studyrunner.results import assemble_results
-
-        results = assemble_results(self.loaded, self.run_dir, environment, self.folder.timings(), self.run_dir.name)
-        results = results.dated_as(previous_results(self.run_dir))
-        write_json(self.run_dir / "results.json", results.to_json())
-        templates = sorted(p for p in repo_folder("reports", "STUDYRUNNER_REPORTS").rglob("*") if p.is_file())
-        def work(view: LoadedProtocol, stage_dir: Path) -> None:
-            render_report(self.run_dir)
-
-        self.stage(STAGES["report"], work, templates, settings=[results.content_digest()])
-
     def manifest(self, environment: dict[str, Any]) -> dict[str, Any]:
         """manifest.json: what ran, on what, from which inputs, and how long each stage took."""
         return {
@@ -274,9 +202,93 @@ class StudyRun:
             handler.close()
 
 
+class DevelopmentRun(StudyRun):
+    """A development study (``studyrunner run``): the shared stages, then the predictors,
+    the statistics, the frozen model and the report."""
+
+    def __init__(self, loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink):
+        super().__init__(loaded, options, sink)
+        self.development = loaded
+
+    def radiomics(self, usable: pd.DataFrame) -> None:
+        """PyRadiomics features of every usable case (per-case cache in cache/radiomics)."""
+        from studyrunner.radiomics.stage import extract_features
+
+        def work(view: LoadedProtocol, stage_dir: Path) -> None:
+            extract_features(view.protocol, usable, stage_dir, self.run_dir / "cache" / "radiomics",
+                             self.options.workers, self.sink.task("Extracting radiomics features"))
+
+        self.stage(STAGES["radiomics"], work)
+
+    def feature_tables(self, clinical: pd.DataFrame) -> None:
+        """A study started from feature tables: the tables of the cohort's patients."""
+        from studyrunner.radiomics.feature_table import import_feature_tables
+
+        cohort = self.development.protocol.cohort
+        assert cohort.feature_table is not None  # the protocol has images or a feature table
+        tables = {"reader1": self.development.resolve(cohort.feature_table)}
+        if cohort.feature_table_second_reader:
+            tables["reader2"] = self.development.resolve(cohort.feature_table_second_reader)
+
+        def work(view: LoadedProtocol, stage_dir: Path) -> None:
+            import_feature_tables(tables, view.protocol.cohort.id_column, clinical["patient_id"].tolist(), stage_dir)
+
+        self.stage(FEATURE_TABLES, work, list(tables.values()))
+
+    def deep(self, usable: pd.DataFrame) -> None:
+        """Train and score the CNNs (on the GPU when there is one)."""
+        from studyrunner.deep.stage import build_deep_predictors
+
+        self.stage(STAGES["deep"], lambda view, stage_dir: build_deep_predictors(
+            view, usable, stage_dir, self.device, self.sink.task("Training and scoring the CNNs")),
+            settings=[self.device])
+
+    def statistics(self) -> None:
+        """Table 1, the radiomics model and the CNN scores, in R."""
+        from studyrunner.statistics.stage import run_statistics, truth_file
+
+        r_code = sorted(repo_folder("rscripts", "STUDYRUNNER_RSCRIPTS").glob("*.R"))
+        truth = truth_file(self.development)
+        progress = self.sink.task("Cross-validating the model development")
+        self.stage(STAGES["statistics"], lambda view, stage_dir: run_statistics(
+            view, self.run_dir, stage_dir, self.options.workers, progress),
+            [*r_code, *([truth] if truth is not None else [])])
+
+    def explanations(self, usable: pd.DataFrame) -> None:
+        """Grad-CAM maps of the CNN scores."""
+        from studyrunner.explanations.stage import explain_scores
+
+        self.stage(STAGES["explanations"], lambda view, stage_dir: explain_scores(
+            view, self.run_dir, usable, stage_dir, self.device, self.sink.task("Grad-CAM maps")),
+            settings=[self.device])
+
+    def model(self) -> None:
+        """Freeze the fitted models (the protocol's hash is part of every bundle)."""
+        from studyrunner.bundle import freeze_run
+
+        self.stage(STAGES["model"], lambda view, stage_dir: freeze_run(view, self.run_dir, stage_dir),
+                   settings=[self.development.sha256])
+
+    def report(self, environment: dict[str, Any]) -> None:
+        """results.json, then the report rendered from it alone."""
+        from studyrunner.report.render import render_report
+        from studyrunner.results import assemble_results
+
+        results = assemble_results(self.development, self.run_dir, environment, self.folder.timings(),
+                                   self.run_dir.name)
+        results = results.dated_as(previous_results(self.run_dir))
+        write_json(self.run_dir / "results.json", results.to_json())
+        templates = sorted(p for p in repo_folder("reports", "STUDYRUNNER_REPORTS").rglob("*") if p.is_file())
+
+        def work(view: LoadedProtocol, stage_dir: Path) -> None:
+            render_report(self.run_dir)
+
+        self.stage(STAGES["report"], work, templates, settings=[results.content_digest()])
+
+
 def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | None = None) -> Path:
     """Run the whole study; return the run folder."""
-    run = StudyRun(loaded, options, sink or SilentSink())
+    run = DevelopmentRun(loaded, options, sink or SilentSink())
     deep_learning = loaded.protocol.predictors.deep_learning.enabled
     with run.logged():
         run.device = resolve_device(options.device)

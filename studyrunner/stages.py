@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from studyrunner.errors import StudyError
-from studyrunner.protocol import LoadedProtocol, Protocol
+from studyrunner.protocol import AnyLoaded, ExternalValidationProtocol, LoadedFile, Protocol
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -97,15 +97,17 @@ def _restrict(model: BaseModel, tree: dict[str, Any], stage: str, prefix: str) -
     return model.model_copy(update=update)
 
 
-def declared_protocol(loaded: LoadedProtocol, spec: StageSpec) -> LoadedProtocol:
+def declared_protocol(loaded: AnyLoaded, spec: StageSpec) -> AnyLoaded:
     """``loaded`` with only the sections ``spec`` reads readable (the file, its hash and path
     resolution stay as they are)."""
     restricted = _restrict(loaded.protocol, _tree(spec.reads), spec.name, "")
-    assert isinstance(restricted, Protocol)
-    return LoadedProtocol(restricted, loaded.path, loaded.text)
+    if isinstance(restricted, Protocol):
+        return LoadedFile(restricted, loaded.path, loaded.text)
+    assert isinstance(restricted, ExternalValidationProtocol)
+    return LoadedFile(restricted, loaded.path, loaded.text)
 
 
-def section_values(protocol: Protocol, reads: tuple[str, ...]) -> dict[str, Any]:
+def section_values(protocol: Protocol | ExternalValidationProtocol, reads: tuple[str, ...]) -> dict[str, Any]:
     """The JSON value of each declared section: what a stage's fingerprint covers."""
     values: dict[str, Any] = {}
     for path in reads:

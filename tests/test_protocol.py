@@ -81,3 +81,5 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_committed_json_schema_is_current():
     committed = json.loads((REPO / "protocols" / "schema.json").read_text())
     assert committed == json_schema(), "regenerate with: make schema"
+    external = json.loads((REPO / "protocols" / "external.schema.json").read_text())
+    assert external == json_schema(external=True), "regenerate with: make schema"

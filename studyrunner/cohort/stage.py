@@ -25,13 +25,13 @@ from studyrunner.cohort.clinical_table import (
 from studyrunner.cohort.expectations import ClinicalRoles, validate_clinical_table
 from studyrunner.cohort.split import split_cohort
 from studyrunner.errors import ClinicalValidationFailed, InputError
-from studyrunner.protocol import NO_SPLIT_PARTITION, LoadedProtocol, TimeToEventEndpoint
+from studyrunner.protocol import NO_SPLIT_PARTITION, AnyLoaded, TimeToEventEndpoint
 from studyrunner.run_folder import write_json
 
 IMAGE_COLUMNS = ("image", "mask", "mask_reader2")
 
 
-def cohort_input_files(loaded: LoadedProtocol, on_generate: Callable[[str], None] = lambda text: None) -> list[Path]:
+def cohort_input_files(loaded: AnyLoaded, on_generate: Callable[[str], None] = lambda text: None) -> list[Path]:
     """The files whose content defines the cohort (materialising a synthetic cohort first)."""
     cohort = loaded.protocol.cohort
     sources = {"clinical_table": cohort.clinical_table, "image_manifest": cohort.image_manifest,
@@ -47,17 +47,18 @@ def cohort_input_files(loaded: LoadedProtocol, on_generate: Callable[[str], None
     return [*paths.values(), loaded.resolve(cohort.validation.suite)]
 
 
-def materialise_synthetic_cohort(loaded: LoadedProtocol) -> None:
+def materialise_synthetic_cohort(loaded: AnyLoaded) -> None:
     """Generate the protocol's synthetic cohort where its clinical table is expected."""
     from studyrunner.synthetic import GENERATORS
 
     source = loaded.protocol.cohort.synthetic_source
     assert source is not None
     out_dir = loaded.resolve(loaded.protocol.cohort.clinical_table).parent
-    GENERATORS[source.generator](out_dir, n_patients=source.n_patients, seed=source.seed)
+    site = {"site": source.site} if source.site != "development" else {}
+    GENERATORS[source.generator](out_dir, n_patients=source.n_patients, seed=source.seed, **site)
 
 
-def read_predictor_index(loaded: LoadedProtocol) -> tuple[pd.DataFrame, str]:
+def read_predictor_index(loaded: AnyLoaded) -> tuple[pd.DataFrame, str]:
     """Patients that have predictors, and how that is said when one has none: the image
     manifest (with absolute image paths) or the ids of the feature table."""
     cohort = loaded.protocol.cohort
@@ -75,7 +76,7 @@ def _header(path: Path) -> list[str]:
     return list(pd.read_csv(path, nrows=0).columns)
 
 
-def read_manifest(path: Path, loaded: LoadedProtocol) -> pd.DataFrame:
+def read_manifest(path: Path, loaded: AnyLoaded) -> pd.DataFrame:
     """The image manifest with canonical columns patient_id, image, mask[, mask_reader2]
     holding absolute paths (paths in the manifest are relative to the manifest's folder)."""
     columns = loaded.protocol.cohort.manifest_columns
@@ -99,7 +100,7 @@ def read_manifest(path: Path, loaded: LoadedProtocol) -> pd.DataFrame:
     return manifest
 
 
-def clinical_roles(loaded: LoadedProtocol, manifest_ids: list[str]) -> ClinicalRoles:
+def clinical_roles(loaded: AnyLoaded, manifest_ids: list[str]) -> ClinicalRoles:
     protocol = loaded.protocol
     tte = protocol.time_to_event_endpoints()
     categorical = {v.column: list(v.levels) for v in protocol.cohort.baseline_variables
@@ -117,7 +118,7 @@ def clinical_roles(loaded: LoadedProtocol, manifest_ids: list[str]) -> ClinicalR
     )
 
 
-def numeric_columns(loaded: LoadedProtocol) -> list[str]:
+def numeric_columns(loaded: AnyLoaded) -> list[str]:
     """Columns that must hold numbers: endpoint times and events, continuous baseline variables."""
     protocol = loaded.protocol
     columns = [c for e in protocol.time_to_event_endpoints().values() for c in (e.time, e.event)]
@@ -127,7 +128,7 @@ def numeric_columns(loaded: LoadedProtocol) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-def build_cohort(loaded: LoadedProtocol, stage_dir: Path) -> None:
+def build_cohort(loaded: AnyLoaded, stage_dir: Path) -> None:
     """Run the cohort stage into ``stage_dir`` (see the module docstring)."""
     protocol = loaded.protocol
     cohort = protocol.cohort

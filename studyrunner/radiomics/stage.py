@@ -43,9 +43,16 @@ def extract_features(protocol: Protocol, cases: pd.DataFrame, stage_dir: Path, c
     A first-reader failure excludes the patient; a second-reader failure only leaves the
     patient out of the ICC, and is recorded in ``reader2_failures.json``.
     """
-    params = params_from_protocol(protocol)
+    second = protocol.statistics.reproducibility is not None
+    extract_with_params(params_from_protocol(protocol), cases, stage_dir, cache_dir, workers, progress, second)
+
+
+def extract_with_params(params: dict, cases: pd.DataFrame, stage_dir: Path, cache_dir: Path, workers: int,
+                        progress: Callable[[int, int], None] | None = None, second_reader: bool = False) -> None:
+    """The radiomics stage's outputs (module docstring) for ``cases`` under ``params``; the
+    second reader's masks are extracted when ``second_reader`` and the cases have them."""
     write_params_file(params, stage_dir / "params.yaml")
-    second = protocol.statistics.reproducibility is not None and "mask_reader2" in cases.columns
+    second = second_reader and "mask_reader2" in cases.columns
     items = []
     for case in cases.itertuples(index=False):
         masks = {"reader1": Path(case.mask)}

@@ -56,10 +56,10 @@ def load_results(path: Path) -> Results:
                          f"{problems}") from error
 
 
-def template_environment(templates_dir: Path) -> Environment:
+def template_environment(templates_dir: Path, main_template: str = MAIN_TEMPLATE) -> Environment:
     """Jinja2 environment over ``templates_dir`` with the formatting filters registered."""
-    if not (templates_dir / MAIN_TEMPLATE).is_file():
-        raise InputError(f"{templates_dir}: report template {MAIN_TEMPLATE} not found "
+    if not (templates_dir / main_template).is_file():
+        raise InputError(f"{templates_dir}: report template {main_template} not found "
                          f"(set {REPORTS_ENV_VAR} to the folder holding templates/ and {STYLESHEET})")
     environment = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=select_autoescape(["j2", "html"]),
                               undefined=StrictUndefined)

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from studyrunner import __version__
-from studyrunner.protocol import LoadedProtocol, SplitSection, StatisticsSection
+from studyrunner.protocol import AnyLoaded, LoadedProtocol, SplitSection, StatisticsSection
 from studyrunner.results.models import Results
 from studyrunner.run_folder import read_json
 
@@ -26,7 +26,20 @@ def _maybe(path: Path) -> Any:
     return read_json(path) if path.exists() else None
 
 
-def flow_section(loaded: LoadedProtocol, run_dir: Path) -> dict[str, Any]:
+def software_section(environment: dict[str, Any]) -> dict[str, Any]:
+    """Python, R and every package's version, and which CRAN-only packages were replaced."""
+    return {
+        "python": environment["python"],
+        "platform": environment["platform"],
+        "packages": environment["python_packages"],
+        "r": environment["r"],
+        "r_packages": environment["r_packages"],
+        "cran_fallbacks": [{"package": c["package"], "status": c["status"], "implementation": c["implementation"]}
+                           for c in environment["cran_only"]],
+    }
+
+
+def flow_section(loaded: AnyLoaded, run_dir: Path) -> dict[str, Any]:
     """Participant flow: counts and every exclusion with its stage and reason."""
     summary = read_json(run_dir / "cohort" / "summary.json")
     exclusions = [e for stage in ("cohort", "images", "radiomics")
@@ -180,15 +193,7 @@ def results_record(loaded: LoadedProtocol, run_dir: Path, environment: dict, tim
         "deep": deep_section(run_dir),
         "risk_scores": risk_scores_section(run_dir),
         "explanations": _maybe(run_dir / "explanations" / "explanations.json"),
-        "software": {
-            "python": environment["python"],
-            "platform": environment["platform"],
-            "packages": environment["python_packages"],
-            "r": environment["r"],
-            "r_packages": environment["r_packages"],
-            "cran_fallbacks": [{"package": c["package"], "status": c["status"], "implementation": c["implementation"]}
-                               for c in environment["cran_only"]],
-        },
+        "software": software_section(environment),
         "timings": timings,
     }
 

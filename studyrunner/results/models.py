@@ -79,6 +79,7 @@ class HypothesisTest(BaseModel):
 
 class StudyRecord(Record):
     name: str
+    kind: Literal["development", "external_validation"] = "development"
     description: str | None = None
     synthetic: bool
     seed: int | None = None
@@ -1067,8 +1068,8 @@ class Software(Record):
 # --------------------------------------------------------------------------- the whole file
 
 
-class Results(Record):
-    """results.json."""
+class ResultsFile(Record):
+    """A results.json file: written with exactly the recorded keys, hashed without its date."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types with exactly the keys that were recorded (defaults filled in by
@@ -1081,6 +1082,10 @@ class Results(Record):
         content = self.to_json()
         content["study"].pop("created_utc", None)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+class Results(ResultsFile):
+    """results.json."""
 
     def dated_as(self, previous: dict[str, Any] | None) -> Results:
         """These results with the creation time of ``previous`` (an earlier results.json of the

@@ -43,7 +43,7 @@ from studyrunner.synthetic.common import (
     write_cohort_tables,
     write_nifti,
 )
-from studyrunner.synthetic.phantom import LesionParams, make_case, max_volume_ml
+from studyrunner.synthetic.phantom import DEFAULT_SCANNER, LesionParams, Scanner, make_case, max_volume_ml
 
 GENERATOR_VERSION = "1.0.0"
 DEFAULT_SEED = 20220415
@@ -137,6 +137,30 @@ TRUTH_COLUMNS = (
 
 
 @dataclass(frozen=True)
+class Site:
+    """A hospital contributing a cohort: its case mix (age, share of stage IV among known
+    stages), its scanner (noise and reconstruction kernel, slice thicknesses) and the prefix of
+    its patient ids. The true hazard models are the same at every site, so a model developed at
+    one site transports to another up to case mix and acquisition (Debray TPA et al. (2015),
+    J Clin Epidemiol 68:279-289)."""
+
+    name: str
+    id_prefix: str
+    age_shift_years: float
+    stage_known: dict[str, float]
+    slice_thickness: dict[float, float]
+    scanner: Scanner
+
+
+SITES = {
+    "development": Site("development", "SYN", 0.0, STAGE_KNOWN, SLICE_THICKNESS, DEFAULT_SCANNER),
+    # another hospital: older patients, more stage IV, thicker slices, a noisier and sharper kernel
+    "external": Site("external", "EXT", 6.0, {"III": 0.04, "IV": 0.96}, {1.25: 0.5, 1.5: 0.3, 2.0: 0.2},
+                     Scanner(noise_sd_range_hu=(35.0, 60.0), noise_sigma_voxels=0.45)),
+}
+
+
+@dataclass(frozen=True)
 class SimulatedCohort:
     """The cohort's tables before any file is written.
 
@@ -182,11 +206,11 @@ def _weibull_times(model: HazardModel, lp: np.ndarray, uniform: np.ndarray) -> n
 
 
 def _lesions_and_spacings(
-    rng: np.random.Generator, n: int, shape: tuple[int, int, int]
+    rng: np.random.Generator, n: int, shape: tuple[int, int, int], slice_thickness: dict[float, float]
 ) -> tuple[list[LesionParams], list[tuple[float, float, float]]]:
     """Per-patient voxel spacing and lesion phenotype; the volume is capped so the lesion fits."""
     in_plane = np.round(np.clip(rng.normal(IN_PLANE_SPACING_MEAN, IN_PLANE_SPACING_SD, n), *IN_PLANE_SPACING_RANGE), 3)
-    thickness = rng.choice(list(SLICE_THICKNESS), size=n, p=list(SLICE_THICKNESS.values()))
+    thickness = rng.choice(list(slice_thickness), size=n, p=list(slice_thickness.values()))
     volumes = np.exp(LOG_VOLUME_MEAN + LOG_VOLUME_SD * stratified_normals(rng, n))
     heterogeneity = np.round(rng.beta(TRAIT_BETA, TRAIT_BETA, n), 4)
     irregularity = np.round(rng.beta(TRAIT_BETA, TRAIT_BETA, n), 4)
@@ -203,9 +227,11 @@ def _lesions_and_spacings(
 
 
 def simulate_nsclc_ici(
-    n_patients: int = 236, seed: int = DEFAULT_SEED, shape: tuple[int, int, int] = (64, 64, 48)
+    n_patients: int = 236, seed: int = DEFAULT_SEED, shape: tuple[int, int, int] = (64, 64, 48),
+    site: Site = SITES["development"],
 ) -> SimulatedCohort:
-    """Draw the clinical table, the truth table and each patient's lesion (no file written)."""
+    """Draw the clinical table, the truth table and each patient's lesion (no file written) for
+    the patients of ``site``."""
     if n_patients < 1:
         raise ValueError(f"n_patients must be at least 1, got {n_patients}")
     streams = np.random.SeedSequence(seed).spawn(4)
@@ -213,7 +239,8 @@ def simulate_nsclc_ici(
     n = n_patients
 
     sex = allocate_labels(clinical_rng, n, SEX)
-    age = np.clip(np.rint(AGE_MEDIAN + AGE_SD * stratified_normals(clinical_rng, n)), *AGE_RANGE).astype(int)
+    age = np.clip(np.rint(AGE_MEDIAN + site.age_shift_years + AGE_SD * stratified_normals(clinical_rng, n)),
+                  *AGE_RANGE).astype(int)
     unknown = np.zeros(n, dtype=bool)
     n_unknown = exact_counts(n, [UNKNOWN_CLINICAL_SHARE, 1 - UNKNOWN_CLINICAL_SHARE])[0]
     unknown[clinical_rng.permutation(n)[:n_unknown]] = True
@@ -226,7 +253,7 @@ def simulate_nsclc_ici(
         return true, np.where(unknown, UNKNOWN, true)
 
     ecog_true, ecog = true_and_recorded(ECOG_KNOWN)
-    stage_true, stage = true_and_recorded(STAGE_KNOWN)
+    stage_true, stage = true_and_recorded(site.stage_known)
     mutation_true, mutation = true_and_recorded(MUTATION_KNOWN)
     # Smoking is unknown in the same patients, plus a few more to reach its own share.
     smoking = np.full(n, UNKNOWN, dtype=object)
@@ -240,7 +267,7 @@ def simulate_nsclc_ici(
         dtype=object,
     )
 
-    lesions, spacings = _lesions_and_spacings(lesion_rng, n, shape)
+    lesions, spacings = _lesions_and_spacings(lesion_rng, n, shape, site.slice_thickness)
     image_seeds = streams[3].spawn(n)
 
     lp_os = np.round(linear_predictor(OS_HAZARD, lesions, age, ecog_true, stage_true, mutation_true), 6)
@@ -266,7 +293,7 @@ def simulate_nsclc_ici(
         np.array(list(BEST_RESPONSE), dtype=object), exact_counts(n, list(BEST_RESPONSE.values()))
     )
 
-    patient_id = np.array([f"SYN{i:04d}" for i in range(1, n + 1)], dtype=object)
+    patient_id = np.array([f"{site.id_prefix}{i:04d}" for i in range(1, n + 1)], dtype=object)
     clinical = {
         "patient_id": patient_id,
         "sex": sex,
@@ -311,13 +338,15 @@ def _format(column: str, value: object) -> str:
     return str(value)
 
 
-def _readme(n_patients: int, seed: int, shape: tuple[int, int, int]) -> str:
+def _readme(n_patients: int, seed: int, shape: tuple[int, int, int], site: Site) -> str:
     def coefficients(model: HazardModel) -> str:
         return ", ".join(f"{f.name}={getattr(model, f.name)}" for f in fields(model))
 
     return f"""SYNTHETIC DATA - not from any patient.
 Generated by studyrunner.synthetic.nsclc_ici, generator version {GENERATOR_VERSION}, seed {seed},
-{n_patients} patients, CT crops of {shape[0]}x{shape[1]}x{shape[2]} voxels (x, y, z).
+{n_patients} patients, CT crops of {shape[0]}x{shape[1]}x{shape[2]} voxels (x, y, z), site: {site.name}
+(age shifted by {site.age_shift_years:g} years, stage IV share among known stages {site.stage_known["IV"]:.2f},
+slice thicknesses {sorted(site.slice_thickness)} mm, noise {site.scanner.noise_sd_range_hu} HU).
 
 Files: clinical.csv (the study's clinical table, shaped like Table 1 of the NSCLC
 immunotherapy study (nsclc_ici), with deliberately messy histology labels), manifest.csv (image and
@@ -343,7 +372,8 @@ The event-time and censoring uniforms, ages and log volumes are Latin-hypercube 
 
 
 def generate_nsclc_ici_cohort(
-    out_dir: Path, n_patients: int = 236, seed: int = DEFAULT_SEED, shape: tuple[int, int, int] = (64, 64, 48)
+    out_dir: Path, n_patients: int = 236, seed: int = DEFAULT_SEED, shape: tuple[int, int, int] = (64, 64, 48),
+    site: str = "development",
 ) -> CohortFiles:
     """Write the SYNTHETIC cohort into ``out_dir``: clinical.csv, manifest.csv, truth.csv,
     README.txt and images/SYN0001_ct.nii.gz, _mask.nii.gz, _mask_r2.nii.gz per patient.
@@ -353,12 +383,13 @@ def generate_nsclc_ici_cohort(
     out_dir = Path(out_dir)
     images_dir = out_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
-    cohort = simulate_nsclc_ici(n_patients, seed, shape)
+    profile = SITES[site]
+    cohort = simulate_nsclc_ici(n_patients, seed, shape, profile)
     manifest: dict[str, list[str]] = {column: [] for column in MANIFEST_COLUMNS}
     for patient_id, lesion, spacing, image_seed in zip(
         cohort.clinical["patient_id"], cohort.lesions, cohort.spacings, cohort.image_seeds, strict=True
     ):
-        volumes = make_case(np.random.default_rng(image_seed), lesion, shape, spacing)
+        volumes = make_case(np.random.default_rng(image_seed), lesion, shape, spacing, profile.scanner)
         names = [f"images/{patient_id}_{suffix}.nii.gz" for suffix in ("ct", "mask", "mask_r2")]
         for volume, name in zip(volumes, names, strict=True):
             write_nifti(volume, out_dir / name)
@@ -369,4 +400,4 @@ def generate_nsclc_ici_cohort(
     return write_cohort_tables(out_dir, {"clinical": (CLINICAL_COLUMNS, cohort.clinical),
                                          "truth": (TRUTH_COLUMNS, cohort.truth),
                                          "manifest": (MANIFEST_COLUMNS, manifest_table)},
-                               _readme(n_patients, seed, shape), _format)
+                               _readme(n_patients, seed, shape, profile), _format)

@@ -44,6 +44,19 @@ LESION_TEXTURE_SD_RANGE_HU = (10.0, 80.0)
 PARTIAL_VOLUME_MM = 0.25
 HU_RANGE = (-1024, 3071)
 
+
+@dataclass(frozen=True)
+class Scanner:
+    """The acquisition of a site: quantum noise (standard deviation drawn per case from
+    ``noise_sd_range_hu``) and its correlation length (``noise_sigma_voxels``: a smoother
+    reconstruction kernel correlates the noise over more voxels, a sharper one less)."""
+
+    noise_sd_range_hu: tuple[float, float] = NOISE_SD_RANGE_HU
+    noise_sigma_voxels: float = NOISE_SIGMA_VOXELS
+
+
+DEFAULT_SCANNER = Scanner()
+
 LOBULATION_MAX = 0.30
 SPICULA_MAX = 0.50
 SPICULA_COUNT_MAX = 8
@@ -252,6 +265,7 @@ def make_case(
     lesion: LesionParams,
     shape: tuple[int, int, int] = (64, 64, 48),
     spacing: tuple[float, float, float] = (0.75, 0.75, 1.0),
+    scanner: Scanner = DEFAULT_SCANNER,
 ) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
     """One synthetic CT crop: (image int16 HU, reader-1 mask uint8, reader-2 mask uint8).
 
@@ -317,8 +331,8 @@ def make_case(
         rng.normal(LESION_MEAN_HU, LESION_MEAN_SD_HU)
         + texture_sd * gaussian_field(rng, shape_zyx, spacing_zyx, LESION_TEXTURE_SIGMA_MM)
     )
-    noise_sd = rng.uniform(*NOISE_SD_RANGE_HU)
-    noise = noise_sd * gaussian_field(rng, shape_zyx, np.ones(3), NOISE_SIGMA_VOXELS)
+    noise_sd = rng.uniform(*scanner.noise_sd_range_hu)
+    noise = noise_sd * gaussian_field(rng, shape_zyx, np.ones(3), scanner.noise_sigma_voxels)
     hounsfield = background * (1.0 - lesion_occupancy) + lesion_hu * lesion_occupancy + noise
     hounsfield = np.clip(np.rint(hounsfield), *HU_RANGE).astype(np.int16)
 

@@ -1,0 +1,202 @@
+# External validation of a frozen Cox model: discrimination, calibration and overall
+# accuracy of a score that is given (the linear predictor or the predicted risk computed
+# from the frozen model), on a cohort the model was not fitted on. Nothing here refits the
+# model's coefficients.
+#
+# requires: cox.R
+#   (surv_outcome, require_columns and stop_on_rows are defined there.)
+#
+# Methods:
+#   Harrell's C: Harrell FE, Lee KL, Mark DB (1996). Stat Med 15:361-387.
+#   Uno's C (IPCW, truncated at tau): Uno H, Cai T, Pencina MJ, D'Agostino RB, Wei LJ
+#     (2011). Stat Med 30:1105-1117. Both computed by survival::concordance, whose
+#     infinitesimal-jackknife standard errors are described in Therneau T, Atkinson E,
+#     "The concordance statistic", survival package vignette.
+#   Observed risk: Kaplan-Meier with Greenwood variance (Kaplan EL, Meier P (1958). JASA
+#     53:457-481); O/E ratio and its log-scale CI: Debray TPA et al. (2017). BMJ 356:i6460.
+#   Brier score with inverse-probability-of-censoring weights: Graf E, Schmoor C,
+#     Sauerbrei W, Schumacher M (1999). Stat Med 18:2529-2545; index of prediction accuracy
+#     (scaled Brier): Kattan MW, Gerds TA (2018). Diagn Progn Res 2:7.
+#   Calibration slope: Cox regression of the outcome on the frozen linear predictor (van
+#     Houwelingen HC (2000). Stat Med 19:3401-3415; Royston P, Altman DG (2013). BMC Med
+#     Res Methodol 13:33).
+#
+# Conventions: `df` is a data.frame whose row names identify the patients; `time`, `event`
+# are column names (event 0 = censored, 1 = event). A higher linear predictor means a
+# higher risk. Confidence intervals are 95%.
+
+Z975 <- stats::qnorm(0.975)
+
+
+#' Harrell's C and Uno's C (truncated at tau) of a frozen linear predictor.
+#'
+#' Harrell: survival::concordance(Surv ~ lp, reverse = TRUE), timewt = "n" (each comparable
+#' pair has weight 1). Uno: the same with timewt = "n/G2" and ymax = tau, i.e. each
+#' comparable pair (i, j) with an event of i at T_i <= tau and T_j > T_i is weighted by
+#' 1 / G(T_i)^2, G the Kaplan-Meier estimate of the censoring distribution (Uno et al.
+#' 2011). Ties in lp count 1/2. CI: estimate -/+ 1.96 se (infinitesimal jackknife; for Uno
+#' the censoring weights are treated as known).
+#'
+#' @param df data.frame; @param time,event outcome columns; @param lp numeric column.
+#' @param tau truncation time of Uno's C (positive).
+#' @return list(harrell = list(estimate, lower, upper, se), uno = list(...), tau, n,
+#'   n_events, n_events_tau (events at or before tau)).
+concordance_indices <- function(df, time, event, lp, tau) {
+  y <- surv_outcome(df, time, event)
+  score <- frozen_score(df, lp)
+  if (!is.numeric(tau) || length(tau) != 1 || is.na(tau) || tau <= 0) {
+    stop("tau must be one positive number")
+  }
+  n_events_tau <- sum(y[, "status"] == 1 & y[, "time"] <= tau)
+  if (n_events_tau == 0) stop(sprintf("no event at or before tau = %g", tau))
+  harrell <- survival::concordance(y ~ score, reverse = TRUE)
+  uno <- survival::concordance(y ~ score, reverse = TRUE, timewt = "n/G2", ymax = tau)
+  list(harrell = normal_interval(harrell$concordance, sqrt(harrell$var)),
+       uno = normal_interval(uno$concordance, sqrt(uno$var)),
+       tau = tau, n = nrow(df), n_events = sum(y[, "status"]), n_events_tau = n_events_tau)
+}
+
+
+#' Calibration of frozen predicted risks at time t, overall and in risk groups, and the
+#' IPCW Brier score of the predictions and of the null (Kaplan-Meier) model.
+#'
+#' Observed risk: 1 - S(t), S the Kaplan-Meier estimate, 95% CI from survfit's log-scale
+#' interval of S. Expected: mean predicted risk E. O/E = (1 - S(t)) / E with the 95% CI
+#' (O/E) exp(-/+ 1.96 se(S(t)) / (1 - S(t))), se(S) the Greenwood standard error and E
+#' treated as fixed (Debray et al. 2017). Groups: `groups` groups of equal size by
+#' increasing predicted risk (quantile groups; tied predictions are split by row order).
+#'
+#' Brier score (Graf et al. 1999): BS(t) = mean over patients of
+#'   w_i (I(T_i <= t, event_i) - r_i)^2, w_i = 1 / G(T_i-) for an event at T_i <= t,
+#'   1 / G(t) for T_i > t, and 0 for a patient censored at or before t, G the Kaplan-Meier
+#' estimate of the censoring distribution. The null model predicts 1 - S(t) for everyone;
+#' IPA = 1 - BS(model) / BS(null) (Kattan & Gerds 2018).
+#'
+#' @param df data.frame; @param time,event outcome columns.
+#' @param risk name of the column of predicted event probabilities by t (in [0, 1]).
+#' @param t positive time; @param groups number of risk groups (2 or more).
+#' @return list(t, n, n_events (events at or before t), observed = list(estimate, lower,
+#'   upper, se), predicted, oe = list(estimate, lower, upper),
+#'   brier = list(model, null, ipa), groups = data.frame(group, n, n_events, predicted,
+#'   observed, lower, upper)). `observed` is NA in a group whose last follow-up is censored
+#'   before t.
+calibration_at <- function(df, time, event, risk, t, groups = 5) {
+  y <- surv_outcome(df, time, event)
+  r <- frozen_score(df, risk)
+  stop_on_rows(df, r < 0 | r > 1, sprintf("column '%s': predicted risk is not in [0, 1]", risk))
+  if (!is.numeric(t) || length(t) != 1 || is.na(t) || t <= 0) stop("t must be one positive number")
+  groups <- as.integer(groups)
+  if (is.na(groups) || groups < 2 || groups > length(r)) {
+    stop(sprintf("groups must be an integer between 2 and the number of patients (%d)", length(r)))
+  }
+  km <- km_risk_at(y, t)
+  if (is.na(km$estimate)) {
+    stop(sprintf("t = %g is beyond the follow-up: the last follow-up time is censored", t))
+  }
+  expected <- mean(r)
+  brier_model <- ipcw_brier(y, r, t)
+  brier_null <- ipcw_brier(y, rep(km$estimate, length(r)), t)
+  list(t = t, n = length(r), n_events = events_by(y, t),
+       observed = km, predicted = expected,
+       oe = oe_ratio(km, expected),
+       brier = list(model = brier_model, null = brier_null, ipa = 1 - brier_model / brier_null),
+       groups = calibration_groups(y, r, t, groups))
+}
+
+
+#' Calibration slope: the coefficient of the frozen linear predictor in the Cox model
+#' Surv(time, event) ~ lp fitted on the validation cohort (Efron ties), its Wald 95% CI,
+#' and the Wald test of slope = 1 (a slope below 1 means predictions too extreme).
+#'
+#' @return list(slope, se, lower, upper, p_unity, n, n_events).
+calibration_slope <- function(df, time, event, lp) {
+  y <- surv_outcome(df, time, event)
+  score <- frozen_score(df, lp)
+  fit <- survival::coxph(y ~ score, ties = "efron")
+  slope <- unname(stats::coef(fit))
+  se <- unname(sqrt(diag(stats::vcov(fit))))
+  list(slope = slope, se = se, lower = slope - Z975 * se, upper = slope + Z975 * se,
+       p_unity = 2 * stats::pnorm(-abs((slope - 1) / se)),
+       n = length(score), n_events = sum(y[, "status"]))
+}
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+#' The numeric, complete, frozen score (or predicted risk) column.
+frozen_score <- function(df, column) {
+  require_columns(df, column)
+  x <- df[[column]]
+  if (!is.numeric(x)) stop(sprintf("column '%s': must be numeric", column))
+  stop_on_rows(df, is.na(x), sprintf("column '%s': value is missing", column))
+  x
+}
+
+
+#' list(estimate, lower, upper, se) with the normal 95% interval.
+normal_interval <- function(estimate, se) {
+  estimate <- unname(estimate)
+  se <- unname(se)
+  list(estimate = estimate, lower = estimate - Z975 * se, upper = estimate + Z975 * se, se = se)
+}
+
+
+#' Number of events at or before t.
+events_by <- function(y, t) sum(y[, "status"] == 1 & y[, "time"] <= t)
+
+
+#' Kaplan-Meier event probability 1 - S(t): list(estimate, lower, upper, se), se the
+#' Greenwood standard error of S(t); all NA when the group is empty or t lies beyond its
+#' last follow-up and that time is censored.
+km_risk_at <- function(y, t) {
+  missing <- list(estimate = NA_real_, lower = NA_real_, upper = NA_real_, se = NA_real_)
+  if (length(y) == 0) return(missing)
+  last <- max(y[, "time"])
+  if (t > last && !any(y[, "time"] == last & y[, "status"] == 1)) return(missing)
+  s <- summary(survival::survfit(y ~ 1, conf.type = "log"), times = t, extend = TRUE)
+  list(estimate = 1 - s$surv, lower = 1 - s$upper, upper = 1 - s$lower, se = s$std.err)
+}
+
+
+#' Observed/expected ratio with the log-scale 95% CI from the Kaplan-Meier standard error.
+oe_ratio <- function(km, expected) {
+  ratio <- km$estimate / expected
+  half <- Z975 * km$se / km$estimate
+  list(estimate = ratio, lower = ratio * exp(-half), upper = ratio * exp(half))
+}
+
+
+#' Kaplan-Meier estimate of the censoring survival G at each of `at`; `left` = TRUE gives
+#' G(at-), the value just before (censorings at a time are taken to follow its events).
+censoring_survival <- function(y, at, left = FALSE) {
+  fit <- survival::survfit(survival::Surv(y[, "time"], 1 - y[, "status"]) ~ 1)
+  steps <- if (left) findInterval(at, fit$time, left.open = TRUE) else findInterval(at, fit$time)
+  c(1, fit$surv)[steps + 1]
+}
+
+
+#' IPCW Brier score at t of predicted event probabilities `r` (Graf et al. 1999).
+ipcw_brier <- function(y, r, t) {
+  time <- y[, "time"]
+  case <- y[, "status"] == 1 & time <= t
+  alive <- time > t
+  w <- numeric(length(r))
+  w[case] <- 1 / censoring_survival(y, time[case], left = TRUE)
+  w[alive] <- 1 / censoring_survival(y, t)
+  mean(w * (as.numeric(case) - r)^2)
+}
+
+
+#' Per risk group: n, events by t, mean predicted risk, Kaplan-Meier observed risk and CI.
+calibration_groups <- function(y, r, t, groups) {
+  group <- as.integer(ceiling(rank(r, ties.method = "first") * groups / length(r)))
+  rows <- lapply(seq_len(groups), function(g) {
+    in_group <- group == g
+    km <- km_risk_at(y[in_group], t)
+    data.frame(group = g, n = sum(in_group), n_events = events_by(y[in_group], t),
+               predicted = mean(r[in_group]), observed = km$estimate,
+               lower = km$lower, upper = km$upper)
+  })
+  do.call(rbind, rows)
+}

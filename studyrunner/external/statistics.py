@@ -1,0 +1,81 @@
+"""The statistics of a frozen score on an external cohort (the validation stage).
+
+Nothing is refitted: the score is the bundle's linear predictor, its predicted risk by t is
+1 - S0(t)^exp(lp) with the bundle's baseline survival, its risk groups are cut at the
+bundle's cut-off. Per score, each with a 95% CI (R through ``statistics.validation`` and the
+shared wrappers):
+
+- discrimination: Harrell's C and Uno's C truncated at the last evaluation time (Uno H et al.
+  (2011), Stat Med 30:1105-1117); the time-dependent AUC at each time (Blanche P et al.
+  (2013), Stat Med 32:5381-5397);
+- calibration at each time: observed (Kaplan-Meier) against mean predicted risk, the O/E
+  ratio (Debray TPA et al. (2017), BMJ 356:i6460), the IPCW Brier score and the index of
+  prediction accuracy (Graf E et al. (1999), Stat Med 18:2529-2545), a table by group of
+  predicted risk; the calibration slope (van Houwelingen HC (2000), Stat Med 19:3401-3415);
+- risk groups at the frozen cut-off: Kaplan-Meier curves, numbers at risk, HR, log-rank and
+  events per group (a group with fewer than ``min_events_per_group`` events is flagged);
+- case mix (Debray TPA et al. (2015), J Clin Epidemiol 68:279-289): the linear predictor's
+  mean, SD and quantiles in the development and the external cohort.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from studyrunner.bundle import lp_summary
+from studyrunner.protocol import ExternalValidationPlan
+from studyrunner.registry import time_key
+from studyrunner.statistics.cohorts import default_km_times
+from studyrunner.statistics.stratification import stratify
+from studyrunner.statistics.timeroc import time_dependent_auc
+from studyrunner.statistics.validation import (
+    calibration_at,
+    calibration_slope,
+    concordance_indices,
+    predicted_risk_from_baseline,
+)
+
+
+def discrimination(rows: pd.DataFrame, times: list[float], keys: list[str]) -> dict[str, Any]:
+    """Harrell's and Uno's C (truncated at the last time) and the AUC at each time."""
+    concordance = concordance_indices(rows, "time", "event", "lp", max(times))
+    auc = time_dependent_auc(rows, "time", "event", "lp", times)
+    auc_by_time = {key: {"estimate": auc["auc"].get(time_key(t)), "lower": auc["lower"].get(time_key(t)),
+                         "upper": auc["upper"].get(time_key(t))}
+                   for key, t in zip(keys, times, strict=True)}
+    return {"c_index": concordance["harrell"], "uno_c": concordance["uno"], "tau_key": keys[-1],
+            "auc_t": auc_by_time, "auc_implementation": auc["implementation"]}
+
+
+def calibration(rows: pd.DataFrame, baseline: dict[str, list[float]], times: list[float], keys: list[str],
+                groups: int) -> dict[str, Any]:
+    """Calibration of the frozen predicted risk at each time, and the calibration slope."""
+    slope = calibration_slope(rows, "time", "event", "lp")
+    by_time: dict[str, Any] = {}
+    for key, t in zip(keys, times, strict=True):
+        risk = predicted_risk_from_baseline(baseline["time"], baseline["survival"], rows["lp"].to_numpy(), t)
+        by_time[key] = calibration_at(rows.assign(risk=risk), "time", "event", "risk", t, groups)
+    return {"slope": slope, "at": by_time}
+
+
+def risk_groups(rows: pd.DataFrame, cutoff: float, min_events: int) -> dict[str, Any]:
+    """The frozen cut-off's groups: stratification record plus the groups with too few events."""
+    record = stratify(rows, "time", "event", "lp", cutoff, default_km_times(rows["time"]))
+    flagged = [group for group, counts in record["groups"].items() if counts["n_events"] < min_events]
+    return {**record, "few_events": flagged}
+
+
+def validate_score(rows: pd.DataFrame, bundle_record: dict[str, Any], plan: ExternalValidationPlan,
+                   times: list[float]) -> dict[str, Any]:
+    """Every statistic of one frozen score on ``rows`` (columns time, event, lp, in the
+    bundle's time unit; ``times`` converted to it too; keys in this protocol's unit)."""
+    keys = [time_key(t) for t in plan.times]
+    return {
+        "n": len(rows), "n_events": int(rows["event"].sum()),
+        **discrimination(rows, times, keys),
+        "calibration": calibration(rows, bundle_record["baseline_survival"], times, keys, plan.calibration_groups),
+        "risk_groups": risk_groups(rows, bundle_record["cutoff"], plan.min_events_per_group),
+        "lp": lp_summary(rows["lp"]),
+    }

@@ -1,0 +1,181 @@
+"""`studyrunner external`: a frozen model applied unchanged to a cohort.
+
+Applied to its own development cohort the frozen model gives back the run's linear predictor
+to 1e-9; Harrell's C equals lifelines', the calibration slope lifelines' Cox coefficient and
+the O/E ratio a hand computation from the Kaplan-Meier estimate and the bundle's baseline
+survival. Times given in months give the same results as in days. A tampered bundle, a
+development protocol given to `external` and an external protocol given to `run` are refused
+with exit 2; a case with an empty mask is excluded with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+import yaml
+from lifelines import CoxPHFitter, KaplanMeierFitter
+from lifelines.utils import concordance_index
+from typer.testing import CliRunner
+
+from studyrunner.bundle import load_radiomics_bundle
+from studyrunner.cli import app
+from studyrunner.external.run import unit_factor, validate_externally
+from studyrunner.protocol import load_external_protocol, load_protocol
+from studyrunner.runner import RunOptions, run_study
+from tests.conftest import REPO, small_study
+
+pytestmark = [pytest.mark.needs_r, pytest.mark.slow]
+
+TIMES_DAYS = [95.5, 200.5]  # between event days (outcomes are whole days)
+
+
+@pytest.fixture(scope="module")
+def development(small_cohort_dir, tmp_path_factory) -> Path:
+    """The run folder of a small synthetic study, with its frozen model."""
+    work = tmp_path_factory.mktemp("development")
+    shutil.copytree(small_cohort_dir / "cohort", work / "cohort")
+    return run_study(load_protocol(small_study(work)), RunOptions(out_dir=work / "run"))
+
+
+def external_protocol(folder: Path, cohort: Path, *, time: str = "pfs_days", unit: str = "days",
+                      times: list[float] = TIMES_DAYS) -> Path:
+    """An external-validation protocol over ``cohort`` (clinical.csv + manifest.csv)."""
+    data = {
+        "study": {"name": "external_test", "kind": "external_validation", "synthetic": True,
+                  "description": "the small study's frozen model on a cohort"},
+        "cohort": {"clinical_table": str(cohort / "clinical.csv"), "image_manifest": str(cohort / "manifest.csv"),
+                   "id_column": "patient_id", "manifest_columns": {"id": "patient_id", "image": "image",
+                                                                   "mask": "mask"},
+                   "validation": {"suite": str(REPO / "validation" / "clinical_table.yaml"), "age_column": "age"},
+                   "split": {"method": "none", "training": ["development"]}},
+        "endpoints": {"pfs": {"type": "time_to_event", "label": "Progression-free survival", "time": time,
+                              "event": "pfs_event", "unit": unit}},
+        "validation": {"endpoint": "pfs", "times": times, "calibration_groups": 3, "min_events_per_group": 5},
+        "report": {"title": "External validation test"},
+    }
+    path = folder / "external.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def own_cohort(development, small_cohort_dir, tmp_path_factory) -> Path:
+    """The frozen model validated on its own development cohort."""
+    work = tmp_path_factory.mktemp("own")
+    protocol = external_protocol(work, small_cohort_dir / "cohort")
+    return validate_externally(development / "model", load_external_protocol(protocol),
+                               RunOptions(out_dir=work / "run"))
+
+
+def outcomes(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "scores" / "outcomes.csv", dtype={"patient_id": str})
+
+
+def test_the_frozen_model_gives_back_the_development_scores(own_cohort, development) -> None:
+    scores = pd.read_csv(own_cohort / "scores" / "scores.csv", dtype={"patient_id": str}).set_index("patient_id")
+    stored = pd.read_csv(development / "statistics" / "scores.csv", dtype={"patient_id": str}).set_index("patient_id")
+    assert len(scores) == len(stored)
+    assert np.allclose(scores.loc[stored.index, "score"], stored["risk_score"], rtol=0, atol=1e-9)
+    assert (scores.loc[stored.index, "risk_group"] == stored["risk_group"]).all()
+
+
+def test_discrimination_and_calibration_slope_match_lifelines(own_cohort) -> None:
+    rows = outcomes(own_cohort)
+    model = json.loads((own_cohort / "results.json").read_text())["external"]["models"]["radiomics_score"]
+    assert model["c_index"]["estimate"] == pytest.approx(concordance_index(rows["time"], -rows["lp"], rows["event"]),
+                                                         abs=1e-9)
+    cox = CoxPHFitter().fit(rows[["time", "event", "lp"]], "time", "event")
+    slope = model["calibration"]["slope"]
+    assert slope["slope"] == pytest.approx(cox.params_["lp"], abs=1e-4)
+    assert slope["lower"] == pytest.approx(cox.confidence_intervals_.loc["lp"].iloc[0], abs=1e-3)
+    assert model["n"] == len(rows)
+    assert model["n_events"] == int(rows["event"].sum())
+
+
+def test_observed_over_expected_by_hand(own_cohort, development) -> None:
+    rows = outcomes(own_cohort)
+    bundle = load_radiomics_bundle(development / "model")
+    model = json.loads((own_cohort / "results.json").read_text())["external"]["models"]["radiomics_score"]
+    km = KaplanMeierFitter().fit(rows["time"], rows["event"])
+    for t in TIMES_DAYS:
+        steps = np.searchsorted(bundle.baseline_survival.time, t, side="right")
+        s0 = 1.0 if steps == 0 else bundle.baseline_survival.survival[steps - 1]
+        expected = float(np.mean(1.0 - s0 ** np.exp(rows["lp"])))
+        observed = 1.0 - float(km.survival_function_at_times(t).iloc[0])
+        at = model["calibration"]["at"][f"{t!r}"]
+        assert at["predicted"] == pytest.approx(expected, abs=1e-9)
+        assert at["observed"]["estimate"] == pytest.approx(observed, abs=1e-9)
+        assert at["oe"]["estimate"] == pytest.approx(observed / expected, abs=1e-9)
+
+
+def test_the_report_names_the_model_and_its_hash(own_cohort, development) -> None:
+    bundle = load_radiomics_bundle(development / "model")
+    html = (own_cohort / "report" / "report.html").read_text(encoding="utf-8")
+    assert bundle.content_sha256 in html
+    assert "applied unchanged" in html
+    assert (own_cohort / "report.pdf").stat().st_size > 10_000
+
+
+def test_times_in_months_give_the_same_results(development, small_cohort_dir, own_cohort, tmp_path) -> None:
+    cohort = tmp_path / "cohort"
+    shutil.copytree(small_cohort_dir / "cohort", cohort)
+    clinical = pd.read_csv(cohort / "clinical.csv", dtype={"patient_id": str})
+    factor = unit_factor("days", "months")
+    clinical["pfs_months"] = clinical["pfs_days"] * factor
+    clinical.to_csv(cohort / "clinical.csv", index=False)
+    protocol = external_protocol(tmp_path, cohort, time="pfs_months", unit="months",
+                                 times=[t * factor for t in TIMES_DAYS])
+    run_dir = validate_externally(development / "model", load_external_protocol(protocol),
+                                  RunOptions(out_dir=tmp_path / "run"))
+    months = json.loads((run_dir / "results.json").read_text())["external"]
+    days = json.loads((own_cohort / "results.json").read_text())["external"]
+    assert months["bundle"]["time_unit_conversion"] == "times converted from months to the model's days"
+    a, b = months["models"]["radiomics_score"], days["models"]["radiomics_score"]
+    assert a["c_index"] == pytest.approx(b["c_index"], abs=1e-9)
+    assert a["calibration"]["slope"]["slope"] == pytest.approx(b["calibration"]["slope"]["slope"], abs=1e-9)
+    for at_months, at_days in zip(a["calibration"]["at"].values(), b["calibration"]["at"].values(), strict=True):
+        assert at_months["oe"]["estimate"] == pytest.approx(at_days["oe"]["estimate"], abs=1e-9)
+
+
+def test_a_case_with_an_empty_mask_is_excluded_with_its_reason(development, small_cohort_dir, tmp_path) -> None:
+    cohort = tmp_path / "cohort"
+    shutil.copytree(small_cohort_dir / "cohort", cohort)
+    manifest = pd.read_csv(cohort / "manifest.csv", dtype={"patient_id": str})
+    mask_path = cohort / manifest.loc[0, "mask"]
+    mask = sitk.ReadImage(str(mask_path))
+    sitk.WriteImage(mask * 0, str(mask_path))
+    run_dir = validate_externally(development / "model",
+                                  load_external_protocol(external_protocol(tmp_path, cohort)),
+                                  RunOptions(out_dir=tmp_path / "run"))
+    results = json.loads((run_dir / "results.json").read_text())
+    excluded = {e["patient_id"]: e for e in results["flow"]["exclusions"]}
+    assert manifest.loc[0, "patient_id"] in excluded
+    assert results["external"]["models"]["radiomics_score"]["n"] == len(manifest) - 1
+
+
+def test_refusals_exit_with_code_2(development, small_cohort_dir, tmp_path) -> None:
+    runner = CliRunner()
+    model = tmp_path / "model"
+    shutil.copytree(development / "model", model)
+    bundle = json.loads((model / "bundle.json").read_text())
+    first = bundle["features"][0]
+    bundle["coefficients"][first] *= 2
+    (model / "bundle.json").write_text(json.dumps(bundle))
+    protocol = external_protocol(tmp_path, small_cohort_dir / "cohort")
+    tampered = runner.invoke(app, ["external", str(model), str(protocol), "--out", str(tmp_path / "run")])
+    assert tampered.exit_code == 2
+    assert "bundle.json" in tampered.output
+    wrong_kind = runner.invoke(app, ["run", str(protocol)])
+    assert wrong_kind.exit_code == 2
+    assert "studyrunner external" in wrong_kind.output
+    (tmp_path / "dev").mkdir()
+    development_protocol = small_study(tmp_path / "dev")
+    wrong_way = runner.invoke(app, ["external", str(development / "model"), str(development_protocol)])
+    assert wrong_way.exit_code == 2
+    assert "external_validation" in wrong_way.output
