@@ -103,12 +103,26 @@ def summary(runs: list[dict], n_cases: int, workers: int, n_features: int) -> di
             "runs": [{k: v for k, v in run.items() if k != "table"} for run in runs]}
 
 
+def measure(cases: list[tuple[str, Path, Path]], params: dict[str, dict], workers: int, repeats: int) -> dict:
+    """``repeats`` cold extractions per arm with ``workers`` processes, the arms alternating."""
+    runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    for repeat in range(repeats):
+        for arm in ARMS if repeat % 2 == 0 else ARMS[::-1]:
+            print(f"workers={workers}, repeat {repeat + 1}/{repeats}: {arm}, {len(cases)} cases ...",
+                  file=sys.stderr, flush=True)
+            run = timed_extraction(cases, params[arm], workers)
+            print(f"  {run['wall_seconds']:.2f} s, other processes {run['other_processes_mean_cores']:.2f} cores",
+                  file=sys.stderr, flush=True)
+            runs[arm].append(run)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", type=Path, required=True, help="a run's model/ folder or its bundle.json")
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=None, help="first N cases of the manifest")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, nargs="+", default=[2], help="one configuration per value")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tolerance", type=float, default=1e-9)
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "external_scoring.json")
@@ -117,25 +131,26 @@ def main() -> None:
     bundle = load_radiomics_bundle(arguments.bundle)
     params = {"restricted": extraction_params(bundle), "full": full_params(bundle)}
     cases = read_cases(arguments.manifest.resolve(), arguments.limit)
-    started_at = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
-    for repeat in range(arguments.repeats):
-        order = ARMS if repeat % 2 == 0 else ARMS[::-1]
-        for arm in order:
-            print(f"repeat {repeat + 1}/{arguments.repeats}: {arm}, {len(cases)} cases, "
-                  f"workers={arguments.workers} ...", file=sys.stderr, flush=True)
-            run = timed_extraction(cases, params[arm], arguments.workers)
-            print(f"  {run['wall_seconds']:.1f} s, other processes {run['other_processes_mean_cores']:.2f} cores",
-                  file=sys.stderr, flush=True)
-            runs[arm].append(run)
-
-    difference = compare(bundle.features, runs["restricted"][0]["table"], runs["full"][0]["table"])
-    same_failures = runs["restricted"][0]["failures"] == runs["full"][0]["failures"]
-    repeatable = all(run["table"].equals(runs[arm][0]["table"]) for arm in ARMS for run in runs[arm])
     n_cases = len(cases)
-    arms = {arm: summary(runs[arm], n_cases, arguments.workers, runs[arm][0]["table"].shape[1]) for arm in ARMS}
-    speedup = arms["full"]["median_seconds"] / arms["restricted"]["median_seconds"]
-    identical = difference["max_abs_difference"] <= arguments.tolerance and same_failures
+    started_at = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    configurations, reference, problems = [], None, []
+    for workers in arguments.workers:
+        runs = measure(cases, params, workers, arguments.repeats)
+        reference = reference or runs["restricted"][0]
+        difference = compare(bundle.features, runs["restricted"][0]["table"], runs["full"][0]["table"])
+        same_failures = all(run["failures"] == reference["failures"] for arm in ARMS for run in runs[arm])
+        repeatable = all(compare(bundle.features, reference["table"], run["table"])["max_abs_difference"] == 0
+                         for arm in ARMS for run in runs[arm])
+        arms = {arm: summary(runs[arm], n_cases, workers, runs[arm][0]["table"].shape[1]) for arm in ARMS}
+        identical = difference["max_abs_difference"] <= arguments.tolerance and same_failures
+        if not identical:
+            problems.append(f"workers={workers}: max |a - b| {difference['max_abs_difference']:.3g} at "
+                            f"{difference['worst_at']}; same failures: {same_failures}")
+        configurations.append({
+            "workers": workers, **arms,
+            "speedup_full_over_restricted": arms["full"]["median_seconds"] / arms["restricted"]["median_seconds"],
+            "same_failures": same_failures, "bundle_features_same_in_every_run": repeatable,
+            "identical_within_tolerance": identical, **difference})
     result = {
         "date": started_at,
         "command": "cd /work/main && .venv/bin/python benchmarks/external_scoring.py " + " ".join(sys.argv[1:]),
@@ -143,32 +158,30 @@ def main() -> None:
         "bundle": str(bundle.source), "bundle_content_sha256": bundle.content_sha256,
         "bundle_features": list(bundle.features),
         "manifest": str(arguments.manifest), "n_cases": n_cases, "repeats": arguments.repeats,
+        "tolerance": arguments.tolerance, "failures": reference["failures"] if reference else [],
         "params": params,
-        **{arm: arms[arm] for arm in ARMS},
-        "speedup_full_over_restricted": speedup,
-        "tolerance": arguments.tolerance,
-        "same_failures": same_failures,
-        "failures": runs["restricted"][0]["failures"],
-        "every_repeat_same_table": repeatable,
-        "identical_within_tolerance": identical,
-        **difference,
+        "configurations": configurations,
     }
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(json.dumps(result, indent=1, default=list))
-    print("| cases | workers | full s | restricted s | speed-up | identical to "
-          f"{arguments.tolerance:g} |\n|---|---|---|---|---|---|")
-    print(f"| {n_cases} | {arguments.workers} | {arms['full']['median_seconds']:.1f} "
-          f"| {arms['restricted']['median_seconds']:.1f} | {speedup:.2f}x | {'yes' if identical else 'NO'} |")
-    print(f"features per case: full {arms['full']['n_features_per_case']}, restricted "
-          f"{arms['restricted']['n_features_per_case']}; max |a - b| {difference['max_abs_difference']:.3g} "
-          f"({difference['n_bit_identical']} of {difference['n_values']} bit-identical); "
-          f"other processes' load (mean cores): full "
-          f"{[round(r['other_processes_mean_cores'], 2) for r in runs['full']]}, restricted "
-          f"{[round(r['other_processes_mean_cores'], 2) for r in runs['restricted']]}")
-    if not identical:
-        raise SystemExit(f"the bundle's features differ between the arms (max |a - b| "
-                         f"{difference['max_abs_difference']:.3g} at {difference['worst_at']}; "
-                         f"same failures: {same_failures})")
+    print_table(result)
+    if problems:
+        raise SystemExit("the bundle's features differ between the arms: " + "; ".join(problems))
+
+
+def print_table(result: dict) -> None:
+    print(f"| cases | workers | full s | restricted s | speed-up | identical to {result['tolerance']:g} |")
+    print("|---|---|---|---|---|---|")
+    for c in result["configurations"]:
+        print(f"| {result['n_cases']} | {c['workers']} | {c['full']['median_seconds']:.2f} "
+              f"| {c['restricted']['median_seconds']:.2f} | {c['speedup_full_over_restricted']:.2f}x "
+              f"| {'yes' if c['identical_within_tolerance'] else 'NO'} (max {c['max_abs_difference']:.3g}) |")
+    for c in result["configurations"]:
+        print(f"workers={c['workers']}: features per case full {c['full']['n_features_per_case']}, restricted "
+              f"{c['restricted']['n_features_per_case']}; cases/s full {c['full']['cases_per_second']:.1f}, "
+              f"restricted {c['restricted']['cases_per_second']:.1f}; other processes' load (mean cores) full "
+              f"{[round(r['other_processes_mean_cores'], 2) for r in c['full']['runs']]}, restricted "
+              f"{[round(r['other_processes_mean_cores'], 2) for r in c['restricted']['runs']]}")
 
 
 if __name__ == "__main__":
