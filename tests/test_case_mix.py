@@ -29,8 +29,10 @@ def test_standardised_differences_by_hand() -> None:
 
 def test_case_mix_rows_against_numpy() -> None:
     rng = np.random.default_rng(7)
-    development = pd.DataFrame({"age": rng.normal(64, 9, 80).round(), "stage": rng.choice(["III", "IV"], 80, p=[.2, .8])})
-    external = pd.DataFrame({"age": rng.normal(70, 9, 60).round(), "stage": rng.choice(["III", "IV"], 60, p=[.05, .95])})
+    development = pd.DataFrame({"age": rng.normal(64, 9, 80).round(),
+                                "stage": rng.choice(["III", "IV"], 80, p=[.2, .8])})
+    external = pd.DataFrame({"age": rng.normal(70, 9, 60).round(),
+                             "stage": rng.choice(["III", "IV"], 60, p=[.05, .95])})
     variables = [BaselineVariable(column="age", label="Age", type="continuous"),
                  BaselineVariable(column="stage", label="Stage", type="categorical", levels=["III", "IV"])]
     dev_table = external_table_one(development, variables)
