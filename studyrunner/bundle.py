@@ -26,11 +26,18 @@ The radiomics Cox bundle (``bundle.json``, format ``studyrunner.radiomics-cox/2`
 format and the hash); :func:`linear_predictor`, :func:`risk_group`,
 :func:`predicted_survival` and :func:`extraction_params` apply it.
 
-A study with CNNs (like nsclc_ici) also freezes ``cnn_bundle.json`` with the network weights as
-numpy ``.npz`` files beside it (no pickle; each file's SHA-256 is in the bundle): the crop
-and z-score settings, each network's architecture, the interval cut-offs, the Cox
-coefficients that turn the networks' outputs into OSRS/PFSRS and MOSRS, every score's
-cut-off and the PRS/PDS Youden cut-offs.
+A study with CNNs (like nsclc_ici) also freezes ``cnn_bundle.json`` (format
+``studyrunner.cnn-scores/2``) with the network weights as numpy ``.npz`` files beside it (no
+pickle; each file's SHA-256 is in the bundle): the crop and z-score settings, each network's
+architecture, the interval cut-offs, the Cox coefficients that turn the networks' outputs
+into OSRS/PFSRS and MOSRS, every score's cut-off and the PRS/PDS Youden cut-offs (Youden WJ
+(1950), Cancer 3:32-35). Each survival score also carries what the radiomics bundle carries
+for its linear predictor: its endpoint (name, label, time, event, unit), Breslow's baseline
+survival of the score used as a frozen linear predictor on the training cohort (the same
+estimator and R function, ``statistics.baseline_survival``), and its development summary
+(lp distribution, C-index with CI per cohort). ``versions`` records torch, SimpleITK, numpy
+and studyrunner. :func:`load_cnn_bundle` reads it typed (:class:`CnnBundle`), checking the
+content hash and every weights file's hash; a /1 CNN bundle is refused, naming what it lacks.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -57,7 +64,8 @@ from studyrunner.run_folder import read_json, sha256_file, sha256_json, write_js
 
 BUNDLE_FORMAT = "studyrunner.radiomics-cox/2"
 PREVIOUS_BUNDLE_FORMATS = ("studyrunner.radiomics-cox/1",)
-CNN_BUNDLE_FORMAT = "studyrunner.cnn-scores/1"
+CNN_BUNDLE_FORMAT = "studyrunner.cnn-scores/2"
+PREVIOUS_CNN_BUNDLE_FORMATS = ("studyrunner.cnn-scores/1",)
 BUNDLE_FILES = {BUNDLE_FORMAT: "bundle.json", CNN_BUNDLE_FORMAT: "cnn_bundle.json"}
 
 # What /2 adds to /1 (top-level fields, and the endpoint's unit).
@@ -65,6 +73,10 @@ ADDED_IN_2 = ("baseline_survival", "development", "versions", "extraction_params
 LP_QUANTILES = (5, 25, 50, 75, 95)
 VERSIONED_PACKAGES = {"pyradiomics": "pyradiomics", "SimpleITK": "SimpleITK", "numpy": "numpy",
                       "studyrunner": "studyrunner"}
+CNN_VERSIONED_PACKAGES = {"torch": "torch", "SimpleITK": "SimpleITK", "numpy": "numpy",
+                          "studyrunner": "studyrunner"}
+# What a survival score of a CNN /2 bundle adds to /1's.
+CNN_SCORE_ADDED_IN_2 = ("baseline_survival", "development", "endpoint.unit")
 SCORE_DEFINITION = "sum of coefficient x z-scored feature (Cox linear predictor, uncentred)"
 
 
@@ -191,6 +203,53 @@ class RadiomicsBundle(_Frozen):
         if zero:
             raise ValueError(f"normalisation: SD not positive for {zero}")
         return self
+
+
+class CnnSurvivalScore(_Frozen):
+    """One survival score of a CNN bundle: an endpoint network's outputs weighted by
+    ``output_coefficients`` (OSRS, PFSRS), or a Cox fusion of such scores
+    (``fused_coefficients``: MOSRS); high risk above ``cutoff``."""
+
+    label: str | None = None
+    endpoint: BundleEndpoint
+    cutoff: float
+    high_risk: str
+    network: str | None = None
+    output_coefficients: tuple[float, ...] | None = None
+    fused_coefficients: dict[str, float] | None = None
+    baseline_survival: BaselineSurvival
+    development: Development
+
+
+class CnnResponseScore(_Frozen):
+    """PRS or PDS: the sigmoid of a dual-task head; positive at ``score >= youden_cutoff``."""
+
+    head: int
+    positive: str
+    youden_cutoff: float | None
+
+
+class CnnBundle(_Frozen):
+    """A ``studyrunner.cnn-scores/2`` bundle as loaded by :func:`load_cnn_bundle` (``source``:
+    the file; its weights were checked against their recorded SHA-256)."""
+
+    format: Literal["studyrunner.cnn-scores/2"]
+    studyrunner_version: str
+    study: str
+    synthetic_training_data: bool
+    protocol_sha256: str
+    crop: dict[str, Any]
+    zscore: dict[str, Any]
+    networks: dict[str, dict[str, Any]]
+    scores: dict[str, CnnSurvivalScore]
+    response_scores: dict[str, CnnResponseScore]
+    score_definition: str
+    versions: dict[str, str | None]
+    content_sha256: str
+    source: Path
+
+
+_TypedBundle = TypeVar("_TypedBundle", RadiomicsBundle, CnnBundle)
 
 
 # --- PyRadiomics parameters of the features the model uses ------------------------------
@@ -335,6 +394,17 @@ def _missing_fields(bundle: Mapping[str, Any]) -> list[str]:
     return missing
 
 
+def _missing_cnn_fields(bundle: Mapping[str, Any]) -> list[str]:
+    """What a /1 (or damaged) CNN bundle lacks of /2: ``versions`` and, per survival score,
+    the baseline survival, the development summary and the endpoint's unit."""
+    missing = [] if "versions" in bundle else ["versions"]
+    for name, score in (bundle.get("scores") or {}).items():
+        endpoint = score.get("endpoint")
+        present = {*score, *(f"endpoint.{key}" for key in endpoint)} if isinstance(endpoint, Mapping) else set(score)
+        missing += [f"scores.{name}.{field}" for field in CNN_SCORE_ADDED_IN_2 if field not in present]
+    return missing
+
+
 def _check_format(path: Path, bundle: Mapping[str, Any], expected_format: str) -> None:
     found = bundle.get("format")
     if found == expected_format:
@@ -342,6 +412,9 @@ def _check_format(path: Path, bundle: Mapping[str, Any], expected_format: str) -
     if expected_format == BUNDLE_FORMAT and found in PREVIOUS_BUNDLE_FORMATS:
         raise BundleError(f"{path}: a {found} bundle lacks {', '.join(_missing_fields(bundle))}; re-run the study "
                           f"with this studyrunner to freeze a /2 bundle ({BUNDLE_FORMAT})")
+    if expected_format == CNN_BUNDLE_FORMAT and found in PREVIOUS_CNN_BUNDLE_FORMATS:
+        raise BundleError(f"{path}: a {found} bundle lacks {', '.join(_missing_cnn_fields(bundle))}; re-run the "
+                          f"study with this studyrunner to freeze a /2 CNN bundle ({CNN_BUNDLE_FORMAT})")
     raise BundleError(f"{path}: unknown bundle format {found!r} (expected {expected_format})")
 
 
@@ -362,11 +435,20 @@ def load_bundle(path: Path, expected_format: str = BUNDLE_FORMAT) -> dict[str, A
         raise BundleError(f"{path}: content hash mismatch: the bundle records content_sha256 {recorded} but its "
                           f"content hashes to {computed}; it was modified after it was frozen")
     for name, network in (bundle.get("networks") or {}).items():
-        weights = path.parent / network["weights"]
-        if not weights.is_file() or sha256_file(weights) != network["weights_sha256"]:
-            raise BundleError(f"{weights}: weights of network {name!r} missing or altered after freezing")
+        _check_weights(path.parent / network["weights"], name, network["weights_sha256"])
     bundle["content_sha256"] = recorded
     return bundle
+
+
+def _check_weights(weights: Path, network: str, recorded: str) -> None:
+    """A network's weights file must exist and hash to the SHA-256 frozen in the bundle."""
+    if not weights.is_file():
+        raise BundleError(f"{weights}: weights of network {network!r} missing or altered after freezing: "
+                          "the file is missing")
+    computed = sha256_file(weights)
+    if computed != recorded:
+        raise BundleError(f"{weights}: weights of network {network!r} missing or altered after freezing: the bundle "
+                          f"records sha256 {recorded} but the file hashes to {computed}")
 
 
 def load_radiomics_bundle(path: Path) -> RadiomicsBundle:
@@ -374,21 +456,35 @@ def load_radiomics_bundle(path: Path) -> RadiomicsBundle:
     typed. Reads JSON only; refuses a /1 bundle (naming what it lacks), an unknown format, a
     content hash that does not match (naming the file and both hashes) and a malformed field,
     each with BundleError."""
-    file = _bundle_file(Path(path), BUNDLE_FORMAT)
-    content = load_bundle(file, BUNDLE_FORMAT)
+    return _load_typed(path, BUNDLE_FORMAT, RadiomicsBundle)
+
+
+def _load_typed(path: Path, expected_format: str, model: type[_TypedBundle]) -> _TypedBundle:
+    """:func:`load_bundle`'s content validated as ``model`` (with ``source``: the file read)."""
+    file = _bundle_file(Path(path), expected_format)
+    content = load_bundle(file, expected_format)
     try:
-        return RadiomicsBundle.model_validate({**content, "source": file})
+        return model.model_validate({**content, "source": file})
     except ValidationError as error:
-        raise BundleError(f"{file}: malformed model bundle: {error}") from error
+        raise BundleError(f"{file}: malformed model bundle ({expected_format}): {error}") from error
+
+
+def load_cnn_bundle(path: Path) -> CnnBundle:
+    """The CNN bundle at ``path`` (``cnn_bundle.json`` or the model/ folder holding it),
+    typed. Refuses (BundleError) a /1 bundle naming what it lacks, an unknown format, a content
+    hash or a weights file's hash that does not match (naming the file and both hashes), and
+    a malformed field."""
+    return _load_typed(path, CNN_BUNDLE_FORMAT, CnnBundle)
 
 
 # --- freezing ----------------------------------------------------------------------------------
 
 
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of the packages that compute the features and the score."""
+def package_versions(packages: Mapping[str, str] = VERSIONED_PACKAGES) -> dict[str, str | None]:
+    """Installed versions of the packages that compute the features and the score
+    (``packages``: key -> distribution name)."""
     versions: dict[str, str | None] = {}
-    for key, distribution in VERSIONED_PACKAGES.items():
+    for key, distribution in packages.items():
         try:
             versions[key] = metadata.version(distribution)
         except metadata.PackageNotFoundError:
@@ -469,33 +565,61 @@ def freeze_model(out_dir: Path, *, model: dict[str, Any], normalisation: dict[st
     return path
 
 
-def freeze_cnn_model(out_dir: Path, run_dir: Path, *, protocol_sha256: str, study_name: str,
-                     synthetic: bool) -> Path:
-    """Write ``cnn_bundle.json`` and ``weights/*.npz`` into ``out_dir``; return the bundle path."""
+def cnn_score_rows(run_dir: Path, score: str, time: str, event: str, training: Sequence[str]) -> pd.DataFrame:
+    """The training cohort's rows of one CNN score: statistics/risk_scores.csv's score column
+    with the endpoint's time and event, rows with any of them missing left out."""
+    table = pd.read_csv(run_dir / "statistics" / "risk_scores.csv", dtype={"patient_id": str})
+    rows = table[table["partition"].isin(training)][["patient_id", score, time, event]]
+    return rows.dropna(subset=[score, time, event]).set_index("patient_id")
+
+
+def cnn_score_record(run_dir: Path, name: str, block: Mapping[str, Any], endpoint: Mapping[str, Any],
+                     training: Sequence[str], table_one: Any) -> dict[str, Any]:
+    """One survival score of the CNN bundle: the model (coefficients, cut-off), its endpoint,
+    Breslow's baseline survival of the score as a frozen linear predictor on the training
+    cohort, and its development summary (statistics/risk_scores.json)."""
+    from studyrunner.statistics.baseline_survival import baseline_survival
+
+    rows = cnn_score_rows(run_dir, name, endpoint["time"], endpoint["event"], training)
+    model = ({"network": block["network"], "output_coefficients": block["output_coefficients"]}
+             if "network" in block else {"fused_coefficients": block["fusion"]["fused_coefficients"]})
+    return {"label": block.get("label"), "endpoint": dict(endpoint), "cutoff": block["cutoff"]["value"],
+            "high_risk": "score > cutoff", **model,
+            "baseline_survival": baseline_survival(rows, endpoint["time"], endpoint["event"], name),
+            "development": {"partitions": list(training), "n": len(rows),
+                            "n_events": int(rows[endpoint["event"]].sum()), "linear_predictor": lp_summary(rows[name]),
+                            "performance": {cohort: cohort_performance(evaluation)
+                                            for cohort, evaluation in block["evaluation"].items()},
+                            "table_one": table_one}}
+
+
+def freeze_cnn_model(out_dir: Path, run_dir: Path, *, endpoints: Mapping[str, Mapping[str, Any]],
+                     training: Sequence[str], protocol_sha256: str, study_name: str, synthetic: bool) -> Path:
+    """Write ``cnn_bundle.json`` (format /2) and ``weights/*.npz`` into ``out_dir``; return the
+    bundle path. ``endpoints``: name -> {name, label, time, event, unit} of every survival
+    endpoint; ``training``: the development (training) partitions."""
     networks = read_json(run_dir / "deep" / "networks.json")
-    training = read_json(run_dir / "deep" / "training.json")
+    training_record = read_json(run_dir / "deep" / "training.json")
     crops = read_json(run_dir / "deep" / "crops.json")
     risk = read_json(run_dir / "statistics" / "risk_scores.json")
+    table_one_file = run_dir / "statistics" / "table_one.json"
+    table_one = read_json(table_one_file) if table_one_file.exists() else None
     (out_dir / "weights").mkdir(parents=True, exist_ok=True)
     frozen_networks = {}
     for name, entry in networks.items():
         target = out_dir / entry["weights"]
         shutil.copyfile(run_dir / "deep" / entry["weights"], target)
-        record = training["networks"].get(name, {})
+        record = training_record["networks"].get(name, {})
         frozen_networks[name] = {**entry, "weights_sha256": sha256_file(target),
                                  "interval_cutoffs": record.get("cutoffs"), "endpoint": record.get("endpoint")}
-    scores = {}
-    for name, block in risk["scores"].items():
-        scores[name] = {"endpoint": block["endpoint"], "cutoff": block["cutoff"]["value"],
-                        "high_risk": "score > cutoff",
-                        **({"network": block["network"], "output_coefficients": block["output_coefficients"]}
-                           if "network" in block else {"fused_coefficients": block["fusion"]["fused_coefficients"]})}
+    scores = {name: cnn_score_record(run_dir, name, block, endpoints[block["endpoint"]], training, table_one)
+              for name, block in risk["scores"].items()}
     from studyrunner.deep.network import RESPONSE_HEADS
 
     response = {name: {"head": RESPONSE_HEADS[name], "positive": "score >= cutoff",
                        "youden_cutoff": (block["by_cohort"].get("training") or {}).get("cutoff")}
                 for name, block in (risk.get("response") or {}).items()}
-    content = {
+    content = to_jsonable({
         "format": CNN_BUNDLE_FORMAT,
         "studyrunner_version": __version__,
         "study": study_name,
@@ -509,7 +633,8 @@ def freeze_cnn_model(out_dir: Path, run_dir: Path, *, protocol_sha256: str, stud
         "score_definition": "network outputs (raw) -> score = sum of output_coefficients x outputs; "
                             "fused score = sum of fused_coefficients x component scores; "
                             "PRS/PDS = sigmoid of the heads",
-    }
+        "versions": package_versions(CNN_VERSIONED_PACKAGES),
+    })
     path = out_dir / "cnn_bundle.json"
     write_json(path, {**content, "content_sha256": sha256_json(content)})
     return path
@@ -522,8 +647,10 @@ def freeze_run(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path) -> None:
     protocol = loaded.protocol
     study = protocol.study
     if (run_dir / "statistics" / "risk_scores.json").exists():
-        freeze_cnn_model(stage_dir, run_dir, protocol_sha256=loaded.sha256, study_name=study.name,
-                         synthetic=study.synthetic)
+        endpoints = {name: {"name": name, "label": e.label, "time": e.time, "event": e.event, "unit": e.unit}
+                     for name, e in protocol.time_to_event_endpoints().items()}
+        freeze_cnn_model(stage_dir, run_dir, endpoints=endpoints, training=protocol.cohort.split.training,
+                         protocol_sha256=loaded.sha256, study_name=study.name, synthetic=study.synthetic)
     model = read_json(run_dir / "statistics" / "model.json")
     if "coefficients" not in model:
         write_json(stage_dir / "not_frozen.json", {"reason": model.get("note", "no model was fitted")})

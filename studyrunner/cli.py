@@ -146,8 +146,11 @@ def external(
         console.print(f"{name}: n {block['n']} / events {block['n_events']}, Harrell's C {c['estimate']:.3f} "
                       f"({c['lower']:.3f}-{c['upper']:.3f}), calibration slope "
                       f"{block['calibration']['slope']['slope']:.2f}")
-    for warning in results["external"]["bundle"]["version_warnings"]:
-        console.print(f"[yellow]warning[/]: {warning}")
+    for key in ("bundle", "cnn_bundle"):
+        for warning in (results["external"].get(key) or {}).get("version_warnings", []):
+            console.print(f"[yellow]warning[/]: {warning}")
+    for name, reason in (results["external"].get("skipped") or {}).items():
+        console.print(f"[yellow]not validated[/]: {name}: {reason}")
     console.print(f"report: [bold]{run_dir / 'report.pdf'}[/]\nrun folder: {run_dir}")
 
 

@@ -584,6 +584,12 @@ class ExternalValidationPlan(_Strict):
     times: list[float] = Field(min_length=1, description="evaluation times, in this protocol's endpoint unit")
     calibration_groups: int = Field(5, ge=2, le=10, description="groups of predicted risk in the calibration table")
     min_events_per_group: int = Field(5, ge=1, description="a risk group with fewer events is flagged in the report")
+    updating: list[Literal["baseline", "slope"]] = Field(
+        default_factory=list, description="model updating reported beside the frozen model (the radiomics score): "
+                                          "baseline = recalibration in the large, slope = slope recalibration")
+    response_endpoint: str | None = Field(
+        None, description="a categorical endpoint with PR and PD levels (the best overall response): the CNN "
+                          "bundle's response scores (PRS, PDS) are validated on it; none: they are not")
 
 
 class ExternalValidationProtocol(_Strict):
@@ -602,6 +608,15 @@ class ExternalValidationProtocol(_Strict):
         if not isinstance(self.endpoints.get(self.validation.endpoint), TimeToEventEndpoint):
             raise ValueError(f"validation.endpoint {self.validation.endpoint!r} must name a time_to_event endpoint "
                              f"(defined: {sorted(self.endpoints)})")
+        response = self.validation.response_endpoint
+        if response is not None:
+            endpoint = self.endpoints.get(response)
+            if not isinstance(endpoint, CategoricalEndpoint):
+                raise ValueError(f"validation.response_endpoint {response!r} must name a categorical endpoint "
+                                 f"(defined: {sorted(self.endpoints)})")
+            missing = [level for level in ("PR", "PD") if level not in endpoint.levels]
+            if missing:
+                raise ValueError(f"validation.response_endpoint {response!r}: levels {endpoint.levels} lack {missing}")
         return self
 
     def primary_endpoint(self) -> TimeToEventEndpoint:

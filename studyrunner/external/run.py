@@ -2,12 +2,17 @@
 
 The stages, in a run folder like ``studyrunner run``'s (stage reuse, manifest, logs):
 
-    cohort -> images -> radiomics (only the features the bundle uses) -> scores -> validation -> report
+    cohort -> images -> radiomics (only the features the bundle uses) -> scores ---> validation -> report
+                     -> cnn_scores (the frozen CNNs, on the run's device) ------/
 
-The bundle is loaded (and its hash verified) before anything runs; a changed file stops the
-run (exit 2). ``scores`` applies the frozen z-score and coefficients (``external/scores.csv``:
-patient_id, lp, risk_group); ``validation`` computes the statistics of ``external.statistics``
-in R; the report is the TRIPOD+AI validation report.
+A model/ folder holds the radiomics bundle (``bundle.json``), the CNN bundle
+(``cnn_bundle.json`` with its weights) or both; every model in it is validated in one run.
+Each bundle is loaded (its hash, and the weights' hashes, verified) before anything runs; a
+changed file stops the run (exit 2). ``scores`` applies the frozen z-score and coefficients
+(``scores/scores.csv``: patient_id, score, risk_group); ``cnn_scores`` the frozen networks
+(``cnn_scores/scores.csv``, :mod:`studyrunner.external.cnn`); ``validation`` computes the
+statistics of ``external.statistics`` in R for every score; the report is the TRIPOD+AI
+validation report.
 """
 
 from __future__ import annotations
@@ -17,20 +22,37 @@ from typing import Any
 
 import pandas as pd
 
-from studyrunner.bundle import RadiomicsBundle, extraction_params, linear_predictor, load_radiomics_bundle, lp_summary
+from studyrunner.bundle import (
+    BUNDLE_FILES,
+    BUNDLE_FORMAT,
+    CNN_BUNDLE_FORMAT,
+    BundleError,
+    CnnBundle,
+    RadiomicsBundle,
+    extraction_params,
+    linear_predictor,
+    load_cnn_bundle,
+    load_radiomics_bundle,
+    lp_summary,
+)
 from studyrunner.environment import environment_report
 from studyrunner.errors import InputError
+from studyrunner.external.case_mix import case_mix_rows, external_table_one
+from studyrunner.external.cnn import score_cases, validate_cnn_bundle
 from studyrunner.external.statistics import validate_score
+from studyrunner.external.updating import updated_calibration, updated_model
 from studyrunner.paths import repo_folder
 from studyrunner.protocol import LoadedExternal, TimeToEventEndpoint
-from studyrunner.run_folder import write_json
+from studyrunner.registry import time_key
+from studyrunner.run_folder import read_json, write_json
 from studyrunner.runner import ProgressSink, RunOptions, SilentSink, StudyRun, default_run_dir, resolve_device
 from studyrunner.stages import StageSpec
 
 EXTERNAL_STAGES: dict[str, StageSpec] = {spec.name: spec for spec in (
     StageSpec("radiomics", ("preprocessing.mask_label",), ("images",), "studyrunner.radiomics.stage"),
     StageSpec("scores", ("validation",), ("radiomics",), "studyrunner.external.run"),
-    StageSpec("validation", ("study.seed", "endpoints", "validation"), ("scores",),
+    StageSpec("cnn_scores", ("preprocessing.mask_label",), ("images",), "studyrunner.external.cnn"),
+    StageSpec("validation", ("study.seed", "endpoints", "validation"), ("scores", "cnn_scores"),
               "studyrunner.external.statistics"),
     StageSpec("report", (), ("validation",), "studyrunner.report.external"),
 )}
@@ -70,56 +92,101 @@ def score_cohort(bundle: RadiomicsBundle, features: pd.DataFrame, clinical: pd.D
 
 
 class ExternalRun(StudyRun):
-    """One external validation into its folder: the shared cohort and image stages, then the
-    frozen model's features, scores, statistics and report."""
+    """One external validation into its folder: the shared cohort and image stages, then each
+    frozen model's scores (the radiomics model's features and linear predictor, the CNNs'
+    scores), the statistics of every score and the report."""
 
-    def __init__(self, bundle: RadiomicsBundle, loaded: LoadedExternal, options: RunOptions,
-                 sink: ProgressSink) -> None:
+    def __init__(self, bundle: RadiomicsBundle | None, loaded: LoadedExternal, options: RunOptions,
+                 sink: ProgressSink, cnn: CnnBundle | None = None) -> None:
         super().__init__(loaded, options, sink)
         self.bundle = bundle
+        self.cnn = cnn
         self.external = loaded
+
+    def radiomics_bundle(self) -> RadiomicsBundle:
+        assert self.bundle is not None  # the radiomics stages run only with a radiomics bundle
+        return self.bundle
 
     def bundle_features(self, usable: pd.DataFrame) -> None:
         """PyRadiomics features of every usable case, only the image types and feature classes
         the bundle's features come from, with the bundle's settings."""
         from studyrunner.radiomics.stage import extract_with_params
 
-        params = extraction_params(self.bundle)
+        bundle = self.radiomics_bundle()
+        params = extraction_params(bundle)
         self.stage(EXTERNAL_STAGES["radiomics"], lambda view, stage_dir: extract_with_params(
             params, usable, stage_dir, self.run_dir / "cache" / "radiomics", self.options.workers,
-            self.sink.task("Extracting the model's radiomics features")), settings=[self.bundle.content_sha256])
+            self.sink.task("Extracting the model's radiomics features")), settings=[bundle.content_sha256])
 
     def scores(self, clinical: pd.DataFrame) -> None:
         """The frozen model's linear predictor and risk group of every patient (external/scores.csv)."""
-        endpoint, factor = bundle_endpoint(self.bundle, self.external)
+        bundle = self.radiomics_bundle()
+        endpoint, factor = bundle_endpoint(bundle, self.external)
 
         def work(view: Any, stage_dir: Path) -> None:
             features = pd.read_csv(self.run_dir / "radiomics" / "features.csv", dtype={"patient_id": str})
-            rows = score_cohort(self.bundle, features, clinical, endpoint, factor)
+            rows = score_cohort(bundle, features, clinical, endpoint, factor)
             rows[["patient_id", "lp", "risk_group"]].rename(columns={"lp": "score"}).to_csv(
                 stage_dir / "scores.csv", index=False, float_format="%.12g")
             rows.to_csv(stage_dir / "outcomes.csv", index=False, float_format="%.12g")
 
-        self.stage(EXTERNAL_STAGES["scores"], work, settings=[self.bundle.content_sha256])
+        self.stage(EXTERNAL_STAGES["scores"], work, settings=[bundle.content_sha256])
 
-    def validation(self) -> None:
-        """The statistics of the frozen score on this cohort (validation/external.json)."""
-        plan = self.external.protocol.validation
-        _, factor = bundle_endpoint(self.bundle, self.external)
+    def cnn_scores(self, usable: pd.DataFrame) -> None:
+        """The frozen CNNs' outputs and scores of every usable case, on the run's device
+        (cnn_scores/scores.csv)."""
+        cnn = self.cnn
+        assert cnn is not None  # this stage runs only with a CNN bundle
 
         def work(view: Any, stage_dir: Path) -> None:
-            rows = pd.read_csv(self.run_dir / "scores" / "outcomes.csv", dtype={"patient_id": str})
-            baseline = self.bundle.baseline_survival
-            record = {"baseline_survival": {"time": list(baseline.time), "survival": list(baseline.survival)},
-                      "cutoff": self.bundle.cutoff.value}
-            times = [t * factor for t in plan.times]
+            score_cases(cnn, usable, view.protocol.preprocessing.mask_label, self.device, stage_dir)
+
+        self.stage(EXTERNAL_STAGES["cnn_scores"], work, settings=[cnn.content_sha256, self.device])
+
+    def radiomics_validation(self, clinical: pd.DataFrame) -> dict[str, Any]:
+        """The radiomics score's statistics, its updating when the protocol asks, and the case
+        mix (validation/external.json's part)."""
+        bundle = self.radiomics_bundle()
+        plan = self.external.protocol.validation
+        _, factor = bundle_endpoint(bundle, self.external)
+        rows = pd.read_csv(self.run_dir / "scores" / "outcomes.csv", dtype={"patient_id": str})
+        baseline = bundle.baseline_survival
+        record = {"baseline_survival": {"time": list(baseline.time), "survival": list(baseline.survival)},
+                  "cutoff": bundle.cutoff.value}
+        times = [t * factor for t in plan.times]
+        model = validate_score(rows, record, plan, times)
+        keys = [time_key(t) for t in plan.times]
+        model["updated"] = {method: {**(updated := updated_model(rows, method)),
+                                     "calibration": updated_calibration(rows, updated, times, keys,
+                                                                        plan.calibration_groups)}
+                            for method in plan.updating}
+        variables = self.external.protocol.cohort.baseline_variables
+        included = clinical[clinical["patient_id"].isin(rows["patient_id"])].reset_index(drop=True)
+        table_one = external_table_one(included, variables) if variables else None
+        return {"models": {"radiomics_score": model}, "case_mix": case_mix(bundle, rows, table_one)}
+
+    def cnn_validation(self, clinical: pd.DataFrame, stage_dir: Path) -> dict[str, Any]:
+        """The CNN scores' statistics (validation/external.json's part); the survival scores'
+        rows go to validation/cnn_outcomes.csv."""
+        assert self.cnn is not None  # called only with a CNN bundle
+        scores = pd.read_csv(self.run_dir / "cnn_scores" / "scores.csv", dtype={"patient_id": str})
+        record, rows = validate_cnn_bundle(self.cnn, scores, clinical, self.external.protocol)
+        rows.to_csv(stage_dir / "cnn_outcomes.csv", index=False, float_format="%.12g")
+        return record
+
+    def validation(self, clinical: pd.DataFrame) -> None:
+        """The statistics of every frozen score on this cohort (validation/external.json)."""
+        def work(view: Any, stage_dir: Path) -> None:
+            radiomics = self.radiomics_validation(clinical) if self.bundle is not None else {}
+            cnn = self.cnn_validation(clinical, stage_dir) if self.cnn is not None else {}
             write_json(stage_dir / "external.json", {
-                "models": {"radiomics_score": validate_score(rows, record, plan, times)},
-                "case_mix": case_mix(self.bundle, rows),
+                "models": {**radiomics.get("models", {}), **cnn.get("models", {})},
+                **({"case_mix": radiomics["case_mix"]} if radiomics else {}),
+                **({key: cnn[key] for key in ("response", "skipped")} if cnn else {}),
             })
 
         r_code = sorted(repo_folder("rscripts", "STUDYRUNNER_RSCRIPTS").glob("*.R"))
-        self.stage(EXTERNAL_STAGES["validation"], work, r_code, settings=[self.bundle.content_sha256])
+        self.stage(EXTERNAL_STAGES["validation"], work, r_code, settings=bundle_hashes(self.bundle, self.cnn))
 
     def external_report(self, environment: dict[str, Any]) -> None:
         """results.json of the validation, then its report rendered from it alone."""
@@ -127,7 +194,7 @@ class ExternalRun(StudyRun):
         from studyrunner.results.external import assemble_external_results
 
         results = assemble_external_results(self.external, self.bundle, self.run_dir, environment,
-                                            self.folder.timings(), self.run_dir.name)
+                                            self.folder.timings(), self.run_dir.name, cnn=self.cnn)
         write_json(self.run_dir / "results.json", results.to_json())
         templates = sorted(p for p in repo_folder("reports", "STUDYRUNNER_REPORTS").rglob("*") if p.is_file())
 
@@ -137,40 +204,78 @@ class ExternalRun(StudyRun):
         self.stage(EXTERNAL_STAGES["report"], work, templates, settings=[results.content_digest()])
 
 
-def case_mix(bundle: RadiomicsBundle, rows: pd.DataFrame) -> dict[str, Any]:
+def bundle_hashes(bundle: RadiomicsBundle | None, cnn: CnnBundle | None) -> list[str]:
+    """The content hashes of the bundles being validated (a stage's settings)."""
+    return [b.content_sha256 for b in (bundle, cnn) if b is not None]
+
+
+def case_mix(bundle: RadiomicsBundle, rows: pd.DataFrame, table_one: dict[str, Any] | None) -> dict[str, Any]:
     """The linear predictor in the development and the external cohort (Debray et al. 2015):
     a wider spread here means more heterogeneous patients (discrimination can rise), a shifted
-    mean a different case mix (calibration-in-the-large can move). The membership model's
-    c-statistic needs both cohorts' patients; a bundle holds the development summaries only."""
+    mean a different case mix (calibration-in-the-large can move); each baseline
+    characteristic beside the development cohort's with its standardised difference
+    (``case_mix.case_mix_rows``). The membership model's c-statistic needs both cohorts'
+    patients; a bundle holds the development summaries only."""
     development = bundle.development.linear_predictor
     external = lp_summary(rows["lp"])
-    return {"lp_mean_development": development.mean, "lp_sd_development": development.sd,
+    rows_table = (case_mix_rows(bundle.development.table_one, table_one)
+                  if table_one is not None and bundle.development.table_one else [])
+    return {"table": rows_table,"lp_mean_development": development.mean, "lp_sd_development": development.sd,
             "lp_quantiles_development": development.quantiles,
             "lp_mean_external": external["mean"], "lp_sd_external": external["sd"],
             "lp_quantiles_external": external["quantiles"], "membership_c": None,
             "membership_reason": "needs the development cohort's patients; the frozen bundle holds its summaries only"}
 
 
+def _bundle_format(file: Path) -> Any:
+    """The ``format`` a bundle file declares (None when it cannot be read)."""
+    try:
+        content = read_json(file)
+    except (OSError, ValueError):
+        return None
+    return content.get("format") if isinstance(content, dict) else None
+
+
+def load_models(model: Path) -> tuple[RadiomicsBundle | None, CnnBundle | None]:
+    """The bundles at ``model``: a model/ folder's ``bundle.json`` and ``cnn_bundle.json``
+    (either may be absent, not both), or one bundle file. Each is verified (BundleError)."""
+    model = Path(model)
+    if model.is_dir():
+        radiomics = model / BUNDLE_FILES[BUNDLE_FORMAT]
+        cnn = model / BUNDLE_FILES[CNN_BUNDLE_FORMAT]
+        if not radiomics.exists() and not cnn.exists():
+            raise BundleError(f"{model}: no model bundle here (neither {radiomics.name} nor {cnn.name})")
+        return (load_radiomics_bundle(radiomics) if radiomics.exists() else None,
+                load_cnn_bundle(cnn) if cnn.exists() else None)
+    found = _bundle_format(model)
+    if model.name == BUNDLE_FILES[CNN_BUNDLE_FORMAT] or str(found).startswith("studyrunner.cnn-scores/"):
+        return None, load_cnn_bundle(model)
+    return load_radiomics_bundle(model), None
+
+
 def validate_externally(model: Path, loaded: LoadedExternal, options: RunOptions,
                         sink: ProgressSink | None = None) -> Path:
-    """Run the external validation of the bundle at ``model``; return the run folder."""
-    bundle = load_radiomics_bundle(model)
+    """Run the external validation of every bundle at ``model``; return the run folder."""
+    bundle, cnn = load_models(model)
     options.out_dir = options.out_dir or default_run_dir(loaded)
-    run = ExternalRun(bundle, loaded, options, sink or SilentSink())
-    bundle_endpoint(bundle, loaded)  # a wrong endpoint or unit stops the run before any stage
+    run = ExternalRun(bundle, loaded, options, sink or SilentSink(), cnn=cnn)
+    if bundle is not None:
+        bundle_endpoint(bundle, loaded)  # a wrong endpoint or unit stops the run before any stage
     with run.logged():
         run.device = resolve_device(options.device)
         if loaded.protocol.study.synthetic:
             (run.run_dir / "SYNTHETIC_DATA.txt").write_text(SYNTHETIC_NOTICE)
         clinical = run.cohort()
         usable = run.images(clinical)
-        run.bundle_features(usable)
-        run.scores(clinical)
-        run.validation()
+        if bundle is not None:
+            run.bundle_features(usable)
+            run.scores(clinical)
+        if cnn is not None:
+            run.cnn_scores(usable)
+        run.validation(clinical)
         environment = environment_report()
         run.external_report(environment)
-        write_json(run.run_dir / "manifest.json", {**run.manifest(environment),
-                                                   "bundle": {"path": str(bundle.source),
-                                                              "content_sha256": bundle.content_sha256}})
+        write_json(run.run_dir / "manifest.json", {**run.manifest(environment), **{
+            key: {"path": str(b.source), "content_sha256": b.content_sha256}
+            for key, b in (("bundle", bundle), ("cnn_bundle", cnn)) if b is not None}})
     return run.run_dir
-

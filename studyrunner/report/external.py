@@ -1,8 +1,9 @@
 """Render the TRIPOD+AI report of an external validation (``studyrunner external``) from its
-results.json alone: which frozen model (its hash) was applied unchanged to which cohort, the
-participant flow, the case mix beside the development cohort's, discrimination,
-calibration, the frozen risk groups, and the checklist of the validation items (Collins GS
-et al. (2024), BMJ 385:e078378; TRIPOD type 4).
+results.json alone: which frozen models (their hashes) were applied unchanged to which
+cohort, the participant flow, the case mix beside the development cohort's, per survival score
+(the radiomics score; the CNN scores OSRS, PFSRS, MOSRS) discrimination, calibration and the
+frozen risk groups, the response scores' (PRS, PDS) AUC and frozen Youden cut-offs, and the
+checklist of the validation items (Collins GS et al. (2024), BMJ 385:e078378; TRIPOD type 4).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from studyrunner.errors import InputError
+from studyrunner.external.case_mix import IMBALANCE
 from studyrunner.report.citations import METHOD_REFERENCES
 from studyrunner.report.figures.calibration import draw_calibration
 from studyrunner.report.figures.flow import draw_flow_diagram
@@ -22,10 +24,11 @@ from studyrunner.report.formatting import ci_label, ci_words
 from studyrunner.report.render import STYLESHEET, reports_dir, template_environment
 from studyrunner.report.tripod import TRIPOD_AI_ITEMS, TRIPOD_AI_REFERENCE, TRIPOD_TYPES
 from studyrunner.report.views import flow_view, validation_view
-from studyrunner.results.external import ExternalResults, ModelValidation
+from studyrunner.results.external import External, ExternalResults, ModelValidation
 from studyrunner.results.models import CalibrationRow
 
 MAIN_TEMPLATE = "external_report.html.j2"
+CASE_MIX_REFERENCE = "Debray TPA et al., J Clin Epidemiol 2015;68:279-289"
 
 # The report section answering each TRIPOD+AI item in a validation study (None: the authors').
 EXTERNAL_SECTIONS = {
@@ -43,7 +46,7 @@ SECTION_TITLES = {
     "methods-model": "Methods: the frozen model", "methods-analysis": "Methods: statistical analysis",
     "flow": "Participant flow", "validation": "Clinical-table validation", "case-mix": "Case mix",
     "discrimination": "Discrimination", "calibration": "Calibration", "risk-groups": "Risk groups",
-    "software": "Software and reproducibility", "declarations": "Declarations",
+    "response": "Response scores", "software": "Software and reproducibility", "declarations": "Declarations",
 }
 
 
@@ -59,9 +62,10 @@ def load_external_results(path: Path) -> ExternalResults:
 
 def checklist(results: ExternalResults) -> list[dict[str, Any]]:
     """The TRIPOD+AI items with the section of this report that answers each."""
+    updated = any(model.updated for model in results.external.models.values())
     rows: list[dict[str, Any]] = []
     for item, topic, _ in TRIPOD_AI_ITEMS:
-        anchor = EXTERNAL_SECTIONS.get(item)
+        anchor = EXTERNAL_SECTIONS.get(item) or ("calibration" if updated and item in ("12f", "24") else None)
         rows.append({"item": item, "topic": topic, "anchor": anchor, "not_run": False, "also": [],
                      "section": SECTION_TITLES[anchor] if anchor else None})
     return rows
@@ -74,17 +78,50 @@ def calibration_rows(model: ModelValidation) -> list[CalibrationRow]:
             for at in model.calibration.at.values() for g in at.groups]
 
 
+def model_endpoint(external: External, name: str, model: ModelValidation) -> dict[str, str]:
+    """The endpoint (name, label, time, event, unit) a validated score predicts, as its bundle records it."""
+    cnn = external.cnn_bundle
+    if model.source == "cnn" and cnn is not None and name in cnn.scores:
+        return cnn.scores[name].endpoint
+    if external.bundle is not None:
+        return external.bundle.endpoint
+    return {"name": model.endpoint or name, "unit": external.time_unit}
+
+
+def development_c(external: External, model: ModelValidation) -> list[dict[str, Any]]:
+    """The score's Harrell's C in each development cohort (from its bundle)."""
+    if model.source == "cnn":
+        return [{"cohort": cohort, "n": c.n, "estimate": c.estimate, "lower": c.lower, "upper": c.upper}
+                for cohort, c in model.development_performance.items()]
+    performance = external.bundle.development.get("performance", {}) if external.bundle is not None else {}
+    return [{"cohort": cohort, "n": p.get("n"), "estimate": p.get("c_index"), "lower": p.get("c_lower"),
+             "upper": p.get("c_upper")} for cohort, p in performance.items()]
+
+
+def model_views(external: External) -> dict[str, dict[str, Any]]:
+    """Per validated score what its section prints besides the statistics: its label, its
+    endpoint's label and unit, and the development C-indices."""
+    views = {}
+    for name, model in external.models.items():
+        endpoint = model_endpoint(external, name, model)
+        views[name] = {"label": model.label or name.replace("_", " ").capitalize(),
+                       "endpoint_label": endpoint.get("label") or endpoint.get("name"), "unit": endpoint.get("unit"),
+                       "development": development_c(external, model)}
+    return views
+
+
 def draw_external_figures(results: ExternalResults, figures_dir: Path) -> dict[str, Path]:
     """Flow diagram, and per frozen score its risk groups' Kaplan-Meier curves and calibration plot."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Path] = {}
     if results.flow is not None:
         figures["flow"] = draw_flow_diagram(results.flow, figures_dir / "flow.png")
-    model_unit = results.external.bundle.endpoint["unit"]
-    label = results.external.bundle.endpoint.get("label") or results.external.bundle.endpoint["name"]
     for name, model in results.external.models.items():
-        figures[f"km_{name}"] = draw_km(model.risk_groups, label, figures_dir / f"km_{name}.png",
-                                        cohort_label="External cohort", time_unit=model_unit)
+        endpoint = model_endpoint(results.external, name, model)
+        model_unit = endpoint["unit"]
+        figures[f"km_{name}"] = draw_km(model.risk_groups, endpoint.get("label") or endpoint["name"],
+                                        figures_dir / f"km_{name}.png", cohort_label="External cohort",
+                                        time_unit=model_unit)
         rows = calibration_rows(model)
         if rows:
             figures[f"calibration_{name}"] = draw_calibration(rows, model_unit, figures_dir / f"calibration_{name}.png")
@@ -106,6 +143,7 @@ def render_external_report(run_dir: Path) -> Path:
     context = {
         "css": (templates_dir.parent / STYLESHEET).read_text(encoding="utf-8"),
         "study": study, "meta": results.report_meta, "results": results, "external": results.external,
+        "model_views": model_views(results.external), "case_mix_reference": CASE_MIX_REFERENCE,
         "primary": results.endpoints.get(results.primary_endpoint or ""),
         "flow": results.flow, "flow_view": flow_view(results.flow) if results.flow else None,
         "validation": results.validation,
@@ -116,6 +154,7 @@ def render_external_report(run_dir: Path) -> Path:
         "figures": {key: path.relative_to(report_dir).as_posix() for key, path in figures.items()},
         "tripod_type_text": TRIPOD_TYPES.get(str(study.tripod_type)), "tripod_reference": TRIPOD_AI_REFERENCE,
         "checklist": checklist(results), "ci": ci_label(), "ci_words": ci_words(), "refs": METHOD_REFERENCES,
+        "imbalance": IMBALANCE,
     }
     html = environment.get_template(MAIN_TEMPLATE).render(**context)
     (report_dir / "report.html").write_text(html, encoding="utf-8")

@@ -7,6 +7,14 @@ predicted, oe, brier, groups}``, ``.risk_groups`` (hr, hr_lower, hr_upper, logra
 groups.<low|high>.n and n_events, few_events), ``.n``, ``.n_events``; ``external.case_mix``;
 ``external.bundle {path, content_sha256, format}``. Per-time keys are ``registry.time_key``
 of the protocol's times, in the protocol's unit.
+
+With a CNN bundle (``model/cnn_bundle.json``): ``external.models.<score>`` for each survival
+score (osrs, pfsrs, mosrs; with ``source: cnn``, the endpoint, cut-off and development
+summary), ``external.response.<score>`` (prs, pds: ``auc {estimate, lower, upper, se}``,
+``youden_cutoff``, ``at_frozen_cutoff`` with sensitivity, specificity, ppv, npv), the scores
+not validated with their reason in ``external.skipped``, the bundle in
+``external.cnn_bundle``. ``external.bundle`` and ``external.case_mix`` describe the radiomics
+bundle and are null without one.
 """
 
 from __future__ import annotations
@@ -19,10 +27,11 @@ from typing import Any
 from pydantic import Field
 
 from studyrunner import __version__
-from studyrunner.bundle import RadiomicsBundle
+from studyrunner.bundle import CnnBundle, RadiomicsBundle
 from studyrunner.protocol import Endpoint, LoadedExternal, ReportSection
 from studyrunner.results.assemble import flow_section, software_section
 from studyrunner.results.models import (
+    CutoffApplied,
     Flow,
     Number,
     Record,
@@ -35,6 +44,7 @@ from studyrunner.results.models import (
 from studyrunner.run_folder import read_json
 
 VERSIONED_PACKAGES = ("pyradiomics", "SimpleITK", "numpy")
+CNN_VERSIONED_PACKAGES = ("torch", "SimpleITK", "numpy")
 
 
 class Interval(Record):
@@ -106,8 +116,15 @@ class LpDistribution(Record):
     quantiles: dict[str, float] = Field(default_factory=dict)
 
 
+class DevelopmentC(Interval):
+    """Harrell's C of a frozen score in one development cohort (from the bundle)."""
+
+    n: int | None = None
+
+
 class ModelValidation(Record):
-    """Every statistic of one frozen score on the external cohort."""
+    """Every statistic of one frozen score on the external cohort (a CNN score also carries its
+    label, endpoint, cut-off and development summary)."""
 
     n: int
     n_events: int
@@ -119,10 +136,68 @@ class ModelValidation(Record):
     calibration: ExternalCalibration
     risk_groups: ExternalRiskGroups
     lp: LpDistribution
+    source: str = "radiomics"
+    label: str | None = None
+    endpoint: str | None = None
+    cutoff: Number = None
+    lp_development: LpDistribution | None = None
+    development_performance: dict[str, DevelopmentC] = Field(default_factory=dict)
+    updated: dict[str, UpdatedModel] = Field(default_factory=dict)
+
+
+class AucInterval(Interval):
+    """An AUC with its DeLong 95% CI."""
+
+    method: str | None = None
+
+
+class ResponseValidation(Record):
+    """A frozen response score (PRS, PDS) on the external cohort: its AUC for the outcome and
+    the frozen Youden cut-off's classification."""
+
+    label: str
+    outcome: str
+    endpoint: str
+    n: int
+    n_positive: int
+    n_negative: int
+    n_missing_outcome: int
+    youden_cutoff: Number = None
+    auc: AucInterval | None = None
+    at_frozen_cutoff: CutoffApplied | None = None
+    reason: str | None = None
+
+
+class CaseMixRow(Record):
+    """One baseline characteristic (a continuous variable, or one category's share) in the
+    development and the external cohort with its standardised difference (Austin 2009)."""
+
+    column: str
+    label: str
+    level: str | None = None
+    development: Number = None
+    external: Number = None
+    development_sd: Number = None
+    external_sd: Number = None
+    smd: Number = None
+    imbalanced: bool = False
+
+
+class UpdatedModel(Record):
+    """A model updated on the external cohort (reported beside the frozen one, never replacing it)."""
+
+    method: str
+    description: str
+    slope: float
+    baseline_survival: dict[str, list[float]]
+    calibration: dict[str, CalibrationAt]
 
 
 class CaseMix(Record):
-    """The linear predictor's distribution in the development and the external cohort."""
+    """The linear predictor's distribution in the development and the external cohort, and each
+    baseline characteristic beside the development cohort's."""
+
+    table: list[CaseMixRow] = Field(default_factory=list)
 
     lp_mean_development: Number = None
     lp_sd_development: Number = None
@@ -134,30 +209,56 @@ class CaseMix(Record):
     membership_reason: str | None = None
 
 
-class BundleRecord(Record):
-    """Which frozen model was applied, and what differs between then and now."""
+class FrozenBundleRecord(Record):
+    """Which frozen bundle was applied (its hash verified), and the package versions then and now."""
 
     path: str
     content_sha256: str
     format: str
     study: str
     synthetic_training_data: bool
+    versions_then: dict[str, str | None]
+    versions_now: dict[str, str | None]
+    version_warnings: list[str] = Field(default_factory=list)
+
+
+class BundleRecord(FrozenBundleRecord):
+    """The radiomics bundle: its endpoint, features, cut-off and development summary."""
+
     endpoint: dict[str, str]
     features: list[str]
     cutoff: dict[str, Any]
     development: dict[str, Any]
-    versions_then: dict[str, str | None]
-    versions_now: dict[str, str | None]
-    version_warnings: list[str] = Field(default_factory=list)
     time_unit_conversion: str | None = None
 
 
+class CnnScoreRecord(Record):
+    """One survival score of the CNN bundle as frozen."""
+
+    label: str | None = None
+    endpoint: dict[str, str]
+    cutoff: float
+    kind: str
+
+
+class CnnBundleRecord(FrozenBundleRecord):
+    """The CNN bundle (its weights' hashes verified too): networks, scores and cut-offs."""
+
+    networks: list[str]
+    scores: dict[str, CnnScoreRecord]
+    response_scores: dict[str, Number]
+    time_unit_conversion: list[str] = Field(default_factory=list)
+
+
 class External(Record):
-    bundle: BundleRecord
+    bundle: BundleRecord | None = None
+    cnn_bundle: CnnBundleRecord | None = None
     time_unit: str
     times: list[float]
     models: dict[str, ModelValidation]
-    case_mix: CaseMix
+    response: dict[str, ResponseValidation] = Field(default_factory=dict)
+    skipped: dict[str, str] = Field(default_factory=dict)
+    case_mix: CaseMix | None = None
 
 
 class ExternalResults(ResultsFile):
@@ -174,9 +275,9 @@ class ExternalResults(ResultsFile):
     timings: dict[str, float] | None = None
 
 
-def installed_versions() -> dict[str, str | None]:
+def installed_versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for name in VERSIONED_PACKAGES:
+    for name in packages:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -184,10 +285,11 @@ def installed_versions() -> dict[str, str | None]:
     return versions
 
 
-def version_warnings(then: dict[str, str | None], now: dict[str, str | None]) -> list[str]:
+def version_warnings(then: dict[str, str | None], now: dict[str, str | None],
+                     packages: tuple[str, ...] = VERSIONED_PACKAGES, what: str = "feature values") -> list[str]:
     """One line per package whose version differs from the one the model was frozen with."""
-    return [f"{name} {now.get(name)} here, {then.get(name)} when the model was frozen: feature values can differ"
-            for name in VERSIONED_PACKAGES if name in then and then.get(name) != now.get(name)]
+    return [f"{name} {now.get(name)} here, {then.get(name)} when the model was frozen: {what} can differ"
+            for name in packages if name in then and then.get(name) != now.get(name)]
 
 
 def bundle_record(bundle: RadiomicsBundle, loaded: LoadedExternal) -> dict[str, Any]:
@@ -205,15 +307,35 @@ def bundle_record(bundle: RadiomicsBundle, loaded: LoadedExternal) -> dict[str, 
             "time_unit_conversion": conversion}
 
 
+def cnn_bundle_record(cnn: CnnBundle, loaded: LoadedExternal) -> dict[str, Any]:
+    """The CNN bundle as the report describes it: its scores, cut-offs and versions."""
+    now = installed_versions(CNN_VERSIONED_PACKAGES)
+    then = {name: cnn.versions.get(name) for name in CNN_VERSIONED_PACKAGES}
+    endpoints = loaded.protocol.time_to_event_endpoints()
+    conversions = sorted({f"{e.name}: times converted from {endpoints[e.name].unit} to the model's {e.unit}"
+                          for e in (s.endpoint for s in cnn.scores.values())
+                          if e.name in endpoints and endpoints[e.name].unit != e.unit})
+    return {"path": str(cnn.source), "content_sha256": cnn.content_sha256, "format": cnn.format, "study": cnn.study,
+            "synthetic_training_data": cnn.synthetic_training_data, "networks": list(cnn.networks),
+            "scores": {name: {"label": s.label, "endpoint": s.endpoint.model_dump(mode="json", exclude_none=True),
+                              "cutoff": s.cutoff, "kind": "fused" if s.fused_coefficients else "network"}
+                       for name, s in cnn.scores.items()},
+            "response_scores": {name: r.youden_cutoff for name, r in cnn.response_scores.items()},
+            "versions_then": then, "versions_now": now,
+            "version_warnings": version_warnings(then, now, CNN_VERSIONED_PACKAGES, "the network outputs"),
+            "time_unit_conversion": conversions}
+
+
 def external_flow(flow: dict[str, Any]) -> dict[str, Any]:
     """The participant flow of a validation: every included patient is in the external cohort."""
     return {**flow, "partitions": {"external": flow["n_included"]}, "training_partitions": [],
             "test_partitions": ["external"], "split_method": "none: every included patient validates the frozen model"}
 
 
-def assemble_external_results(loaded: LoadedExternal, bundle: RadiomicsBundle, run_dir: Path,
-                              environment: dict[str, Any], timings: dict[str, float], run_id: str) -> ExternalResults:
-    """The validation's results.json from the protocol, the bundle and the stage folders."""
+def assemble_external_results(loaded: LoadedExternal, bundle: RadiomicsBundle | None, run_dir: Path,
+                              environment: dict[str, Any], timings: dict[str, float], run_id: str,
+                              cnn: CnnBundle | None = None) -> ExternalResults:
+    """The validation's results.json from the protocol, the bundles and the stage folders."""
     protocol = loaded.protocol
     external = read_json(run_dir / "validation" / "external.json")
     return ExternalResults.model_validate({
@@ -226,8 +348,9 @@ def assemble_external_results(loaded: LoadedExternal, bundle: RadiomicsBundle, r
         "primary_endpoint": protocol.validation.endpoint,
         "flow": external_flow(flow_section(loaded, run_dir)),
         "validation": read_json(run_dir / "cohort" / "validation.json"),
-        "external": {"bundle": bundle_record(bundle, loaded), "time_unit": protocol.primary_endpoint().unit,
-                     "times": protocol.validation.times, **external},
+        "external": {"bundle": bundle_record(bundle, loaded) if bundle is not None else None,
+                     "cnn_bundle": cnn_bundle_record(cnn, loaded) if cnn is not None else None,
+                     "time_unit": protocol.primary_endpoint().unit, "times": protocol.validation.times, **external},
         "software": software_section(environment),
         "timings": timings,
     })
