@@ -179,3 +179,14 @@ def test_refusals_exit_with_code_2(development, small_cohort_dir, tmp_path) -> N
     wrong_way = runner.invoke(app, ["external", str(development / "model"), str(development_protocol)])
     assert wrong_way.exit_code == 2
     assert "external_validation" in wrong_way.output
+
+
+def test_a_clinical_table_without_the_endpoint_column_is_refused(development, small_cohort_dir, tmp_path) -> None:
+    cohort = tmp_path / "cohort"
+    shutil.copytree(small_cohort_dir / "cohort", cohort)
+    clinical = pd.read_csv(cohort / "clinical.csv", dtype={"patient_id": str})
+    clinical.drop(columns="pfs_days").to_csv(cohort / "clinical.csv", index=False)
+    result = CliRunner().invoke(app, ["external", str(development / "model"),
+                                      str(external_protocol(tmp_path, cohort)), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "pfs_days" in result.output

@@ -66,3 +66,36 @@ def test_real_cohort_c_index_matches_lifelines(real_run):
     test = data[data["partition"] == "test"]
     assert results["evaluation"]["test"]["c_index"] == pytest.approx(
         concordance_index(test["os_days"], -test["risk_score"], test["os_event"]), abs=1e-9)
+
+
+def test_the_frozen_real_model_applied_to_real_ct_gives_back_its_scores(real_run, tmp_path):
+    """The external path on real CT: the lung1 model, frozen, applied to the real cohort it was
+    developed on (the only real cohort here, so a reproduction check, not an external
+    validation), extracting only its own features, gives back the development scores."""
+    from studyrunner.external.run import validate_externally
+    from studyrunner.protocol import load_external_protocol
+
+    run_dir, _ = real_run
+    protocol = yaml.safe_load((REPO / "protocols" / "lung1_real.yaml").read_text())
+    cohort = protocol["cohort"]
+    data = {
+        "study": {"name": "lung1_reproduction", "kind": "external_validation", "synthetic": False},
+        "cohort": {**{k: cohort[k] for k in ("id_column", "manifest_columns", "value_mappings", "inclusion")},
+                   "clinical_table": str(LUNG1 / "clinical.csv"), "image_manifest": str(LUNG1 / "manifest.csv"),
+                   "validation": {"suite": str(REPO / "validation" / "clinical_table.yaml"), "age_column": "age"},
+                   "split": {"method": "none", "training": ["development"]}},
+        "endpoints": protocol["endpoints"],
+        "preprocessing": {"mask_label": 1},
+        "validation": {"endpoint": "os", "times": [365.5, 730.5]},
+        "report": {"title": "Lung1 model reproduction on real CT"},
+    }
+    path = tmp_path / "external.yaml"
+    path.write_text(yaml.safe_dump(data))
+    external = validate_externally(run_dir / "model", load_external_protocol(path),
+                                   RunOptions(out_dir=tmp_path / "run"))
+    scores = pd.read_csv(external / "scores" / "scores.csv", dtype={"patient_id": str}).set_index("patient_id")
+    stored = pd.read_csv(run_dir / "statistics" / "scores.csv", dtype={"patient_id": str}).set_index("patient_id")
+    assert set(scores.index) == set(stored.index)
+    assert np.allclose(scores.loc[stored.index, "score"], stored["risk_score"], rtol=0, atol=1e-9)
+    features = pd.read_csv(external / "radiomics" / "features.csv", dtype={"patient_id": str})
+    assert features.shape[1] - 1 < 10  # only the model's features were extracted
