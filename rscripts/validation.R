@@ -200,3 +200,33 @@ calibration_groups <- function(y, r, t, groups) {
   })
   do.call(rbind, rows)
 }
+
+
+#' Smoothed calibration at t of frozen predicted risks: the observed risk by t as a smooth
+#' function of the predicted risk, from a Cox model of the outcome on a natural cubic spline
+#' (3 df) of the complementary log-log of the predicted risk, and its summaries: the
+#' integrated calibration index ICI (mean absolute difference between the smoothed observed
+#' and the predicted risk over the patients), E50 (median), E90 (90th percentile) and Emax.
+#' Austin PC, Harrell FE Jr, van Klaveren D (2020), Graphical calibration curves and the
+#' integrated calibration index (ICI) for survival models, Stat Med 39:2714-2742.
+#'
+#' @return list(t, ici, e50, e90, emax, curve = data.frame(predicted, observed)) with the
+#'   curve on `n_grid` predicted risks between the 1st and 99th percentiles.
+smoothed_calibration <- function(df, time, event, risk, t, n_grid = 50) {
+  y <- surv_outcome(df, time, event)
+  r <- frozen_score(df, risk)
+  stop_on_rows(df, r < 0 | r > 1, sprintf("column '%s': predicted risk is not in [0, 1]", risk))
+  clipped <- pmin(pmax(r, 1e-8), 1 - 1e-8)
+  data <- data.frame(cll = log(-log(1 - clipped)))
+  fit <- survival::coxph(y ~ splines::ns(cll, df = 3), data = data)
+  observed_at <- function(new) {
+    s <- summary(survival::survfit(fit, newdata = new), times = t, extend = TRUE)$surv
+    1 - as.numeric(s)
+  }
+  observed <- observed_at(data)
+  error <- abs(observed - r)
+  grid <- unique(stats::quantile(clipped, probs = seq(0.01, 0.99, length.out = n_grid), names = FALSE))
+  list(t = t, ici = mean(error), e50 = stats::median(error), e90 = unname(stats::quantile(error, 0.9)),
+       emax = max(error),
+       curve = data.frame(predicted = grid, observed = observed_at(data.frame(cll = log(-log(1 - grid))))))
+}

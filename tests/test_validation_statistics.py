@@ -312,3 +312,26 @@ def test_predicted_risk_from_baseline_rejects_bad_input(times: list[float], surv
                                                         lp: Any, match: str) -> None:
     with pytest.raises(InputError, match=match):
         predicted_risk_from_baseline(times, surv, lp, 1.0)
+
+
+def test_smoothed_calibration_is_small_for_true_risks_and_sees_halved_risks() -> None:
+    """Predictions equal to the true risk give an ICI near 0; halving them gives an ICI near
+    the mean of the halved amount (Austin, Harrell & van Klaveren 2020)."""
+    from studyrunner.statistics.validation import smoothed_calibration
+
+    rng = np.random.default_rng(3)
+    n, t = 2000, 12.0
+    lp = rng.normal(0.0, 1.0, n)
+    rate = 0.03 * np.exp(lp)
+    event_time = rng.exponential(1.0 / rate)
+    follow_up = rng.uniform(24.0, 36.0, n)
+    frame = pd.DataFrame({"time": np.minimum(event_time, follow_up), "event": (event_time <= follow_up).astype(int),
+                          "true": 1.0 - np.exp(-rate * t)})
+    calibrated = smoothed_calibration(frame, "time", "event", "true", t)
+    assert calibrated["ici"] < 0.02
+    halved = smoothed_calibration(frame.assign(half=frame["true"] / 2), "time", "event", "half", t)
+    assert halved["ici"] == pytest.approx(float(np.mean(frame["true"] / 2)), abs=0.02)
+    assert halved["e90"] >= halved["e50"]
+    curve = halved["curve"]
+    assert len(curve["predicted"]) == len(curve["observed"]) > 10
+    assert np.all(np.array(curve["observed"]) > np.array(curve["predicted"]))  # halved: observed above predicted

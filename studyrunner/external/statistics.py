@@ -8,7 +8,9 @@ shared wrappers):
 - discrimination: Harrell's C and Uno's C truncated at the last evaluation time (Uno H et al.
   (2011), Stat Med 30:1105-1117); the time-dependent AUC at each time (Blanche P et al.
   (2013), Stat Med 32:5381-5397);
-- calibration at each time: observed (Kaplan-Meier) against mean predicted risk, the O/E
+- calibration at each time: the smoothed calibration curve and the integrated calibration
+  index (Austin PC, Harrell FE, van Klaveren D (2020), Stat Med 39:2714-2742);
+  observed (Kaplan-Meier) against mean predicted risk, the O/E
   ratio (Debray TPA et al. (2017), BMJ 356:i6460), the IPCW Brier score and the index of
   prediction accuracy (Graf E et al. (1999), Stat Med 18:2529-2545), a table by group of
   predicted risk; the calibration slope (van Houwelingen HC (2000), Stat Med 19:3401-3415);
@@ -35,6 +37,7 @@ from studyrunner.statistics.validation import (
     calibration_slope,
     concordance_indices,
     predicted_risk_from_baseline,
+    smoothed_calibration,
 )
 
 
@@ -56,7 +59,9 @@ def calibration(rows: pd.DataFrame, baseline: dict[str, list[float]], times: lis
     by_time: dict[str, Any] = {}
     for key, t in zip(keys, times, strict=True):
         risk = predicted_risk_from_baseline(baseline["time"], baseline["survival"], rows["lp"].to_numpy(), t)
-        by_time[key] = calibration_at(rows.assign(risk=risk), "time", "event", "risk", t, groups)
+        scored = rows.assign(risk=risk)
+        by_time[key] = {**calibration_at(scored, "time", "event", "risk", t, groups),
+                        "smoothed": smoothed_calibration(scored, "time", "event", "risk", t)}
     return {"slope": slope, "at": by_time}
 
 

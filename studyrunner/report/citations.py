@@ -17,5 +17,6 @@ METHOD_REFERENCES = {
     "youden": "Youden, Cancer 1950",
     "xtile": "Camp, Dolled-Filhart & Rimm, Clin Cancer Res 2004",
     "nomogram": "Harrell, Regression Modeling Strategies, 2015: rms::nomogram",
+    "ici": "Austin, Harrell & van Klaveren, Stat Med 2020",
     "seed000": "Transl Lung Cancer Res 2022;11(4):670-685",
 }

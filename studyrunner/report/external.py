@@ -124,7 +124,10 @@ def draw_external_figures(results: ExternalResults, figures_dir: Path) -> dict[s
                                         time_unit=model_unit)
         rows = calibration_rows(model)
         if rows:
-            figures[f"calibration_{name}"] = draw_calibration(rows, model_unit, figures_dir / f"calibration_{name}.png")
+            curves = {at.t: (at.smoothed.curve.predicted, at.smoothed.curve.observed)
+                      for at in model.calibration.at.values() if at.smoothed is not None}
+            figures[f"calibration_{name}"] = draw_calibration(rows, model_unit, figures_dir / f"calibration_{name}.png",
+                                                              curves)
     return figures
 
 
@@ -154,7 +157,7 @@ def render_external_report(run_dir: Path) -> Path:
         "figures": {key: path.relative_to(report_dir).as_posix() for key, path in figures.items()},
         "tripod_type_text": TRIPOD_TYPES.get(str(study.tripod_type)), "tripod_reference": TRIPOD_AI_REFERENCE,
         "checklist": checklist(results), "ci": ci_label(), "ci_words": ci_words(), "refs": METHOD_REFERENCES,
-        "imbalance": IMBALANCE,
+        "imbalance": IMBALANCE, "e90_label": "E90",
     }
     html = environment.get_template(MAIN_TEMPLATE).render(**context)
     (report_dir / "report.html").write_text(html, encoding="utf-8")

@@ -74,6 +74,23 @@ class CalibrationGroup(Record):
     upper: Number = None
 
 
+class CalibrationCurve(Record):
+    predicted: list[float]
+    observed: list[float]
+
+
+class SmoothedCalibration(Record):
+    """The smoothed calibration curve at one time and its integrated calibration index (ICI),
+    median (E50), 90th percentile (E90) and maximum (Emax) absolute error (Austin et al. 2020)."""
+
+    t: float
+    ici: Number = None
+    e50: Number = None
+    e90: Number = None
+    emax: Number = None
+    curve: CalibrationCurve
+
+
 class CalibrationAt(Record):
     """Observed (1 - Kaplan-Meier) against mean predicted risk by one time."""
 
@@ -85,6 +102,7 @@ class CalibrationAt(Record):
     oe: Interval
     brier: Brier
     groups: list[CalibrationGroup] = Field(default_factory=list)
+    smoothed: SmoothedCalibration | None = None
 
 
 class CalibrationSlope(Record):

@@ -28,6 +28,7 @@ _concordance_indices = r_function("validation", "concordance_indices", input_err
 _calibration_at = r_function("validation", "calibration_at", input_errors=True,
                              counts=("n", "n_events", "groups.group", "groups.n",
                                      "groups.n_events"))
+_smoothed_calibration = r_function("validation", "smoothed_calibration", input_errors=True)
 _calibration_slope = r_function("validation", "calibration_slope", input_errors=True,
                                 counts=("n", "n_events"))
 
@@ -67,6 +68,22 @@ def calibration_at(df: pd.DataFrame, time: str, event: str, predicted_risk_colum
     columns = [time, event, predicted_risk_column]
     return to_jsonable(_calibration_at(input_columns(df, columns), time, event,
                                        predicted_risk_column, float(t), int(groups)))
+
+
+def smoothed_calibration(df: pd.DataFrame, time: str, event: str, predicted_risk_column: str,
+                         t: float, n_grid: int = 50) -> dict[str, Any]:
+    """Smoothed calibration at ``t`` (Austin, Harrell & van Klaveren, Stat Med 2020): the
+    observed risk by t as a spline function of the predicted risk (R ``smoothed_calibration``).
+
+    Returns ``{"t", "ici", "e50", "e90", "emax", "curve": {"predicted": [...], "observed":
+    [...]}}``: the integrated calibration index (mean absolute difference between smoothed
+    observed and predicted risk), its median, 90th percentile and maximum, and the curve.
+    """
+    result = _smoothed_calibration(input_columns(df, [time, event, predicted_risk_column]), time, event,
+                                   predicted_risk_column, float(t), int(n_grid))
+    curve = result["curve"]
+    return to_jsonable({**{k: result[k] for k in ("t", "ici", "e50", "e90", "emax")},
+                        "curve": {"predicted": curve["predicted"].tolist(), "observed": curve["observed"].tolist()}})
 
 
 def calibration_slope(df: pd.DataFrame, time: str, event: str, lp: str) -> dict[str, Any]:

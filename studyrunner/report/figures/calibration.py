@@ -4,7 +4,7 @@ observed event probability."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -22,9 +22,11 @@ def rows_by_time(rows: Sequence[CalibrationRow]) -> dict[float, list[Calibration
     return by_time
 
 
-def draw_calibration(calibration: Sequence[CalibrationRow], time_unit: str, path: Path) -> Path:
+def draw_calibration(calibration: Sequence[CalibrationRow], time_unit: str, path: Path,
+                     smoothed: Mapping[float, tuple[Sequence[float], Sequence[float]]] | None = None) -> Path:
     """Calibration at each time: mean predicted event probability per risk group against the
-    Kaplan–Meier observed event probability with its confidence interval; the diagonal is perfect calibration."""
+    Kaplan–Meier observed event probability with its confidence interval; the diagonal is perfect
+    calibration. ``smoothed`` adds each time's smoothed curve {t: (predicted, observed)}."""
     by_time = rows_by_time(calibration)
     with plt.rc_context(STYLE):
         fig, axes = panels(len(by_time))
@@ -36,7 +38,10 @@ def draw_calibration(calibration: Sequence[CalibrationRow], time_unit: str, path
             err_hi = [as_float(r.upper) - o for o, r in zip(obs, rows, strict=True)]
             ax.plot([0, 1], [0, 1], **REFERENCE_LINE)
             ax.errorbar(pred, obs, yerr=[err_lo, err_hi], fmt="o-", color=time_colour(i), ms=3.5, lw=1.0,
-                        elinewidth=0.8, capsize=2)
+                        elinewidth=0.8, capsize=2, label="Groups (Kaplan\u2013Meier)")
+            if smoothed and t in smoothed:
+                ax.plot(*smoothed[t], color=time_colour(i), lw=1.4, alpha=0.6, label="Smoothed")
+                ax.legend(loc="upper left", fontsize="small", frameon=False)
             ax.set_xlim(-0.02, 1.02)
             ax.set_ylim(-0.02, 1.02)
             ax.set_aspect("equal")
