@@ -191,6 +191,8 @@ class RadiomicsBundle(_Frozen):
     baseline_survival: BaselineSurvival
     development: Development
     versions: dict[str, str | None]
+    parent_sha256: str | None = None
+    updating: dict[str, Any] | None = None
     content_sha256: str
     source: Path
 
@@ -667,3 +669,23 @@ def freeze_run(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path) -> None:
                  baseline=baseline_survival(rows, model["time"], model["event"], "risk_score"),
                  development=development_record(run_dir, rows, model["event"], training),
                  protocol_sha256=loaded.sha256, study_name=study.name, synthetic=study.synthetic)
+
+
+def write_updated_bundle(parent: RadiomicsBundle, out_dir: Path, *, method: str, description: str, slope: float,
+                         baseline_survival: Mapping[str, Any], cohort: str) -> Path:
+    """Write the model updated on an external cohort as a new bundle beside, never over, its
+    parent: the parent's content with the coefficients and cut-off multiplied by ``slope``
+    (the updated LP is slope x the frozen LP, so the risk groups stay the same patients), the
+    re-estimated Breslow baseline survival, ``parent_sha256`` (the frozen model's hash) and
+    ``updating`` (method, slope, the cohort it was updated on). Returns its path."""
+    content = load_bundle(parent.source, BUNDLE_FORMAT)
+    parent_sha256 = content.pop("content_sha256")
+    content["coefficients"] = {name: slope * coef for name, coef in content["coefficients"].items()}
+    content["cutoff"] = {**content["cutoff"], "value": slope * content["cutoff"]["value"]}
+    content["baseline_survival"] = dict(baseline_survival)
+    content["parent_sha256"] = parent_sha256
+    content["updating"] = {"method": method, "description": description, "slope": slope, "cohort": cohort}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "bundle.json"
+    write_json(path, {**content, "content_sha256": sha256_json(content)})
+    return path

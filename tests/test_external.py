@@ -23,7 +23,7 @@ from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.utils import concordance_index
 from typer.testing import CliRunner
 
-from studyrunner.bundle import load_radiomics_bundle
+from studyrunner.bundle import linear_predictor, load_radiomics_bundle
 from studyrunner.cli import app
 from studyrunner.external.run import unit_factor, validate_externally
 from studyrunner.protocol import load_external_protocol, load_protocol
@@ -44,7 +44,7 @@ def development(small_cohort_dir, tmp_path_factory) -> Path:
 
 
 def external_protocol(folder: Path, cohort: Path, *, time: str = "pfs_days", unit: str = "days",
-                      times: list[float] = TIMES_DAYS) -> Path:
+                      times: list[float] = TIMES_DAYS, updating: list[str] | None = None) -> Path:
     """An external-validation protocol over ``cohort`` (clinical.csv + manifest.csv)."""
     data = {
         "study": {"name": "external_test", "kind": "external_validation", "synthetic": True,
@@ -56,7 +56,8 @@ def external_protocol(folder: Path, cohort: Path, *, time: str = "pfs_days", uni
                    "split": {"method": "none", "training": ["development"]}},
         "endpoints": {"pfs": {"type": "time_to_event", "label": "Progression-free survival", "time": time,
                               "event": "pfs_event", "unit": unit}},
-        "validation": {"endpoint": "pfs", "times": times, "calibration_groups": 3, "min_events_per_group": 5},
+        "validation": {"endpoint": "pfs", "times": times, "calibration_groups": 3, "min_events_per_group": 5,
+                       "updating": updating or []},
         "report": {"title": "External validation test"},
     }
     path = folder / "external.yaml"
@@ -68,7 +69,7 @@ def external_protocol(folder: Path, cohort: Path, *, time: str = "pfs_days", uni
 def own_cohort(development, small_cohort_dir, tmp_path_factory) -> Path:
     """The frozen model validated on its own development cohort."""
     work = tmp_path_factory.mktemp("own")
-    protocol = external_protocol(work, small_cohort_dir / "cohort")
+    protocol = external_protocol(work, small_cohort_dir / "cohort", updating=["baseline", "slope"])
     return validate_externally(development / "model", load_external_protocol(protocol),
                                RunOptions(out_dir=work / "run"))
 
@@ -190,3 +191,58 @@ def test_a_clinical_table_without_the_endpoint_column_is_refused(development, sm
                                       str(external_protocol(tmp_path, cohort)), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
     assert "pfs_days" in result.output
+
+
+def test_updated_models_are_new_bundles_naming_their_parent(own_cohort, development) -> None:
+    frozen = load_radiomics_bundle(development / "model")
+    model = json.loads((own_cohort / "results.json").read_text())["external"]["models"]["radiomics_score"]
+    rows = outcomes(own_cohort)
+    features = pd.read_csv(development / "radiomics" / "features.csv", dtype={"patient_id": str})
+    features = features.set_index("patient_id")
+    for method in ("baseline", "slope"):
+        updated = model["updated"][method]
+        bundle = load_radiomics_bundle(Path(updated["bundle_path"]))  # its own hash verified
+        assert bundle.parent_sha256 == frozen.content_sha256
+        assert bundle.content_sha256 == updated["bundle_sha256"]
+        lp = linear_predictor(bundle, features).loc[rows["patient_id"]].to_numpy()
+        assert np.allclose(lp, updated["slope"] * rows["lp"].to_numpy(), rtol=0, atol=1e-9)
+        assert bundle.cutoff.value == pytest.approx(updated["slope"] * frozen.cutoff.value)
+        for at in updated["calibration"].values():  # apparent: updated where it is assessed
+            assert at["oe"]["estimate"] == pytest.approx(1.0, abs=0.25)
+    cox = CoxPHFitter().fit(rows[["time", "event", "lp"]], "time", "event")
+    assert model["updated"]["slope"]["slope"] == pytest.approx(cox.params_["lp"], abs=1e-4)
+    assert model["updated"]["baseline"]["slope"] == 1.0
+
+
+def test_images_of_another_spacing_are_resampled_as_the_bundle_says(small_cohort_dir, tmp_path) -> None:
+    """A model frozen with 1 mm resampling, applied to the same patients' images at another
+    spacing: the extraction uses the bundle's parameters (resampling to 1 mm), and every case
+    is scored. (The scores do not reproduce the development ones: interpolating a noisy CT to
+    a coarser grid and back smooths it, and first-order and texture features move, which is
+    what acquisition differences do to a radiomics model.)"""
+    work = tmp_path / "dev"
+    work.mkdir()
+    shutil.copytree(small_cohort_dir / "cohort", work / "cohort")
+    dev = run_study(load_protocol(small_study(work, **{"preprocessing.resample_spacing": [1.0, 1.0, 1.0]})),
+                    RunOptions(out_dir=work / "run"))
+    assert load_radiomics_bundle(dev / "model").extraction_params["setting"]["resampledPixelSpacing"] == [1.0] * 3
+    cohort = tmp_path / "cohort"
+    shutil.copytree(small_cohort_dir / "cohort", cohort)
+    manifest = pd.read_csv(cohort / "manifest.csv", dtype={"patient_id": str})
+    for column, interpolator in (("image", sitk.sitkLinear), ("mask", sitk.sitkNearestNeighbor)):
+        for relative in manifest[column]:
+            image = sitk.ReadImage(str(cohort / relative))
+            spacing = (0.9, 0.9, 1.6)
+            size = [round(n * s / t) for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing, strict=True)]
+            resampled = sitk.Resample(image, size, sitk.Transform(), interpolator, image.GetOrigin(), spacing,
+                                      image.GetDirection(), 0, image.GetPixelID())
+            sitk.WriteImage(resampled, str(cohort / relative))
+    run_dir = validate_externally(dev / "model", load_external_protocol(external_protocol(tmp_path, cohort)),
+                                  RunOptions(out_dir=tmp_path / "run"))
+    used = yaml.safe_load((run_dir / "radiomics" / "params.yaml").read_text())
+    assert used["setting"]["resampledPixelSpacing"] == [1.0, 1.0, 1.0]
+    assert used == load_radiomics_bundle(dev / "model").extraction_params
+    scores = pd.read_csv(run_dir / "scores" / "scores.csv", dtype={"patient_id": str}).set_index("patient_id")
+    stored = pd.read_csv(dev / "statistics" / "scores.csv", dtype={"patient_id": str}).set_index("patient_id")
+    assert set(scores.index) == set(stored.index)
+    assert np.isfinite(scores["score"]).all()

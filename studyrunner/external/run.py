@@ -34,13 +34,14 @@ from studyrunner.bundle import (
     load_cnn_bundle,
     load_radiomics_bundle,
     lp_summary,
+    write_updated_bundle,
 )
 from studyrunner.environment import environment_report
 from studyrunner.errors import InputError
 from studyrunner.external.case_mix import case_mix_rows, external_table_one
 from studyrunner.external.cnn import score_cases, validate_cnn_bundle
 from studyrunner.external.statistics import validate_score
-from studyrunner.external.updating import updated_calibration, updated_model
+from studyrunner.external.updating import UpdatingMethod, updated_calibration, updated_model
 from studyrunner.paths import repo_folder
 from studyrunner.protocol import LoadedExternal, TimeToEventEndpoint
 from studyrunner.registry import time_key
@@ -143,6 +144,18 @@ class ExternalRun(StudyRun):
 
         self.stage(EXTERNAL_STAGES["cnn_scores"], work, settings=[cnn.content_sha256, self.device])
 
+    def update(self, bundle: RadiomicsBundle, rows: pd.DataFrame, method: UpdatingMethod, times: list[float],
+               keys: list[str]) -> dict[str, Any]:
+        """One updated model: its calibration here and its bundle (validation/updated_<method>/)."""
+        plan = self.external.protocol.validation
+        updated = updated_model(rows, method)
+        path = write_updated_bundle(bundle, self.run_dir / "validation" / f"updated_{method}", method=method,
+                                    description=updated["description"], slope=updated["slope"],
+                                    baseline_survival=updated["baseline_survival"],
+                                    cohort=self.external.protocol.study.name)
+        return {**updated, "calibration": updated_calibration(rows, updated, times, keys, plan.calibration_groups),
+                "bundle_path": str(path), "bundle_sha256": read_json(path)["content_sha256"]}
+
     def radiomics_validation(self, clinical: pd.DataFrame) -> dict[str, Any]:
         """The radiomics score's statistics, its updating when the protocol asks, and the case
         mix (validation/external.json's part)."""
@@ -156,10 +169,7 @@ class ExternalRun(StudyRun):
         times = [t * factor for t in plan.times]
         model = validate_score(rows, record, plan, times)
         keys = [time_key(t) for t in plan.times]
-        model["updated"] = {method: {**(updated := updated_model(rows, method)),
-                                     "calibration": updated_calibration(rows, updated, times, keys,
-                                                                        plan.calibration_groups)}
-                            for method in plan.updating}
+        model["updated"] = {method: self.update(bundle, rows, method, times, keys) for method in plan.updating}
         variables = self.external.protocol.cohort.baseline_variables
         included = clinical[clinical["patient_id"].isin(rows["patient_id"])].reset_index(drop=True)
         table_one = external_table_one(included, variables) if variables else None

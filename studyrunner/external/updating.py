@@ -27,7 +27,7 @@ from studyrunner.statistics.validation import calibration_at, calibration_slope,
 UpdatingMethod = Literal["baseline", "slope"]
 UPDATING_METHODS: dict[str, str] = {
     "baseline": "recalibration in the large (baseline survival re-estimated, LP unchanged)",
-    "slope": "logistic-type slope recalibration (LP times the calibration slope, baseline re-estimated)",
+    "slope": "slope recalibration of the linear predictor (LP times the calibration slope, baseline re-estimated)",
 }
 
 
@@ -36,8 +36,7 @@ def updated_model(rows: pd.DataFrame, method: UpdatingMethod) -> dict[str, Any]:
     "slope", "baseline_survival"}; its LP is ``slope`` x the frozen LP."""
     slope = 1.0 if method == "baseline" else float(calibration_slope(rows, "time", "event", "lp")["slope"])
     baseline = baseline_survival(rows.assign(lp=slope * rows["lp"]), "time", "event", "lp")
-    return {"method": method, "description": UPDATING_METHODS[method], "slope": slope,
-            "baseline_survival": {"time": baseline["time"], "survival": baseline["survival"]}}
+    return {"method": method, "description": UPDATING_METHODS[method], "slope": slope, "baseline_survival": baseline}
 
 
 def updated_calibration(rows: pd.DataFrame, model: dict[str, Any], times: list[float], keys: list[str],

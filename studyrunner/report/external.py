@@ -20,11 +20,11 @@ from studyrunner.report.citations import METHOD_REFERENCES
 from studyrunner.report.figures.calibration import draw_calibration
 from studyrunner.report.figures.flow import draw_flow_diagram
 from studyrunner.report.figures.km import draw_km
-from studyrunner.report.formatting import ci_label, ci_words
+from studyrunner.report.formatting import ci_label, ci_words, fmt_int, fmt_num
 from studyrunner.report.render import STYLESHEET, reports_dir, template_environment
 from studyrunner.report.tripod import TRIPOD_AI_ITEMS, TRIPOD_AI_REFERENCE, TRIPOD_TYPES
 from studyrunner.report.views import flow_view, validation_view
-from studyrunner.results.external import External, ExternalResults, ModelValidation
+from studyrunner.results.external import CalibrationSlope, External, ExternalResults, ModelValidation
 from studyrunner.results.models import CalibrationRow
 
 MAIN_TEMPLATE = "external_report.html.j2"
@@ -98,15 +98,76 @@ def development_c(external: External, model: ModelValidation) -> list[dict[str, 
              "upper": p.get("c_upper")} for cohort, p in performance.items()]
 
 
+MIN_EVENTS_VALIDATION = 100  # Collins GS, Ogundimu EO, Altman DG (2016), Stat Med 35:214-226
+MIN_EVENTS_GROUP = 5
+MIN_EVENTS_AUC = 20
+
+
+def slope_reading(slope: CalibrationSlope) -> str:
+    """What the calibration slope says, from its estimate and its confidence interval."""
+    if slope.slope is None or slope.lower is None or slope.upper is None:
+        return "the calibration slope could not be estimated"
+    if slope.lower <= 0 <= slope.upper:
+        return ("its interval includes zero: on this cohort the score carries no clear prognostic information, "
+                "and its calibration cannot be judged")
+    if slope.lower <= 1 <= slope.upper:
+        return ("its interval includes one: no clear evidence that the predictions are too extreme or too "
+                "moderate for this cohort")
+    if slope.upper < 1:
+        return "below one with its whole interval: the frozen model's predictions are too extreme for this cohort"
+    return "above one with its whole interval: the frozen model's predictions are too moderate for this cohort"
+
+
+def spread_reading(development_sd: float | None, external_sd: float | None) -> str:
+    """What the spread of the score in both cohorts implies for discrimination (Debray et al. 2015)."""
+    if development_sd is None or external_sd is None:
+        return "the spread of the score could not be compared"
+    if external_sd < development_sd:
+        return (f"the score spreads less here (SD {fmt_num(external_sd, 3)} against {fmt_num(development_sd, 3)}): "
+                "a more homogeneous cohort, for which a lower C is expected even from a well-transported model")
+    return (f"the score spreads more here (SD {fmt_num(external_sd, 3)} against {fmt_num(development_sd, 3)}): "
+            "a more heterogeneous cohort, for which a higher C is expected")
+
+
+def model_flags(model: ModelValidation, time_unit: str) -> list[str]:
+    """What a reviewer must not read as a finding: too few events overall, in a calibration
+    group or for an AUC at a time; a prediction no better than the Kaplan-Meier risk; risk
+    groups in the wrong order."""
+    flags = []
+    if model.n_events < MIN_EVENTS_VALIDATION:
+        flags.append(f"{fmt_int(model.n_events)} events, fewer than the {MIN_EVENTS_VALIDATION} recommended for an "
+                     "external validation (Collins et al., Stat Med 2016): every interval here is wide")
+    for key, at in model.calibration.at.items():
+        few = [g.group for g in at.groups if g.n_events is not None and g.n_events < MIN_EVENTS_GROUP]
+        if few:
+            flags.append(f"At {key} {time_unit}, {fmt_int(len(few))} of the {fmt_int(len(at.groups))} calibration "
+                         f"groups have fewer than {MIN_EVENTS_GROUP} events: their observed risks are imprecise")
+        if at.n_events < MIN_EVENTS_AUC:
+            flags.append(f"The AUC at {key} {time_unit} rests on {fmt_int(at.n_events)} events")
+        if at.brier.ipa is not None and at.brier.ipa <= 0:
+            flags.append(f"At {key} {time_unit} the model predicts no better than the Kaplan-Meier risk "
+                         f"(index of prediction accuracy {fmt_num(at.brier.ipa, 3)})")
+    if model.risk_groups.hr is not None and model.risk_groups.hr < 1:
+        flags.append("The high-risk group fares better than the low-risk group: the frozen cut-off does not "
+                     "separate this cohort in the intended direction")
+    return flags
+
+
 def model_views(external: External) -> dict[str, dict[str, Any]]:
     """Per validated score what its section prints besides the statistics: its label, its
-    endpoint's label and unit, and the development C-indices."""
+    endpoint's label and unit, the development C-indices, and the readings and flags a
+    reviewer needs (slope, spread, too few events, no better than Kaplan-Meier)."""
     views = {}
     for name, model in external.models.items():
         endpoint = model_endpoint(external, name, model)
+        development_sd = (model.lp_development.sd if model.lp_development is not None
+                          else external.case_mix.lp_sd_development if external.case_mix is not None else None)
         views[name] = {"label": model.label or name.replace("_", " ").capitalize(),
                        "endpoint_label": endpoint.get("label") or endpoint.get("name"), "unit": endpoint.get("unit"),
-                       "development": development_c(external, model)}
+                       "development": development_c(external, model),
+                       "slope_reading": slope_reading(model.calibration.slope),
+                       "spread_reading": spread_reading(development_sd, model.lp.sd),
+                       "flags": model_flags(model, external.time_unit)}
     return views
 
 

@@ -28,7 +28,9 @@ from pydantic import Field
 
 from studyrunner import __version__
 from studyrunner.bundle import CnnBundle, RadiomicsBundle
+from studyrunner.errors import InputError
 from studyrunner.protocol import Endpoint, LoadedExternal, ReportSection
+from studyrunner.registry import time_key
 from studyrunner.results.assemble import flow_section, software_section
 from studyrunner.results.models import (
     CutoffApplied,
@@ -207,8 +209,10 @@ class UpdatedModel(Record):
     method: str
     description: str
     slope: float
-    baseline_survival: dict[str, list[float]]
+    baseline_survival: dict[str, Any]
     calibration: dict[str, CalibrationAt]
+    bundle_path: str | None = Field(None, description="the updated model's bundle, which names its parent's hash")
+    bundle_sha256: str | None = None
 
 
 class CaseMix(Record):
@@ -245,8 +249,12 @@ class BundleRecord(FrozenBundleRecord):
 
     endpoint: dict[str, str]
     features: list[str]
+    coefficients: dict[str, float] = Field(default_factory=dict)
+    normalisation: dict[str, dict[str, float]] = Field(default_factory=dict)
     cutoff: dict[str, Any]
     development: dict[str, Any]
+    baseline_at: dict[str, float | None] = Field(default_factory=dict,
+                                                 description="S0 at each evaluation time (the model's unit)")
     time_unit_conversion: str | None = None
 
 
@@ -310,6 +318,21 @@ def version_warnings(then: dict[str, str | None], now: dict[str, str | None],
             for name in packages if name in then and then.get(name) != now.get(name)]
 
 
+def baseline_at_times(bundle: RadiomicsBundle, loaded: LoadedExternal) -> dict[str, float | None]:
+    """The frozen baseline survival S0 at each evaluation time (keyed in the protocol's unit)."""
+    from studyrunner.bundle import baseline_survival_at
+    from studyrunner.external.run import unit_factor
+
+    factor = unit_factor(loaded.protocol.primary_endpoint().unit, bundle.endpoint.unit)
+    out: dict[str, float | None] = {}
+    for t in loaded.protocol.validation.times:
+        try:
+            out[time_key(t)] = baseline_survival_at(bundle, t * factor)
+        except InputError:
+            out[time_key(t)] = None  # beyond the development follow-up
+    return out
+
+
 def bundle_record(bundle: RadiomicsBundle, loaded: LoadedExternal) -> dict[str, Any]:
     now = installed_versions()
     then = {name: bundle.versions.get(name) for name in VERSIONED_PACKAGES}
@@ -319,6 +342,9 @@ def bundle_record(bundle: RadiomicsBundle, loaded: LoadedExternal) -> dict[str, 
     return {"path": str(bundle.source), "content_sha256": bundle.content_sha256, "format": bundle.format,
             "study": bundle.study, "synthetic_training_data": bundle.synthetic_training_data,
             "endpoint": bundle.endpoint.model_dump(mode="json", exclude_none=True), "features": list(bundle.features),
+            "coefficients": dict(bundle.coefficients),
+            "normalisation": {name: n.model_dump(mode="json") for name, n in bundle.normalisation.items()},
+            "baseline_at": baseline_at_times(bundle, loaded),
             "cutoff": bundle.cutoff.model_dump(mode="json"),
             "development": bundle.development.model_dump(mode="json", exclude={"table_one"}),
             "versions_then": then, "versions_now": now, "version_warnings": version_warnings(then, now),
