@@ -430,6 +430,11 @@ class RiskScorePlan(_Strict):
         0.05, gt=0, le=1, description="univariate p below which a covariate enters the multivariable model")
     nomogram_times: list[float] = Field(
         default_factory=list, description="survival probabilities drawn on the nomogram")
+    calibration_times: list[float] = Field(
+        default_factory=list,
+        description="calibration of every score at these times: its predicted risk from the training cohort's "
+                    "Breslow baseline survival, on training (apparent) and test")
+    calibration_groups: int = Field(4, ge=2, le=10, description="groups of predicted risk in the calibration tables")
     subgroups: list[str] = Field(default_factory=list, description="columns for subgroup KM/HR (clinical columns or "
                                  "names given in feature_columns); a numeric column is split at its training median")
     feature_columns: dict[str, str] = Field(

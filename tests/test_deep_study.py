@@ -180,3 +180,33 @@ def test_the_frozen_cnn_bundle_reproduces_every_score(deep_run):
             score_with_cnn_bundle(deep_run / "model" / "cnn_bundle.json", test)
     finally:
         weights.write_bytes(original)
+
+
+def test_each_score_is_calibrated_from_its_training_breslow_baseline(deep_run):
+    """O/E of a score at a time, by hand: the test cohort's Kaplan-Meier risk over the mean of
+    1 - S0(t)^exp(score), S0 Breslow's estimate on the training cohort with the score fixed."""
+    from lifelines import KaplanMeierFitter
+
+    res = results(deep_run)
+    table = pd.read_csv(deep_run / "statistics" / "risk_scores.csv", dtype={"patient_id": str})
+    training = table["partition"].isin(res["risk_scores"]["cohorts"]["training"])
+    for name, block in res["risk_scores"]["scores"].items():
+        calibration = block.get("calibration") or {}
+        if "test" not in calibration:
+            continue
+        endpoint = res["endpoints"][block["endpoint"]]
+        rows = table[table[endpoint["time"]].notna()]
+        train, test = rows[training.loc[rows.index]], rows[~training.loc[rows.index]]
+        for key, at in calibration["test"]["at"].items():
+            t = float(key)
+            times, events = train[endpoint["time"]].to_numpy(float), train[endpoint["event"]].to_numpy(int)
+            risk = np.exp(train[name].to_numpy(float))
+            hazard = sum(events[times == u].sum() / risk[times >= u].sum()
+                         for u in np.unique(times[(events == 1) & (times <= t)]))
+            expected = float(np.mean(1.0 - np.exp(-hazard) ** np.exp(test[name].to_numpy(float))))
+            km = KaplanMeierFitter().fit(test[endpoint["time"]], test[endpoint["event"]])
+            observed = 1.0 - float(km.survival_function_at_times(t).iloc[0])
+            assert at["predicted"] == pytest.approx(expected, abs=1e-9)
+            assert at["oe"]["estimate"] == pytest.approx(observed / expected, abs=1e-9)
+        return
+    pytest.fail("no score was calibrated on the test cohort")

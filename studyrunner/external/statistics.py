@@ -30,15 +30,10 @@ from studyrunner.bundle import lp_summary
 from studyrunner.protocol import ExternalValidationPlan
 from studyrunner.registry import time_key
 from studyrunner.statistics.cohorts import default_km_times
+from studyrunner.statistics.frozen_calibration import frozen_calibration
 from studyrunner.statistics.stratification import stratify
 from studyrunner.statistics.timeroc import time_dependent_auc
-from studyrunner.statistics.validation import (
-    calibration_at,
-    calibration_slope,
-    concordance_indices,
-    predicted_risk_from_baseline,
-    smoothed_calibration,
-)
+from studyrunner.statistics.validation import concordance_indices
 
 
 def discrimination(rows: pd.DataFrame, times: list[float], keys: list[str]) -> dict[str, Any]:
@@ -50,19 +45,6 @@ def discrimination(rows: pd.DataFrame, times: list[float], keys: list[str]) -> d
                    for key, t in zip(keys, times, strict=True)}
     return {"c_index": concordance["harrell"], "uno_c": concordance["uno"], "tau_key": keys[-1],
             "auc_t": auc_by_time, "auc_implementation": auc["implementation"]}
-
-
-def calibration(rows: pd.DataFrame, baseline: dict[str, list[float]], times: list[float], keys: list[str],
-                groups: int) -> dict[str, Any]:
-    """Calibration of the frozen predicted risk at each time, and the calibration slope."""
-    slope = calibration_slope(rows, "time", "event", "lp")
-    by_time: dict[str, Any] = {}
-    for key, t in zip(keys, times, strict=True):
-        risk = predicted_risk_from_baseline(baseline["time"], baseline["survival"], rows["lp"].to_numpy(), t)
-        scored = rows.assign(risk=risk)
-        by_time[key] = {**calibration_at(scored, "time", "event", "risk", t, groups),
-                        "smoothed": smoothed_calibration(scored, "time", "event", "risk", t)}
-    return {"slope": slope, "at": by_time}
 
 
 def risk_groups(rows: pd.DataFrame, cutoff: float, min_events: int) -> dict[str, Any]:
@@ -80,7 +62,8 @@ def validate_score(rows: pd.DataFrame, bundle_record: dict[str, Any], plan: Exte
     return {
         "n": len(rows), "n_events": int(rows["event"].sum()),
         **discrimination(rows, times, keys),
-        "calibration": calibration(rows, bundle_record["baseline_survival"], times, keys, plan.calibration_groups),
+        "calibration": frozen_calibration(rows, bundle_record["baseline_survival"], times, keys,
+                                          plan.calibration_groups),
         "risk_groups": risk_groups(rows, bundle_record["cutoff"], plan.min_events_per_group),
         "lp": lp_summary(rows["lp"]),
     }

@@ -24,8 +24,8 @@ from studyrunner.report.formatting import ci_label, ci_words, fmt_int, fmt_num
 from studyrunner.report.render import STYLESHEET, reports_dir, template_environment
 from studyrunner.report.tripod import TRIPOD_AI_ITEMS, TRIPOD_AI_REFERENCE, TRIPOD_TYPES
 from studyrunner.report.views import flow_view, validation_view
-from studyrunner.results.external import CalibrationSlope, External, ExternalResults, ModelValidation
-from studyrunner.results.models import CalibrationRow
+from studyrunner.results.external import External, ExternalResults, ModelValidation
+from studyrunner.results.models import CalibrationRow, CalibrationSlope
 
 MAIN_TEMPLATE = "external_report.html.j2"
 CASE_MIX_REFERENCE = "Debray TPA et al., J Clin Epidemiol 2015;68:279-289"

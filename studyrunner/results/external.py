@@ -33,8 +33,11 @@ from studyrunner.protocol import Endpoint, LoadedExternal, ReportSection
 from studyrunner.registry import time_key
 from studyrunner.results.assemble import flow_section, software_section
 from studyrunner.results.models import (
+    CalibrationAt,
     CutoffApplied,
     Flow,
+    FrozenCalibration,
+    Interval,
     Number,
     Record,
     ResultsFile,
@@ -47,81 +50,6 @@ from studyrunner.run_folder import read_json
 
 VERSIONED_PACKAGES = ("pyradiomics", "SimpleITK", "numpy")
 CNN_VERSIONED_PACKAGES = ("torch", "SimpleITK", "numpy")
-
-
-class Interval(Record):
-    """An estimate with its 95% CI (and standard error when recorded)."""
-
-    estimate: Number = None
-    lower: Number = None
-    upper: Number = None
-    se: Number = None
-
-
-class Brier(Record):
-    """IPCW Brier score of the model and of the null (Kaplan-Meier) model; ipa = 1 - model/null."""
-
-    model: Number = None
-    null: Number = None
-    ipa: Number = None
-
-
-class CalibrationGroup(Record):
-    group: int
-    n: int
-    n_events: int | None = None
-    predicted: Number = None
-    observed: Number = None
-    lower: Number = None
-    upper: Number = None
-
-
-class CalibrationCurve(Record):
-    predicted: list[float]
-    observed: list[float]
-
-
-class SmoothedCalibration(Record):
-    """The smoothed calibration curve at one time and its integrated calibration index (ICI),
-    median (E50), 90th percentile (E90) and maximum (Emax) absolute error (Austin et al. 2020)."""
-
-    t: float
-    ici: Number = None
-    e50: Number = None
-    e90: Number = None
-    emax: Number = None
-    curve: CalibrationCurve
-
-
-class CalibrationAt(Record):
-    """Observed (1 - Kaplan-Meier) against mean predicted risk by one time."""
-
-    t: float
-    n: int
-    n_events: int
-    observed: Interval
-    predicted: Number = None
-    oe: Interval
-    brier: Brier
-    groups: list[CalibrationGroup] = Field(default_factory=list)
-    smoothed: SmoothedCalibration | None = None
-
-
-class CalibrationSlope(Record):
-    """The coefficient of the frozen LP in a Cox model on this cohort (1 = well calibrated spread)."""
-
-    slope: Number = None
-    se: Number = None
-    lower: Number = None
-    upper: Number = None
-    p_unity: Number = None
-    n: int | None = None
-    n_events: int | None = None
-
-
-class ExternalCalibration(Record):
-    slope: CalibrationSlope
-    at: dict[str, CalibrationAt]
 
 
 class ExternalRiskGroups(Stratification):
@@ -153,7 +81,7 @@ class ModelValidation(Record):
     tau_key: str
     auc_t: dict[str, Interval]
     auc_implementation: str | None = None
-    calibration: ExternalCalibration
+    calibration: FrozenCalibration
     risk_groups: ExternalRiskGroups
     lp: LpDistribution
     source: str = "radiomics"

@@ -668,6 +668,9 @@ class RiskScore(Record):
     fusion: Fusion | None = None
     cutoff: Cutoff
     evaluation: dict[str, Stratification] = Field(default_factory=dict)
+    calibration: dict[str, FrozenCalibration] = Field(
+        default_factory=dict,
+        description="per cohort, the score's calibration at the plan's times (apparent on training)")
 
 
 class ConcordanceCounts(Record):
@@ -1045,6 +1048,85 @@ class Explanations(Record):
 
 
 # --------------------------------------------------------------------------- end of the CNN block
+
+
+# --------------------------------------------------------------------------- calibration of a frozen score
+
+
+class Interval(Record):
+    """An estimate with its 95% CI (and standard error when recorded)."""
+
+    estimate: Number = None
+    lower: Number = None
+    upper: Number = None
+    se: Number = None
+
+
+class Brier(Record):
+    """IPCW Brier score of the model and of the null (Kaplan-Meier) model; ipa = 1 - model/null."""
+
+    model: Number = None
+    null: Number = None
+    ipa: Number = None
+
+
+class CalibrationGroup(Record):
+    group: int
+    n: int
+    n_events: int | None = None
+    predicted: Number = None
+    observed: Number = None
+    lower: Number = None
+    upper: Number = None
+
+
+class CalibrationCurve(Record):
+    predicted: list[float]
+    observed: list[float]
+
+
+class SmoothedCalibration(Record):
+    """The smoothed calibration curve at one time and its integrated calibration index (ICI),
+    median (E50), 90th percentile (E90) and maximum (Emax) absolute error (Austin et al. 2020)."""
+
+    t: float
+    ici: Number = None
+    e50: Number = None
+    e90: Number = None
+    emax: Number = None
+    curve: CalibrationCurve
+
+
+class CalibrationAt(Record):
+    """Observed (1 - Kaplan-Meier) against mean predicted risk by one time."""
+
+    t: float
+    n: int
+    n_events: int
+    observed: Interval
+    predicted: Number = None
+    oe: Interval
+    brier: Brier
+    groups: list[CalibrationGroup] = Field(default_factory=list)
+    smoothed: SmoothedCalibration | None = None
+
+
+class CalibrationSlope(Record):
+    """The coefficient of the frozen LP in a Cox model on this cohort (1 = well calibrated spread)."""
+
+    slope: Number = None
+    se: Number = None
+    lower: Number = None
+    upper: Number = None
+    p_unity: Number = None
+    n: int | None = None
+    n_events: int | None = None
+
+
+class FrozenCalibration(Record):
+    slope: CalibrationSlope
+    at: dict[str, CalibrationAt]
+
 
 
 # --------------------------------------------------------------------------- software

@@ -20,13 +20,15 @@ import numpy as np
 import pandas as pd
 
 from studyrunner.protocol import CategoricalEndpoint, Protocol, RiskScorePlan, TimeToEventEndpoint
-from studyrunner.registry import fused_name, score_name
+from studyrunner.registry import fused_name, score_name, time_key
 from studyrunner.run_folder import read_json, write_json
+from studyrunner.statistics.baseline_survival import baseline_survival
 from studyrunner.statistics.cnn_scores.clinical import clinical_models, subgroups
 from studyrunner.statistics.cnn_scores.response import RESPONSE_SCORES, response_statistics
 from studyrunner.statistics.cnn_scores.scores import endpoint_scores, fused_score
 from studyrunner.statistics.cohorts import cohort_masks
 from studyrunner.statistics.cutoffs import choose_cutoff
+from studyrunner.statistics.frozen_calibration import frozen_calibration
 from studyrunner.statistics.stratification import oracle_c_index, stratify
 
 
@@ -58,6 +60,25 @@ def cut_and_evaluate(data: pd.DataFrame, cohorts: dict[str, pd.Series], scores: 
         data[f"{name}_group"] = np.where(data[name] > cut, "high", "low")
 
 
+def calibrate_scores(data: pd.DataFrame, cohorts: dict[str, pd.Series], scores: dict[str, dict[str, Any]],
+                     endpoints: dict[str, TimeToEventEndpoint], plan: RiskScorePlan) -> None:
+    """Each score's calibration at the plan's times (``frozen_calibration``): the predicted
+    risk 1 - S0(t)^exp(score) with S0 the training cohort's Breslow baseline survival, in
+    every cohort (apparent on training)."""
+    if not plan.calibration_times:
+        return
+    keys = [time_key(t) for t in plan.calibration_times]
+    for name, block in scores.items():
+        endpoint = endpoints[block["endpoint"]]
+        rows = data[["patient_id", endpoint.time, endpoint.event, name]].rename(
+            columns={endpoint.time: "time", endpoint.event: "event", name: "lp"})
+        rows = rows[rows["time"].notna()]
+        baseline = baseline_survival(rows[cohorts["training"].loc[rows.index]], "time", "event", "lp")
+        block["calibration"] = {cohort: frozen_calibration(rows[mask.loc[rows.index]], baseline,
+                                                           list(plan.calibration_times), keys, plan.calibration_groups)
+                                for cohort, mask in cohorts.items()}
+
+
 def headline_score(plan: RiskScorePlan, survival_endpoints: list[str]) -> str | None:
     """The score the clinical models and subgroups are about: the fused score, else the first endpoint's."""
     if plan.fusion_endpoint:
@@ -87,6 +108,7 @@ def evaluate_cnn_scores(protocol: Protocol, clinical: pd.DataFrame, deep_dir: Pa
         result["scores"][fused_name(plan.fusion_endpoint)] = fused.pop("score")
         result.update(fused)
     cut_and_evaluate(data, cohorts, result["scores"], endpoints, plan.cutoff, protocol.study.seed, km_times)
+    calibrate_scores(data, cohorts, result["scores"], endpoints, plan)
 
     headline = headline_score(plan, deep.survival_endpoints)
     if headline is not None:
