@@ -47,7 +47,6 @@ import json
 import re
 import shutil
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -57,6 +56,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from studyrunner import __version__
+from studyrunner.environment import package_versions
 from studyrunner.errors import InputError
 from studyrunner.jsonable import to_jsonable
 from studyrunner.protocol import LoadedProtocol
@@ -71,10 +71,9 @@ BUNDLE_FILES = {BUNDLE_FORMAT: "bundle.json", CNN_BUNDLE_FORMAT: "cnn_bundle.jso
 # What /2 adds to /1 (top-level fields, and the endpoint's unit).
 ADDED_IN_2 = ("baseline_survival", "development", "versions", "extraction_params")
 LP_QUANTILES = (5, 25, 50, 75, 95)
-VERSIONED_PACKAGES = {"pyradiomics": "pyradiomics", "SimpleITK": "SimpleITK", "numpy": "numpy",
-                      "studyrunner": "studyrunner"}
-CNN_VERSIONED_PACKAGES = {"torch": "torch", "SimpleITK": "SimpleITK", "numpy": "numpy",
-                          "studyrunner": "studyrunner"}
+# The packages whose versions a bundle records (a difference at another site is warned about).
+VERSIONED_PACKAGES = ("pyradiomics", "SimpleITK", "numpy", "studyrunner")
+CNN_VERSIONED_PACKAGES = ("torch", "SimpleITK", "numpy", "studyrunner")
 # What a survival score of a CNN /2 bundle adds to /1's.
 CNN_SCORE_ADDED_IN_2 = ("baseline_survival", "development", "endpoint.unit")
 SCORE_DEFINITION = "sum of coefficient x z-scored feature (Cox linear predictor, uncentred)"
@@ -482,18 +481,6 @@ def load_cnn_bundle(path: Path) -> CnnBundle:
 # --- freezing ----------------------------------------------------------------------------------
 
 
-def package_versions(packages: Mapping[str, str] = VERSIONED_PACKAGES) -> dict[str, str | None]:
-    """Installed versions of the packages that compute the features and the score
-    (``packages``: key -> distribution name)."""
-    versions: dict[str, str | None] = {}
-    for key, distribution in packages.items():
-        try:
-            versions[key] = metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            versions[key] = None
-    return versions
-
-
 def lp_summary(lp: pd.Series) -> dict[str, Any]:
     """Mean, SD (n - 1) and the 5/25/50/75/95% quantiles (linear interpolation, Hyndman-Fan
     type 7) of the development cohort's linear predictor."""
@@ -560,7 +547,7 @@ def freeze_model(out_dir: Path, *, model: dict[str, Any], normalisation: dict[st
                    "high_risk": "score > cutoff"},
         "baseline_survival": dict(baseline),
         "development": dict(development),
-        "versions": package_versions(),
+        "versions": package_versions(VERSIONED_PACKAGES),
     })
     path = out_dir / "bundle.json"
     write_json(path, {**content, "content_sha256": sha256_json(content)})

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -66,6 +67,29 @@ class RichSink:
         return update
 
 
+def _check_device(device: str) -> None:
+    if device not in ("auto", "cpu", "cuda"):
+        _fail(f"--device must be auto, cpu or cuda (got {device!r})", 2)
+
+
+def _announce(study: Any, what: str) -> None:
+    """The first lines of a run: SYNTHETIC DATA when it is, and what runs."""
+    if study.synthetic:
+        console.print("[bold yellow]SYNTHETIC DATA[/]: this run uses a generated cohort.")
+    console.print(f"studyrunner {__version__}: {what}")
+
+
+def _with_progress(work: Callable[[RichSink], Path]) -> Path:
+    """Run ``work`` with progress bars on the terminal; a StudyError exits with its code."""
+    columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            return work(RichSink(progress))
+    except StudyError as exc:
+        _fail(str(exc), exc.exit_code)
+        raise  # _fail exits; this keeps the type checker informed
+
+
 @app.command()
 def run(
     protocol: Path = typer.Argument(..., help="protocol YAML"),
@@ -76,18 +100,10 @@ def run(
     """Run the whole study: validation, images, radiomics, R statistics, frozen model, PDF report."""
     from studyrunner.runner import RunOptions, run_study
 
-    if device not in ("auto", "cpu", "cuda"):
-        _fail(f"--device must be auto, cpu or cuda (got {device!r})", 2)
+    _check_device(device)
     loaded = _load(protocol)
-    if loaded.protocol.study.synthetic:
-        console.print("[bold yellow]SYNTHETIC DATA[/]: this study runs on a generated cohort.")
-    console.print(f"studyrunner {__version__}: [bold]{loaded.protocol.study.name}[/] ({loaded.path})")
-    columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    try:
-        with Progress(*columns, console=console, transient=True) as progress:
-            run_dir = run_study(loaded, RunOptions(out, device, workers), RichSink(progress))
-    except StudyError as exc:
-        _fail(str(exc), exc.exit_code)
+    _announce(loaded.protocol.study, f"[bold]{loaded.protocol.study.name}[/] ({loaded.path})")
+    run_dir = _with_progress(lambda sink: run_study(loaded, RunOptions(out, device, workers), sink))
     results = json.loads((run_dir / "results.json").read_text())
     _print_summary(results, run_dir)
 
@@ -123,23 +139,14 @@ def external(
     from studyrunner.protocol import load_external_protocol
     from studyrunner.runner import RunOptions
 
-    if device not in ("auto", "cpu", "cuda"):
-        _fail(f"--device must be auto, cpu or cuda (got {device!r})", 2)
+    _check_device(device)
     try:
         loaded = load_external_protocol(protocol)
     except ProtocolError as exc:
         _fail(f"invalid protocol\n{exc}", 2)
         return
-    if loaded.protocol.study.synthetic:
-        console.print("[bold yellow]SYNTHETIC DATA[/]: this validation runs on a generated cohort.")
-    console.print(f"studyrunner {__version__}: external validation [bold]{loaded.protocol.study.name}[/] of {model}")
-    columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    try:
-        with Progress(*columns, console=console, transient=True) as progress:
-            run_dir = validate_externally(model, loaded, RunOptions(out, device, workers), RichSink(progress))
-    except StudyError as exc:
-        _fail(str(exc), exc.exit_code)
-        return
+    _announce(loaded.protocol.study, f"external validation [bold]{loaded.protocol.study.name}[/] of {model}")
+    run_dir = _with_progress(lambda sink: validate_externally(model, loaded, RunOptions(out, device, workers), sink))
     results = json.loads((run_dir / "results.json").read_text())
     for name, block in results["external"]["models"].items():
         c = block["c_index"]

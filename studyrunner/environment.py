@@ -10,6 +10,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from studyrunner.paths import repo_folder
@@ -47,9 +48,10 @@ CRAN_ONLY = [
 INSTALL_HINT = "make install   (as root, from the repository: installs R, the Debian r-cran-* packages and the venv)"
 
 
-def python_versions() -> dict[str, str | None]:
+def package_versions(names: Iterable[str]) -> dict[str, str | None]:
+    """The installed version of each distribution (None when it is not installed)."""
     versions: dict[str, str | None] = {}
-    for name in PYTHON_PACKAGES:
+    for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -99,7 +101,7 @@ def environment_report() -> dict:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "python_packages": python_versions(),
+        "python_packages": package_versions(PYTHON_PACKAGES),
         "r": r["r"],
         "r_packages": r["packages"],
         "r_required_missing": [p for p in R_REQUIRED if not r["packages"].get(p)],

@@ -710,7 +710,10 @@ def format_validation_error(error: ValidationError, path: Path, text: str) -> st
     return "\n".join(out)
 
 
-def _read_protocol_file(path: Path) -> tuple[str, dict[str, Any]]:
+def _load(path: str | Path, model: type[P], kind: str, wrong_kind: str) -> LoadedFile[P]:
+    """Read a protocol file of ``kind`` and validate it as ``model``; ``wrong_kind`` says what
+    to do with a protocol of the other kind. Errors name the file (and line and YAML path)."""
+    path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise ProtocolError(f"{path}: protocol file not found")
     text = path.read_text(encoding="utf-8")
@@ -720,40 +723,27 @@ def _read_protocol_file(path: Path) -> tuple[str, dict[str, Any]]:
         raise ProtocolError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ProtocolError(f"{path}: a protocol is a YAML mapping with sections study, cohort, endpoints, ...")
-    return text, data
-
-
-def _kind(data: dict[str, Any]) -> str:
     study = data.get("study")
-    return str(study.get("kind", "development")) if isinstance(study, dict) else "development"
+    if (study.get("kind", "development") if isinstance(study, dict) else "development") != kind:
+        raise ProtocolError(f"{path}: {wrong_kind.format(name=path.name)}")
+    try:
+        protocol = model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(format_validation_error(exc, path, text)) from exc
+    return LoadedFile(protocol, path, text)
 
 
 def load_protocol(path: str | Path) -> LoadedProtocol:
     """Read and validate a development protocol; raise ProtocolError naming the file and YAML paths."""
-    path = Path(path).expanduser().resolve()
-    text, data = _read_protocol_file(path)
-    if _kind(data) == "external_validation":
-        raise ProtocolError(f"{path}: study.kind is external_validation: validate a frozen model with "
-                            f"`studyrunner external MODEL {path.name}`")
-    try:
-        protocol = Protocol.model_validate(data)
-    except ValidationError as exc:
-        raise ProtocolError(format_validation_error(exc, path, text)) from exc
-    return LoadedFile(protocol, path, text)
+    return _load(path, Protocol, "development", "study.kind is external_validation: validate a frozen model "
+                                                "with `studyrunner external MODEL {name}`")
 
 
 def load_external_protocol(path: str | Path) -> LoadedExternal:
     """Read and validate an external-validation protocol (``study.kind: external_validation``)."""
-    path = Path(path).expanduser().resolve()
-    text, data = _read_protocol_file(path)
-    if _kind(data) != "external_validation":
-        raise ProtocolError(f"{path}: study.kind must be external_validation for `studyrunner external` "
-                            f"(a development protocol runs with `studyrunner run {path.name}`)")
-    try:
-        protocol = ExternalValidationProtocol.model_validate(data)
-    except ValidationError as exc:
-        raise ProtocolError(format_validation_error(exc, path, text)) from exc
-    return LoadedFile(protocol, path, text)
+    return _load(path, ExternalValidationProtocol, "external_validation",
+                 "study.kind must be external_validation for `studyrunner external` (a development "
+                 "protocol runs with `studyrunner run {name}`)")
 
 
 def json_schema(external: bool = False) -> dict[str, Any]:

@@ -99,6 +99,15 @@ assert tuple(MAXSTAT_PMETHODS) == get_args(MaxstatPmethod)
 # --------------------------------------------------------------------------- time points
 
 
+UNIT_DAYS = {"days": 1.0, "months": 365.25 / 12.0, "years": 365.25}
+"""Each time unit of an endpoint in days (a month is 365.25 / 12 days)."""
+
+
+def unit_factor(from_unit: str, to_unit: str) -> float:
+    """Multiply a time in ``from_unit`` by this to express it in ``to_unit``."""
+    return UNIT_DAYS[from_unit] / UNIT_DAYS[to_unit]
+
+
 def time_key(t: float) -> str:
     """The key of time ``t`` in results.json's per-time records: ``"1"`` for 1.0, ``"365.25"``
     otherwise. Every writer and every reader of such a key uses this function."""

@@ -50,7 +50,7 @@ class Undeclared:
 
     def _refuse(self) -> StageContractError:
         return StageContractError(f"stage {self._stage!r} reads protocol section {self._path!r}, which it does "
-                                  f"not declare in its READS (its fingerprint would miss it)")
+                                  f"not declare in its StageSpec.reads (its fingerprint would miss it)")
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):

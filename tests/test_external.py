@@ -25,8 +25,9 @@ from typer.testing import CliRunner
 
 from studyrunner.bundle import linear_predictor, load_radiomics_bundle
 from studyrunner.cli import app
-from studyrunner.external.run import unit_factor, validate_externally
+from studyrunner.external.run import validate_externally
 from studyrunner.protocol import load_external_protocol, load_protocol
+from studyrunner.registry import unit_factor
 from studyrunner.runner import RunOptions, run_study
 from tests.conftest import REPO, small_study
 

@@ -30,6 +30,7 @@ from studyrunner.bundle import CnnBundle, CnnSurvivalScore
 from studyrunner.deep.frozen import score_with_cnn_bundle
 from studyrunner.external.statistics import validate_score
 from studyrunner.protocol import CategoricalEndpoint, ExternalValidationProtocol, TimeToEventEndpoint
+from studyrunner.registry import unit_factor
 from studyrunner.statistics.cnn_scores.response import RESPONSE_SCORES
 from studyrunner.statistics.roc import apply_cutoff, response_indicators, roc_analysis
 
@@ -101,7 +102,6 @@ def validate_survival_scores(bundle: CnnBundle, scores: pd.DataFrame, clinical: 
     """Every statistic of each survival score whose endpoint this protocol has (keyed by the
     score's name), the skipped scores with their reason, and the rows each was computed on
     (long format: patient_id, score, time, event, lp; times in the bundle's unit)."""
-    from studyrunner.external.run import unit_factor  # here: run.py imports this module
 
     plan = protocol.validation
     primary_unit = protocol.primary_endpoint().unit

@@ -19,7 +19,6 @@ bundle and are null without one.
 
 from __future__ import annotations
 
-import importlib.metadata
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,11 @@ from typing import Any
 from pydantic import Field
 
 from studyrunner import __version__
-from studyrunner.bundle import CnnBundle, RadiomicsBundle
+from studyrunner.bundle import CnnBundle, RadiomicsBundle, baseline_survival_at
+from studyrunner.environment import package_versions
 from studyrunner.errors import InputError
 from studyrunner.protocol import Endpoint, LoadedExternal, ReportSection
-from studyrunner.registry import time_key
+from studyrunner.registry import time_key, unit_factor
 from studyrunner.results.assemble import flow_section, software_section
 from studyrunner.results.models import (
     CalibrationAt,
@@ -47,9 +47,6 @@ from studyrunner.results.models import (
     Validation,
 )
 from studyrunner.run_folder import read_json
-
-VERSIONED_PACKAGES = ("pyradiomics", "SimpleITK", "numpy")
-CNN_VERSIONED_PACKAGES = ("torch", "SimpleITK", "numpy")
 
 
 class ExternalRiskGroups(Stratification):
@@ -229,28 +226,17 @@ class ExternalResults(ResultsFile):
     timings: dict[str, float] | None = None
 
 
-def installed_versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in packages:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def version_warnings(then: dict[str, str | None], now: dict[str, str | None],
-                     packages: tuple[str, ...] = VERSIONED_PACKAGES, what: str = "feature values") -> list[str]:
-    """One line per package whose version differs from the one the model was frozen with."""
-    return [f"{name} {now.get(name)} here, {then.get(name)} when the model was frozen: {what} can differ"
-            for name in packages if name in then and then.get(name) != now.get(name)]
+def frozen_versions(recorded: dict[str, str | None], what: str) -> dict[str, Any]:
+    """The versions a bundle recorded, those installed here, and one warning line per package
+    whose version differs (``what`` can then differ)."""
+    now = package_versions(recorded)
+    warnings = [f"{name} {now[name]} here, {then} when the model was frozen: {what} can differ"
+                for name, then in recorded.items() if then != now[name]]
+    return {"versions_then": dict(recorded), "versions_now": now, "version_warnings": warnings}
 
 
 def baseline_at_times(bundle: RadiomicsBundle, loaded: LoadedExternal) -> dict[str, float | None]:
     """The frozen baseline survival S0 at each evaluation time (keyed in the protocol's unit)."""
-    from studyrunner.bundle import baseline_survival_at
-    from studyrunner.external.run import unit_factor
-
     factor = unit_factor(loaded.protocol.primary_endpoint().unit, bundle.endpoint.unit)
     out: dict[str, float | None] = {}
     for t in loaded.protocol.validation.times:
@@ -262,8 +248,6 @@ def baseline_at_times(bundle: RadiomicsBundle, loaded: LoadedExternal) -> dict[s
 
 
 def bundle_record(bundle: RadiomicsBundle, loaded: LoadedExternal) -> dict[str, Any]:
-    now = installed_versions()
-    then = {name: bundle.versions.get(name) for name in VERSIONED_PACKAGES}
     endpoint = loaded.protocol.primary_endpoint()
     conversion = (None if endpoint.unit == bundle.endpoint.unit else
                   f"times converted from {endpoint.unit} to the model's {bundle.endpoint.unit}")
@@ -275,14 +259,11 @@ def bundle_record(bundle: RadiomicsBundle, loaded: LoadedExternal) -> dict[str, 
             "baseline_at": baseline_at_times(bundle, loaded),
             "cutoff": bundle.cutoff.model_dump(mode="json"),
             "development": bundle.development.model_dump(mode="json", exclude={"table_one"}),
-            "versions_then": then, "versions_now": now, "version_warnings": version_warnings(then, now),
-            "time_unit_conversion": conversion}
+            **frozen_versions(bundle.versions, "feature values"), "time_unit_conversion": conversion}
 
 
 def cnn_bundle_record(cnn: CnnBundle, loaded: LoadedExternal) -> dict[str, Any]:
     """The CNN bundle as the report describes it: its scores, cut-offs and versions."""
-    now = installed_versions(CNN_VERSIONED_PACKAGES)
-    then = {name: cnn.versions.get(name) for name in CNN_VERSIONED_PACKAGES}
     endpoints = loaded.protocol.time_to_event_endpoints()
     conversions = sorted({f"{e.name}: times converted from {endpoints[e.name].unit} to the model's {e.unit}"
                           for e in (s.endpoint for s in cnn.scores.values())
@@ -293,9 +274,7 @@ def cnn_bundle_record(cnn: CnnBundle, loaded: LoadedExternal) -> dict[str, Any]:
                               "cutoff": s.cutoff, "kind": "fused" if s.fused_coefficients else "network"}
                        for name, s in cnn.scores.items()},
             "response_scores": {name: r.youden_cutoff for name, r in cnn.response_scores.items()},
-            "versions_then": then, "versions_now": now,
-            "version_warnings": version_warnings(then, now, CNN_VERSIONED_PACKAGES, "the network outputs"),
-            "time_unit_conversion": conversions}
+            **frozen_versions(cnn.versions, "the network outputs"), "time_unit_conversion": conversions}
 
 
 def external_flow(flow: dict[str, Any]) -> dict[str, Any]:

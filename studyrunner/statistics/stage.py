@@ -22,9 +22,6 @@ from studyrunner.statistics.table_one import table_one
 
 Progress = Callable[[int, int], None]
 
-READS = ("study.seed", "study.synthetic", "cohort.split", "cohort.baseline_variables", "cohort.clinical_table",
-         "endpoints", "statistics", "predictors.deep_learning")
-"""The protocol sections the stage reads (its fingerprint covers exactly these)."""
 
 
 def truth_file(loaded: LoadedProtocol) -> Path | None:
