@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from studyrunner.protocol import load_protocol
+from studyrunner.statistics.baseline_survival import baseline_survival
 from studyrunner.statistics.cutoffs import choose_cutoff
 from studyrunner.statistics.radiomics_model.development import develop_model
 from studyrunner.statistics.radiomics_model.stage import calibration_and_decision, evaluate_cohort
@@ -57,7 +58,8 @@ def main() -> None:
         cutoff = choose_cutoff(scored, time_col, event, "risk_score", plan.risk_groups.cutoff,
                                pmethod=plan.risk_groups.pmethod, seed=seed)
         evaluate_cohort(scored, time_col, event, cutoff["value"], plan, plan.km_times or [0.0])
-        calibration_and_decision(scored, time_col, event, plan)
+        baseline = baseline_survival(scored, time_col, event, "risk_score")
+        calibration_and_decision(scored, time_col, event, baseline, plan)
         timings["evaluation"].append(time.perf_counter() - started)
 
         fold = data.sample(frac=2 / 3, random_state=repeat)

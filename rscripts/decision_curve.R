@@ -1,9 +1,12 @@
 # Decision curve analysis for a survival outcome: net benefit of treating the patients
 # whose predicted risk of an event by time t is at least a threshold probability.
 #
-# requires: cox.R, calibration.R
-#   (surv_outcome, require_columns, stop_on_rows from cox.R; km_at_time from calibration.R;
-#    in an R session, source them before this file.)
+# requires: cox.R
+#   (surv_outcome, require_columns, stop_on_rows are defined there; in an R session,
+#    source("cox.R") before this file.)
+#
+# The predicted risk is given (the caller's frozen model: 1 - S0(t)^exp(lp) with the
+# development cohort's baseline survival); nothing is fitted here.
 #
 # Method: Vickers AJ, Elkin EB (2006). Decision curve analysis: a novel method for
 #   evaluating prediction models. Med Decis Making 26:565-574; extended to censored
@@ -65,4 +68,21 @@ decision_curve <- function(df, time, event, risk_at_t, t, thresholds) {
   out <- do.call(rbind, rows)
   rownames(out) <- NULL
   out
+}
+
+
+#' Kaplan-Meier survival at time t with its 95% log-scale confidence interval
+#' (Kaplan EL, Meier P (1958). JASA 53:457-481; survfit's default Greenwood variance).
+#'
+#' @param y survival::Surv object of one group.
+#' @return list(surv, lower, upper); all NA for an empty group or when t is beyond the
+#'   last follow-up time and that time is censored.
+km_at_time <- function(y, t) {
+  missing <- list(surv = NA_real_, lower = NA_real_, upper = NA_real_)
+  if (length(y) == 0) return(missing)
+  last <- max(y[, "time"])
+  if (t > last && !any(y[, "time"] == last & y[, "status"] == 1)) return(missing)
+  fit <- survival::survfit(y ~ 1, conf.type = "log")
+  s <- summary(fit, times = t, extend = TRUE)
+  list(surv = s$surv, lower = s$lower, upper = s$upper)
 }

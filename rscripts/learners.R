@@ -6,7 +6,9 @@
 #   list(features = selected feature names (character, most important first),
 #        importance = data.frame(feature, importance), one row per input feature,
 #        implementation = which code ran (package and version, or the in-project method),
-#        settings = the settings used (after defaults), details = learner-specific numbers)
+#        settings = the settings used (after defaults), details = learner-specific numbers,
+#        package_error = the CRAN package's error when it stopped and the in-project
+#                        implementation ran instead (NULL otherwise))
 # Each learner's tuning settings are one list built by <name>_control(...) with documented
 # defaults (as survival::coxph.control); a partial list is completed with the defaults.
 # The data are the training cohort, already z-scored and screened; rows must be complete.
@@ -24,6 +26,8 @@
 #   rsf                 randomForestSRC when installed, else ranger (survival_forest.R)
 #                       (Ishwaran et al. 2008).
 #   superpc             superpc when installed, else superpc.R (Bair & Tibshirani 2004).
+# A CRAN package that is installed but stops with an error is replaced by the in-project
+# implementation of the same method; its error is kept (package_or_stand_in).
 # requires: cox.R, coxboost.R, survival_forest.R, superpc.R
 
 LEARNERS <- c("elastic_net", "lasso", "coxboost", "gbm", "rsf", "superpc")
@@ -141,16 +145,39 @@ importance_frame <- function(features, importance) {
 
 
 #' The result list of every learner; selected features sorted by decreasing importance.
-learner_result <- function(selected, importance, implementation, settings, details = list()) {
+learner_result <- function(selected, importance, implementation, settings, details = list(),
+                           package_error = NULL) {
   rank <- importance$importance[match(selected, importance$feature)]
   selected <- selected[order(-rank, match(selected, importance$feature))]
   list(features = as.list(selected), importance = importance,
-       implementation = implementation, settings = settings, details = details)
+       implementation = implementation, settings = settings, details = details,
+       package_error = package_error)
 }
 
 
 package_version_string <- function(package) {
   paste(package, as.character(utils::packageVersion(package)))
+}
+
+
+#' A learner's CRAN-package branch, or the in-project stand-in of the same method.
+#'
+#' The package runs when `use_package` is TRUE and requireNamespace() finds it; when it
+#' stops with an error, the stand-in runs instead and the error is kept, so that a user with
+#' the package installed gets the learner's result in any case and the record says why it
+#' is not the package's.
+#' @param with_package,stand_in functions of no argument, each returning the learner's
+#'   numbers as a list (with `implementation`).
+#' @return the list of the branch that ran, plus package_error = "<package version>: <its
+#'   error message>" or NULL when the package ran or was not tried.
+package_or_stand_in <- function(package, use_package, with_package, stand_in) {
+  if (isTRUE(use_package) && requireNamespace(package, quietly = TRUE)) {
+    value <- tryCatch(with_package(), error = function(e) e)
+    if (!inherits(value, "error")) return(c(value, list(package_error = NULL)))
+    failure <- sprintf("%s: %s", package_version_string(package), conditionMessage(value))
+    return(c(stand_in(), list(package_error = failure)))
+  }
+  c(stand_in(), list(package_error = NULL))
 }
 
 
@@ -229,7 +256,8 @@ select_lasso <- function(df, time, event, features, seed, control = lasso_contro
 #'
 #' @param nfolds cross-validation folds for the number of steps; NULL = default_nfolds.
 #' @param maxstepno largest number of boosting steps considered.
-#' @param penalty NULL for CoxBoost's default, 9 * number of events of the data fitted.
+#' @param penalty penalty of every boosting update; NULL = CoxBoost's default for the data
+#'   fitted, 9 * number of events, the same in every cross-validation fold.
 #' @param foldid fold of each patient; NULL = seeded event-stratified folds.
 #' @param use_package use the CoxBoost package when installed (else coxboost.R).
 #' @return list(nfolds, maxstepno, penalty, foldid, use_package).
@@ -246,42 +274,43 @@ coxboost_control <- function(nfolds = NULL, maxstepno = 100, penalty = NULL, fol
 #' "verweij", the same folds) then CoxBoost with the optimal number of steps. Otherwise
 #' coxboost.R's implementation of the same method. Selected = non-zero coefficients at
 #' the chosen step; importance = |standardised coefficient|.
+#' The penalty is always handed to CoxBoost: its default, 9 * sum(status[subset] == 1), is
+#' evaluated after CoxBoost has already cut `status` down to `subset`, so in every
+#' cross-validation fold it indexes past the end, the penalty is NA and CoxBoost 1.5.1 stops
+#' with "missing value where TRUE/FALSE needed".
 #' @param control coxboost_control(...).
 select_coxboost <- function(df, time, event, features, seed, control = coxboost_control()) {
   d <- learner_data(df, time, event, features)
   nfolds <- learner_nfolds(control$nfolds, nrow(d$x))
   maxstepno <- control$maxstepno
-  penalty <- control$penalty
+  penalty <- if (is.null(control$penalty)) 9 * sum(d$event == 1) else control$penalty
   scale <- apply(d$x, 2, stats::sd)
-  settings <- list(nfolds = nfolds, maxstepno = maxstepno,
-                   penalty = if (is.null(penalty)) "9 * number of events" else penalty,
+  settings <- list(nfolds = nfolds, maxstepno = maxstepno, penalty = penalty,
+                   penalty_rule = if (is.null(control$penalty)) "9 * number of events" else "given",
                    cv_type = "verweij")
   with_seed(seed, {
     folds <- learner_folds(d$event, nfolds, control$foldid)
-    if (isTRUE(control$use_package) && requireNamespace("CoxBoost", quietly = TRUE)) {
-      extra <- if (is.null(penalty)) list() else list(penalty = penalty)
-      cv <- do.call(CoxBoost::cv.CoxBoost,
-                    c(list(time = d$time, status = d$event, x = d$x, maxstepno = maxstepno,
-                           K = length(unique(folds)), type = "verweij",
-                           folds = split(seq_along(folds), folds)), extra))
-      fit <- do.call(CoxBoost::CoxBoost,
-                     c(list(time = d$time, status = d$event, x = d$x,
-                            stepno = cv$optimal.step), extra))
-      coefs <- stats::setNames(as.numeric(stats::coef(fit)), features)
-      steps <- cv$optimal.step
-      implementation <- package_version_string("CoxBoost")
-    } else {
+    fit <- package_or_stand_in("CoxBoost", control$use_package, function() {
+      cv <- CoxBoost::cv.CoxBoost(time = d$time, status = d$event, x = d$x, maxstepno = maxstepno,
+                                  K = length(unique(folds)), type = "verweij",
+                                  folds = split(seq_along(folds), folds), penalty = penalty)
+      model <- CoxBoost::CoxBoost(time = d$time, status = d$event, x = d$x,
+                                  stepno = cv$optimal.step, penalty = penalty)
+      list(steps = cv$optimal.step, coefficients = as.numeric(stats::coef(model)),
+           implementation = package_version_string("CoxBoost"))
+    }, function() {
       cv <- coxboost_cv(d$x, d$time, d$event, folds, maxstepno, penalty)
-      steps <- cv$optimal_step
-      fit <- coxboost_path(d$x, d$time, d$event, steps, penalty)
-      coefs <- fit$coefficients[steps + 1, ]
-      implementation <- paste("studyrunner componentwise likelihood boosting",
-                              "(Binder & Schumacher 2008)")
-    }
+      path <- coxboost_path(d$x, d$time, d$event, cv$optimal_step, penalty)
+      list(steps = cv$optimal_step, coefficients = path$coefficients[cv$optimal_step + 1, ],
+           implementation = paste("studyrunner componentwise likelihood boosting",
+                                  "(Binder & Schumacher 2008)"))
+    })
   })
+  coefs <- stats::setNames(as.numeric(fit$coefficients), features)
   importance <- importance_frame(features, abs(coefs * scale))
-  learner_result(features[coefs != 0], importance, implementation, settings,
-                 list(steps = steps, coefficients = importance_frame(features, coefs)))
+  learner_result(features[coefs != 0], importance, fit$implementation, settings,
+                 list(steps = fit$steps, coefficients = importance_frame(features, coefs)),
+                 fit$package_error)
 }
 
 
@@ -394,36 +423,43 @@ select_rsf <- function(df, time, event, features, seed, control = rsf_control())
   node_size <- control$node_size
   mtry <- control$mtry
   top_k <- control$top_k
-  if (isTRUE(control$use_package) && requireNamespace("randomForestSRC", quietly = TRUE)) {
+  fit <- package_or_stand_in("randomForestSRC", control$use_package, function() {
     data <- as.data.frame(d$x)
     names(data) <- paste0("v", seq_along(features))
     data$.time <- d$time
     data$.event <- d$event
-    fit <- randomForestSRC::rfsrc(survival::Surv(.time, .event) ~ ., data = data,
-                                  ntree = num_trees, nodesize = node_size, mtry = mtry,
-                                  splitrule = "logrank", importance = "permute",
-                                  seed = -abs(as.integer(seed)))
-    vimp <- stats::setNames(unname(fit$importance[paste0("v", seq_along(features))]),
-                            features)
-    implementation <- paste(package_version_string("randomForestSRC"),
-                            "random survival forest with permutation importance")
-    oob_error <- utils::tail(fit$err.rate[!is.na(fit$err.rate)], 1)
-  } else {
+    # rfsrc reads the outcome's names off the formula and needs it written Surv(time, status)
+    # ("formula is incorrectly specified" for survival::Surv(...)); it does not call Surv.
+    # One thread (option rf.cores), as ranger below: with more, the same seed gives other
+    # importances from one run to the next.
+    cores <- options(rf.cores = 1L)
+    on.exit(options(cores), add = TRUE)
+    forest <- randomForestSRC::rfsrc(stats::as.formula("Surv(.time, .event) ~ ."), data = data,
+                                     ntree = num_trees, nodesize = node_size, mtry = mtry,
+                                     splitrule = "logrank", importance = "permute",
+                                     seed = -abs(as.integer(seed)))
+    list(vimp = stats::setNames(unname(forest$importance[paste0("v", seq_along(features))]),
+                                features),
+         implementation = paste(package_version_string("randomForestSRC"),
+                                "random survival forest with permutation importance"),
+         oob_error = utils::tail(forest$err.rate[!is.na(forest$err.rate)], 1))
+  }, function() {
     forest <- ranger_survival_forest(d$x, d$time, d$event, seed, num_trees, node_size, mtry)
-    vimp <- forest$importance
-    implementation <- sprintf("ranger %s survival forest with permutation importance",
-                              forest$version)
-    oob_error <- forest$oob_error
-  }
+    list(vimp = forest$importance,
+         implementation = sprintf("ranger %s survival forest with permutation importance",
+                                  forest$version),
+         oob_error = forest$oob_error)
+  })
+  vimp <- fit$vimp
   importance <- importance_frame(features, vimp)
   selected <- features[vimp > 0]
   if (!is.null(top_k)) selected <- head(selected[order(-vimp[selected])], as.integer(top_k))
-  learner_result(selected, importance, implementation,
+  learner_result(selected, importance, fit$implementation,
                  list(num_trees = num_trees, node_size = node_size, mtry = mtry,
                       splitrule = "logrank",
                       rule = if (is.null(top_k)) "permutation importance > 0"
                              else sprintf("top %d by permutation importance (> 0)", top_k)),
-                 list(oob_error = unname(oob_error)))
+                 list(oob_error = unname(fit$oob_error)), fit$package_error)
 }
 
 
@@ -448,51 +484,56 @@ superpc_control <- function(nfolds = NULL, n_threshold = 20, min_features = 5, n
 #' Supervised principal components (Bair E, Tibshirani R (2004). PLoS Biol 2:e108): top
 #' features by score.
 #'
-#' The |univariate Cox score| threshold is chosen by CV over `n_threshold` values from 0 to
-#' the `min_features`-th largest |score| (superpc when installed and use_package is TRUE,
-#' else superpc.R); selected = the `n_top` features with the largest |score| among those
-#' at or above the chosen threshold (seed 001: "SuperPC selects the Top 50 feature scores").
-#' Importance = |standardised score statistic| on all the data.
+#' The threshold on superpc's |regularised univariate Cox score| is chosen by CV over
+#' `n_threshold` values from the smallest |score| to the quantile at 1 - min_features / p
+#' (superpc.cv with max.features = p; superpc when installed and use_package is TRUE, else
+#' superpc.R, which follows it step by step); selected = the `n_top` features with the
+#' largest |score| among those at or above the chosen threshold (as superpc.predict; seed
+#' 001: "SuperPC selects the Top 50 feature scores"). Importance = |score| on all the data.
 #' @param control superpc_control(...).
 select_superpc <- function(df, time, event, features, seed, control = superpc_control()) {
+  if (length(unlist(features)) < 2) {
+    stop(sprintf(paste("superpc needs at least 2 features (its cross-validation keeps a",
+                       "threshold only where more than one feature passes it), got %d"),
+                 length(unlist(features))))
+  }
   d <- learner_data(df, time, event, features)
   n_threshold <- control$n_threshold
-  min_features <- control$min_features
+  min_features <- min(control$min_features, length(features))
   n_top <- control$n_top
   nfolds <- learner_nfolds(control$nfolds, nrow(d$x))
   with_seed(seed, {
     folds <- learner_folds(d$event, nfolds, control$foldid)
-    if (isTRUE(control$use_package) && requireNamespace("superpc", quietly = TRUE)) {
-      data <- list(x = t(d$x), y = d$time, censoring.status = d$event,
-                   featurenames = features)
-      fit <- superpc::superpc.train(data, type = "survival")
-      scores <- stats::setNames(as.numeric(fit$feature.scores), features)
-      cv <- superpc::superpc.cv(fit, data, n.threshold = n_threshold,
+    fit <- package_or_stand_in("superpc", control$use_package, function() {
+      data <- list(x = t(d$x), y = d$time, censoring.status = d$event, featurenames = features)
+      train <- superpc::superpc.train(data, type = "survival")
+      cv <- superpc::superpc.cv(train, data, n.threshold = n_threshold,
                                 folds = split(seq_along(folds), folds), n.components = 1,
-                                min.features = min(min_features, length(features)),
-                                max.features = length(features))
-      thresholds <- if (!is.null(cv$thresholds)) cv$thresholds else cv$threshold
-      cv_statistic <- cv$scor[1, ]
-      implementation <- package_version_string("superpc")
-    } else {
-      scores <- superpc_feature_scores(d$x, d$time, d$event)
-      ranked <- sort(abs(scores), decreasing = TRUE)
-      top <- ranked[min(min_features, length(ranked))]
-      thresholds <- seq(0, top, length.out = n_threshold)
-      cv_statistic <- superpc_cv(d$x, d$time, d$event, folds, thresholds)
-      implementation <- "studyrunner supervised principal components (Bair & Tibshirani 2004)"
-    }
+                                min.features = min_features, max.features = length(features),
+                                compute.preval = FALSE)
+      list(scores = stats::setNames(as.numeric(train$feature.scores), features),
+           thresholds = cv$thresholds, statistic = cv$scor[1, ],
+           implementation = package_version_string("superpc"))
+    }, function() {
+      scores <- superpc_regularised_scores(d$x, d$time, d$event)
+      thresholds <- superpc_thresholds(scores, n_threshold, min_features)
+      list(scores = scores, thresholds = thresholds,
+           statistic = superpc_cv(d$x, d$time, d$event, folds, thresholds),
+           implementation = "studyrunner supervised principal components (Bair & Tibshirani 2004)")
+    })
   })
-  if (all(is.na(cv_statistic))) stop("no threshold gave a cross-validated statistic")
-  threshold <- thresholds[which.max(cv_statistic)]
-  above <- features[!is.na(scores) & abs(scores) >= threshold]
+  scores <- fit$scores
+  if (all(is.na(fit$statistic))) stop("no threshold gave a cross-validated statistic")
+  threshold <- fit$thresholds[which.max(fit$statistic)]
+  above <- features[abs(scores) >= threshold]
   selected <- head(above[order(-abs(scores[above]))], as.integer(n_top))
-  learner_result(selected, importance_frame(features, abs(scores)), implementation,
+  learner_result(selected, importance_frame(features, abs(scores)), fit$implementation,
                  list(nfolds = length(unique(folds)), n_threshold = n_threshold,
                       min_features = min_features, n_top = n_top, n_components = 1),
                  list(threshold = threshold, n_above_threshold = length(above),
-                      cv = data.frame(threshold = thresholds, statistic = cv_statistic),
-                      scores = importance_frame(features, scores)))
+                      cv = data.frame(threshold = fit$thresholds, statistic = fit$statistic),
+                      scores = importance_frame(features, scores)),
+                 fit$package_error)
 }
 
 
@@ -504,7 +545,7 @@ select_superpc <- function(df, time, event, features, seed, control = superpc_co
 #' @param settings named list of arguments of <name>_control (unknown names are an error,
 #'   recorded like any other); the learner runs with do.call(<name>_control, settings).
 #' @return list(name, ok, features, importance, implementation, settings, details,
-#'   error (NULL when ok), warnings (character)).
+#'   package_error (see package_or_stand_in), error (NULL when ok), warnings (character)).
 run_learner <- function(name, df, time, event, features, seed, settings = list()) {
   seen <- character(0)
   settings <- as.list(settings)
@@ -529,7 +570,7 @@ run_learner <- function(name, df, time, event, features, seed, settings = list()
   if (inherits(result, "learner_error")) {
     return(list(name = name, ok = FALSE, features = list(), importance = NULL,
                 implementation = NULL, settings = settings, details = NULL,
-                error = result$message, warnings = as.list(unique(seen))))
+                package_error = NULL, error = result$message, warnings = as.list(unique(seen))))
   }
   c(list(name = name, ok = TRUE), result,
     list(error = NULL, warnings = as.list(unique(seen))))

@@ -1,5 +1,5 @@
 # Random survival forest through ranger: the in-project engine used when the CRAN package
-# randomForestSRC is not installed.
+# randomForestSRC is not installed (or stops with an error: learners.R, package_or_stand_in).
 #
 # Method: Ishwaran H, Kogalur UB, Blackstone EH, Lauer MS (2008). Random survival forests.
 #         Ann Appl Stat 2:841-860 (log-rank splitting, permutation variable importance).

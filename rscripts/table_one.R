@@ -96,3 +96,60 @@ test_continuous <- function(x, g, variable) {
   wt <- stats::wilcox.test(first, second, exact = FALSE, correct = TRUE)
   test_row(variable, "continuous", "Mann-Whitney U test", unname(wt$statistic), wt$p.value)
 }
+
+
+# Time-to-event columns. A median (IQR) of the observed times mixes event and censoring
+# times and estimates nothing; instead:
+#   the Kaplan-Meier median with its 95% CI (Brookmeyer R, Crowley J (1982). Biometrics
+#     38:29-41: the times where the pointwise CI of S(t) contains 0.5; survival::survfit,
+#     conf.type "log" as elsewhere in this project, or "log-log"), and
+#   the median follow-up by the reverse Kaplan-Meier method, the censorings taken as the
+#     events (Schemper M, Smith TL (1996). Control Clin Trials 17:343-346).
+
+
+#' Kaplan-Meier median and reverse Kaplan-Meier median follow-up of one group.
+#'
+#' @param df data.frame with the outcome columns (rows with a missing time or event must be
+#'   removed by the caller).
+#' @param time,event outcome column names (event 0 = censored, 1 = event).
+#' @param conf_type survfit's conf.type for the intervals ("log" or "log-log").
+#' @return data.frame(n, events, median, lower, upper, followup_median, followup_lower,
+#'   followup_upper), one row; NA where a curve (or a confidence limit) does not reach 0.5.
+survival_summary <- function(df, time, event, conf_type = "log") {
+  y <- surv_outcome(df, time, event)
+  if (nrow(df) == 0) {
+    return(data.frame(n = 0, events = 0, median = NA_real_, lower = NA_real_, upper = NA_real_,
+                      followup_median = NA_real_, followup_lower = NA_real_, followup_upper = NA_real_))
+  }
+  km <- km_median(y, conf_type)
+  reverse <- km_median(survival::Surv(y[, "time"], 1 - y[, "status"]), conf_type)
+  data.frame(n = nrow(df), events = sum(y[, "status"]), median = km[1], lower = km[2], upper = km[3],
+             followup_median = reverse[1], followup_lower = reverse[2], followup_upper = reverse[3])
+}
+
+
+#' c(median, lower, upper) of a Kaplan-Meier fit (survfit's summary table).
+km_median <- function(y, conf_type) {
+  table <- summary(survival::survfit(y ~ 1, conf.type = conf_type))$table
+  unname(table[c("median", "0.95LCL", "0.95UCL")])
+}
+
+
+#' Log-rank test of a time-to-event column between the two groups (survival::survdiff,
+#' Mantel N (1966). Cancer Chemother Rep 50:163-170).
+#' @return the test_row of compare_groups: statistic = chi-square (1 df), p.
+test_survival <- function(df, time, event, group, variable) {
+  y <- surv_outcome(df, time, event)
+  g <- df[[group]]
+  g <- if (is.factor(g)) droplevels(g) else factor(g)
+  if (nlevels(g) != 2) {
+    return(test_row(variable, "time_to_event", "none", NA_real_, NA_real_,
+                    "fewer than two groups with observations"))
+  }
+  if (sum(y[, "status"]) == 0) {
+    return(test_row(variable, "time_to_event", "none", NA_real_, NA_real_, "no event"))
+  }
+  test <- survival::survdiff(y ~ g)
+  test_row(variable, "time_to_event", "Log-rank test", unname(test$chisq),
+           stats::pchisq(test$chisq, df = 1, lower.tail = FALSE))
+}

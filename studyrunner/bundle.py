@@ -136,6 +136,14 @@ class BaselineSurvival(_Frozen):
             raise ValueError("baseline_survival: survival must be in [0, 1] and non-increasing")
         return self
 
+    def value_at(self, t: float) -> float | None:
+        """S0(t): 1 before the first event time, the step's value from each event time on
+        (right-continuous); None for a t beyond the last follow-up or negative (not estimated)."""
+        if not 0 <= t <= self.last_follow_up:
+            return None
+        step = int(np.searchsorted(np.asarray(self.time), t, side="right")) - 1
+        return 1.0 if step < 0 else self.survival[step]
+
 
 class LinearPredictorSummary(_Frozen):
     mean: float
@@ -365,11 +373,11 @@ def baseline_survival_at(bundle: RadiomicsBundle, t: float) -> float:
     (right-continuous). A t beyond the development cohort's follow-up, or negative, raises
     InputError: S0 is not estimated there."""
     s0 = bundle.baseline_survival
-    if not 0 <= t <= s0.last_follow_up:
+    value = s0.value_at(t)
+    if value is None:
         raise InputError(f"t = {t} {bundle.endpoint.unit} is outside the development follow-up "
                          f"[0, {s0.last_follow_up}] {bundle.endpoint.unit}: S0(t) is not estimated there")
-    step = int(np.searchsorted(np.asarray(s0.time), t, side="right")) - 1
-    return 1.0 if step < 0 else s0.survival[step]
+    return value
 
 
 def predicted_survival(bundle: RadiomicsBundle, lp: pd.Series, t: float) -> pd.Series:

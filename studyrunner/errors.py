@@ -19,3 +19,10 @@ class ClinicalValidationFailed(StudyError):
     """The clinical table failed an error-severity expectation; the message lists the rows."""
 
     exit_code = 3
+
+
+class RunFolderError(StudyError):
+    """The run folder cannot be used (another run holds it, it is a file, it is not
+    writable, the disk is full); finished stages in it are kept."""
+
+    exit_code = 4

@@ -12,11 +12,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from studyrunner.registry import (
     LEARNER_NAMES,
@@ -25,6 +36,7 @@ from studyrunner.registry import (
     MaxstatPmethod,
     SignatureCutoffMethod,
 )
+from studyrunner.strict_yaml import YamlInputError, decode_utf8, load_yaml_text
 
 
 class ProtocolError(Exception):
@@ -113,8 +125,8 @@ class SplitSection(_Strict):
     """
 
     method: Literal["stratified", "site", "none"] = "stratified"
-    counts: dict[str, int] | None = None
-    fractions: dict[str, float] | None = None
+    counts: dict[str, NonNegativeInt] | None = None
+    fractions: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
     stratify_on: list[str] = Field(default_factory=list)
     site_column: str | None = None
     sites: dict[str, str] | None = Field(None, description="site value -> partition (method: site)")
@@ -130,6 +142,8 @@ class SplitSection(_Strict):
         elif self.method == "stratified":
             if (self.counts is None) == (self.fractions is None):
                 raise ValueError("a stratified split needs exactly one of 'counts' or 'fractions'")
+            if self.fractions is not None and abs(sum(self.fractions.values()) - 1) > 1e-6:
+                raise ValueError(f"split fractions must sum to 1 (they sum to {sum(self.fractions.values()):g})")
             names = set(self.counts or self.fractions or {})
         else:
             if not self.site_column or not self.sites:
@@ -221,7 +235,8 @@ Endpoint = Annotated[TimeToEventEndpoint | CategoricalEndpoint, Field(discrimina
 class PreprocessingSection(_Strict):
     mask_label: int = 1
     geometry_tolerance: float = Field(1e-3, gt=0)
-    resample_spacing: list[float] | None = Field(None, min_length=3, max_length=3)
+    resample_spacing: list[PositiveFloat] | None = Field(None, min_length=3, max_length=3,
+                                                         description="voxel spacing (x, y, z) in mm, each > 0")
     interpolator: Literal["sitkBSpline", "sitkLinear", "sitkNearestNeighbor"] = "sitkBSpline"
 
 
@@ -236,8 +251,8 @@ class RadiomicsPredictors(_Strict):
     enabled: bool = True
     image_types: dict[str, dict[str, Any]] = Field(default_factory=_original_image_only)
     feature_classes: list[str] | Literal["all"] = "all"
-    bin_width: float | None = 25.0
-    bin_count: int | None = None
+    bin_width: PositiveFloat | None = 25.0
+    bin_count: PositiveInt | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -250,9 +265,9 @@ class RadiomicsPredictors(_Strict):
 class CropSettings(_Strict):
     """Tumour-centred crop fed to the CNNs (seed 000: 82x82x78 voxels, HU clipped to +-1024)."""
 
-    size_voxels: list[int] = Field(default_factory=lambda: [82, 82, 78], min_length=3, max_length=3,
+    size_voxels: list[PositiveInt] = Field(default_factory=lambda: [82, 82, 78], min_length=3, max_length=3,
                                    description="crop size (x, y, z) in voxels")
-    spacing_mm: list[float] = Field(default_factory=lambda: [1.0, 1.0, 1.0], min_length=3, max_length=3,
+    spacing_mm: list[PositiveFloat] = Field(default_factory=lambda: [1.0, 1.0, 1.0], min_length=3, max_length=3,
                                     description="voxel spacing (x, y, z) of the crop")
     hu_window: list[float] = Field(default_factory=lambda: [-1024.0, 1024.0], min_length=2, max_length=2)
 
@@ -262,7 +277,7 @@ class NetworkSettings(_Strict):
     508 deep features (growth 32 from 32 initial features with compression 0.5) and a
     256-unit hidden layer."""
 
-    block_layers: list[int] = Field(default_factory=lambda: [6, 12, 12, 6], min_length=1)
+    block_layers: list[PositiveInt] = Field(default_factory=lambda: [6, 12, 12, 6], min_length=1)
     growth_rate: int = Field(32, ge=1)
     initial_features: int = Field(32, ge=1)
     hidden_units: int = Field(256, ge=1)
@@ -409,10 +424,35 @@ class CrossValidationPlan(_Strict):
 class EvaluationPlan(_Strict):
     """Times are in the primary endpoint's unit."""
 
-    time_roc_times: list[float] = Field(default_factory=list, description="time-dependent ROC/AUC at these times")
-    calibration_times: list[float] = Field(default_factory=list)
-    decision_curve_times: list[float] = Field(default_factory=list)
+    time_roc_times: list[PositiveFloat] = Field(default_factory=list,
+                                                description="time-dependent ROC/AUC at these times")
+    time_roc_min_cases_controls: int = Field(
+        10, ge=1, description="an AUC at a time with fewer cases (event before t) or fewer controls (event-free "
+                              "beyond t) than this is withheld from the report's tables and summary (kept in "
+                              "results.json under time_roc.withheld); the cross-validated AUC at that time likewise, "
+                              "by the training cohort's counts")
+    calibration_times: list[PositiveFloat] = Field(
+        default_factory=list,
+        description="calibration of the radiomics model at these times: its frozen predicted risk 1 - S0(t)^exp(lp), "
+                    "S0 the training cohort's Breslow baseline, in every cohort (apparent on training) and "
+                    "cross-validated (out-of-fold predictions with each fold's baseline)")
+    calibration_groups: int = Field(3, ge=2, le=10, description="groups of predicted risk in the calibration tables")
+    decision_curve_times: list[PositiveFloat] = Field(
+        default_factory=list, description="decision curves of the frozen predicted risk at these times")
+    decision_threshold_range: tuple[float, float] | None = Field(
+        None,
+        description="the clinically sensible range [low, high] of threshold probabilities (decided before the "
+                    "analysis from the decision the model informs); the report counts the thresholds within it where "
+                    "the model's net benefit exceeds both treating all and treating none")
     cross_validation: CrossValidationPlan | None = None
+
+    @model_validator(mode="after")
+    def _threshold_range_is_ordered(self) -> EvaluationPlan:
+        """A threshold range is two probabilities in [0, 1), low below high."""
+        bounds = self.decision_threshold_range
+        if bounds is not None and not 0 <= bounds[0] < bounds[1] < 1:
+            raise ValueError(f"decision_threshold_range: need 0 <= low < high < 1, got {list(bounds)}")
+        return self
 
 
 class RiskScorePlan(_Strict):
@@ -428,9 +468,9 @@ class RiskScorePlan(_Strict):
         default_factory=list, description="baseline columns for the Cox tables and nomogram")
     multivariable_p: float = Field(
         0.05, gt=0, le=1, description="univariate p below which a covariate enters the multivariable model")
-    nomogram_times: list[float] = Field(
+    nomogram_times: list[PositiveFloat] = Field(
         default_factory=list, description="survival probabilities drawn on the nomogram")
-    calibration_times: list[float] = Field(
+    calibration_times: list[PositiveFloat] = Field(
         default_factory=list,
         description="calibration of every score at these times: its predicted risk from the training cohort's "
                     "Breslow baseline survival, on training (apparent) and test")
@@ -446,6 +486,30 @@ class RiskScorePlan(_Strict):
         default_factory=list, description="columns for subgroup ROC of the response scores")
 
 
+class SubgroupColumn(_Strict):
+    """A clinical-table column whose levels (or, with ``cuts``, intervals) form subgroups."""
+
+    column: str
+    label: str = Field(description="the subgroup variable's name in the report, e.g. Sex or Age group")
+    cuts: list[float] | None = Field(
+        None, min_length=1, description="a numeric column is grouped at these values: [65] -> < 65 and >= 65")
+
+
+class SubgroupPlan(_Strict):
+    """Performance of the model's risk score within subgroups: Harrell's C with its CI per
+    subgroup and the likelihood-ratio test of a score x subgroup interaction in a Cox model,
+    in each cohort."""
+
+    centre: SubgroupColumn | None = Field(
+        None, description="the column naming each patient's centre or hospital (heterogeneity across clusters, "
+                          "TRIPOD+AI 12d and 23b); none: the data hold one centre or do not record it")
+    heterogeneity: list[SubgroupColumn] = Field(
+        default_factory=list, description="clinical subgroups across which heterogeneity is examined (23b)")
+    fairness: list[SubgroupColumn] = Field(
+        default_factory=list, description="groups in which performance is compared for fairness, e.g. sex and age "
+                                          "group (TRIPOD+AI 14)")
+
+
 class StatisticsSection(_Strict):
     endpoint: str = Field(description="the time-to-event endpoint the model predicts")
     reproducibility: ReproducibilityPlan | None = None
@@ -455,12 +519,48 @@ class StatisticsSection(_Strict):
         "cox", description="cox: all selected features; stepwise_cox: MASS::stepAIC in both directions (minimum AIC)")
     risk_groups: RiskGroups = RiskGroups()
     evaluation: EvaluationPlan = EvaluationPlan()
-    km_times: list[float] | None = Field(None, description="times for the numbers-at-risk table; default: 6 even steps")
+    km_times: list[NonNegativeFloat] | None = Field(
+        None, description="times for the numbers-at-risk table; default: 6 even steps")
     risk_scores: RiskScorePlan | None = Field(
         None, description="statistics of the CNN risk scores (needs predictors.deep_learning)")
+    subgroups: SubgroupPlan = Field(
+        SubgroupPlan(), description="the model's C-index per centre and per subgroup (TRIPOD+AI 12d, 14, 23b)")
 
 
 # --- report --------------------------------------------------------------------------
+
+class PublishedResult(_Strict):
+    """One result as the source paper states it, and where this run holds the same quantity."""
+
+    name: str = Field(description="what the number is, e.g. 'Time-dependent AUC at 12 months, training cohort'")
+    value: float | None = Field(None, description="the number as the paper states it")
+    stated: str | None = Field(None, description="the paper's words when they are not one number, e.g. 'P<0.001'")
+    digits: int | None = Field(None, ge=0, le=6, description="decimals of the paper's number; this run's value "
+                                                             "is printed with as many")
+    results_path: str | None = Field(
+        None, description="dotted path of the same quantity in results.json (dict keys, list indices, 'count' "
+                          "for a list's length), e.g. 'cross_validation.validation.12.median'; none when this run "
+                          "has no counterpart")
+    note: str | None = Field(None, description="where in the paper, or how the two differ")
+    format: Literal["number", "p"] = Field("number", description="p: both values print as p-values")
+
+    @model_validator(mode="after")
+    def _stated(self) -> PublishedResult:
+        if self.value is None and self.stated is None:
+            raise ValueError(f"published result {self.name!r}: give its 'value' or its 'stated' words")
+        return self
+
+
+class PublishedSource(_Strict):
+    """The source paper of a study: its citation, the results it reports and the features of its
+    final model, for the report's "Published vs this run" comparison."""
+
+    citation: str = Field(description="the paper as it is cited; only what the paper itself states")
+    results: list[PublishedResult] = Field(default_factory=list)
+    features: list[str] = Field(default_factory=list, description="the features of the paper's final model, as "
+                                                                  "the paper names them (matched ignoring case "
+                                                                  "and punctuation)")
+
 
 class ReportSection(_Strict):
     title: str
@@ -472,6 +572,37 @@ class ReportSection(_Strict):
     data_availability: str | None = None
     conflicts: str | None = None
     keywords: list[str] = Field(default_factory=list)
+    # The authors' words for the TRIPOD+AI items a run cannot answer (Collins GS et al., BMJ
+    # 2024;385:e078378); a missing one is printed as "To be completed by the authors".
+    context: str | None = Field(None, description="TRIPOD+AI 3a: the healthcare context and the rationale for "
+                                                  "developing or evaluating the model")
+    intended_use: str | None = Field(None, description="TRIPOD+AI 3b: the target population and the model's "
+                                                       "intended purpose, users and place in the care pathway")
+    health_inequalities: str | None = Field(None, description="TRIPOD+AI 3c: known health inequalities between "
+                                                              "sociodemographic groups")
+    data_collection_dates: str | None = Field(None, description="TRIPOD+AI 5b: start and end of participant "
+                                                                "accrual and the end of follow-up")
+    setting: str | None = Field(None, description="TRIPOD+AI 6a: the setting (e.g. tertiary hospital), "
+                                                  "locations and number of centres")
+    treatments: str | None = Field(None, description="TRIPOD+AI 6c: treatments the participants received and how "
+                                                     "they were handled in the model")
+    outcome_assessment: str | None = Field(None, description="TRIPOD+AI 8b: who assessed the outcome, how and "
+                                                             "when (e.g. RECIST 1.1 by radiologists)")
+    outcome_blinding: str | None = Field(None, description="TRIPOD+AI 8c: whether outcome assessors knew the "
+                                                           "predictors")
+    predictor_assessment: str | None = Field(None, description="TRIPOD+AI 9c: who measured the predictors "
+                                                               "(e.g. who segmented the tumours) and whether they "
+                                                               "knew the outcome")
+    patient_involvement: str | None = Field(None, description="TRIPOD+AI 19: patient and public involvement")
+    interpretation: str | None = Field(None, description="TRIPOD+AI 25: overall interpretation of the results, "
+                                                         "fairness included")
+    limitations: str | None = Field(None, description="TRIPOD+AI 26: limitations (non-representative sample, "
+                                                      "sample size, overfitting, missing data)")
+    user_interaction: str | None = Field(None, description="TRIPOD+AI 27b: whether users interact with the inputs "
+                                                           "and what expertise they need")
+    applicability: str | None = Field(None, description="TRIPOD+AI 27c: applicability and future research")
+    published: PublishedSource | None = Field(None, description="the source paper's results and final features, "
+                                                                "set beside this run's in the report")
 
 
 # --- the protocol --------------------------------------------------------------------
@@ -586,7 +717,7 @@ class ExternalValidationPlan(_Strict):
     endpoint: str = Field(description="this protocol's time-to-event endpoint the model predicts")
     model_endpoint: str | None = Field(
         None, description="the bundle's name of that endpoint when it differs (default: the same name)")
-    times: list[float] = Field(min_length=1, description="evaluation times, in this protocol's endpoint unit")
+    times: list[PositiveFloat] = Field(min_length=1, description="evaluation times, in this protocol's endpoint unit")
     calibration_groups: int = Field(5, ge=2, le=10, description="groups of predicted risk in the calibration table")
     min_events_per_group: int = Field(5, ge=1, description="a risk group with fewer events is flagged in the report")
     updating: list[Literal["baseline", "slope"]] = Field(
@@ -700,6 +831,10 @@ def format_validation_error(error: ValidationError, path: Path, text: str) -> st
         elif err["type"] == "extra_forbidden":
             message = "unknown key (not part of the protocol schema; check the spelling)"
         message = message.removeprefix("Value error, ")
+        named = re.match(r"([a-z_]+(?:\.[A-Za-z_0-9]+)+)[ :]", message) if not loc else None
+        if named and tuple(named.group(1).split(".")) in lines:  # a cross-section check names its path
+            loc, where = named.group(1).split("."), named.group(1)
+            message = message[named.end():].lstrip(": ")
         line = None
         for cut in range(len(loc), 0, -1):
             line = lines.get(tuple(loc[:cut]))
@@ -716,9 +851,11 @@ def _load(path: str | Path, model: type[P], kind: str, wrong_kind: str) -> Loade
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise ProtocolError(f"{path}: protocol file not found")
-    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
+        text = decode_utf8(path.read_bytes(), path)
+        data = load_yaml_text(text, path)
+    except YamlInputError as exc:
+        raise ProtocolError(str(exc)) from exc
     except yaml.YAMLError as exc:
         raise ProtocolError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -36,6 +36,11 @@ column, a missing value), :class:`studyrunner.errors.InputError` with R's messag
 warnings are re-issued as Python :class:`RWarning`. All calls into R are serialised by one
 lock (R is single threaded). JSON cleaning of the results is
 :func:`studyrunner.jsonable.to_jsonable`.
+
+The session attaches the survival package (as ``library(survival)`` in an R console): the
+scripts call ``survival::`` explicitly, but CRAN packages that do not import survival
+evaluate ``Surv(...)`` formulas unqualified (timeROC 0.4.1's ``iid = TRUE`` path through
+``pec::ipcw``) and stop with 'could not find function "Surv"' without it.
 """
 
 from __future__ import annotations
@@ -147,6 +152,7 @@ class _RSession:
         import rpy2.robjects as ro
 
         self.ro = ro
+        ro.r("suppressPackageStartupMessages(library(survival))")
         self.helpers = ro.r(_BRIDGE_R_CODE)
         self.envs: dict[Path, Any] = {}
 

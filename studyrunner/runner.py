@@ -31,9 +31,9 @@ import pandas as pd
 from studyrunner import __version__
 from studyrunner.environment import environment_report, git_revision
 from studyrunner.errors import InputError
-from studyrunner.paths import repo_folder
+from studyrunner.paths import repo_folder, shareable_path
 from studyrunner.protocol import AnyLoaded, LoadedProtocol
-from studyrunner.run_folder import RunFolder, StageRecord, attach_log_file, read_json, sha256_file, write_json
+from studyrunner.run_folder import RunFolder, StageRecord, attach_log_file, read_json, sha256_path, write_json
 from studyrunner.stages import StageSpec, declared_protocol, section_values, stage_code
 
 log = logging.getLogger("studyrunner")
@@ -178,10 +178,10 @@ class StudyRun:
         return {
             "studyrunner_version": __version__,
             "git_revision": git_revision(),
-            "protocol": {"path": str(self.loaded.path), "sha256": self.loaded.sha256},
+            "protocol": {"path": self.loaded.path.name, "sha256": self.loaded.sha256},
             "seed": self.protocol.study.seed,
             "synthetic": self.protocol.study.synthetic,
-            "inputs": {str(p): sha256_file(p) for p in self.inputs},
+            "inputs": {shareable_path(p, self.loaded.path.parent): sha256_path(p) for p in self.inputs},
             "images": {"n_files": len(self.image_files), "sha256_of_hashes": hash_of_hashes(self.image_files)},
             "device": self.device,
             "workers": self.options.workers,
@@ -193,13 +193,14 @@ class StudyRun:
 
     @contextmanager
     def logged(self) -> Iterator[None]:
-        """The run's log file (logs/run.log) for the duration of the run."""
-        handler = attach_log_file(self.run_dir)
-        try:
-            yield
-        finally:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
+        """The run folder's lock and the run's log file (logs/run.log) for the duration of the run."""
+        with self.folder.locked(f"{self.protocol.study.name} ({self.loaded.path.name})"):
+            handler = attach_log_file(self.run_dir)
+            try:
+                yield
+            finally:
+                logging.getLogger().removeHandler(handler)
+                handler.close()
 
 
 class DevelopmentRun(StudyRun):
@@ -330,5 +331,5 @@ def hash_of_hashes(paths: list[Path]) -> str:
 
     digest = hashlib.sha256()
     for path in sorted(paths):
-        digest.update(f"{path.name}:{sha256_file(path)}\n".encode())
+        digest.update(f"{path.name}:{sha256_path(path)}\n".encode())
     return digest.hexdigest()

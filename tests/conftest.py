@@ -55,3 +55,29 @@ def small_cohort_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("small")
     generate_nsclc_ici_cohort(folder / "cohort", n_patients=40, seed=20220415)
     return folder
+
+
+@pytest.fixture(scope="session")
+def deep_run(tmp_path_factory) -> Path:
+    """protocols/nsclc_ici.yaml with a tiny CNN on 64 generated patients (tests/study_runs.py)."""
+    from tests.study_runs import run_deep_study
+
+    return run_deep_study(tmp_path_factory.mktemp("deep"))
+
+
+@pytest.fixture(scope="session")
+def signature_run(tmp_path_factory):
+    """protocols/escc_ici_chemo.yaml on 45 generated patients: (run folder, results.json)."""
+    from tests.study_runs import run_signature_study
+
+    return run_signature_study(tmp_path_factory.mktemp("escc"))
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory):
+    """protocols/lung1_real.yaml on the real Lung1 crops: (run folder, results.json)."""
+    from tests.study_runs import LUNG1, run_real_study
+
+    if not LUNG1.is_dir():
+        pytest.skip(f"{LUNG1} not present")
+    return run_real_study(tmp_path_factory.mktemp("lung1"))

@@ -1,6 +1,8 @@
-"""Calibration (rscripts/calibration.R) and decision curves (rscripts/decision_curve.R)
-against lifelines (Cox predictions, Kaplan-Meier) and hand computation (Greenwood CI, net
-benefit formula of Vickers et al. 2008)."""
+"""The radiomics model's frozen calibration (statistics/radiomics_model/stage.py with
+statistics/frozen_calibration.py) and decision curves (rscripts/decision_curve.R) against
+independent computations: Breslow's baseline, O/E, IPCW Brier and the calibration slope by
+hand (numpy) and lifelines (Kaplan-Meier, Cox), the net benefit formula of Vickers et al.
+2008, and the tolerance count of thresholds with float ties."""
 
 from __future__ import annotations
 
@@ -11,9 +13,12 @@ import pandas as pd
 import pytest
 from lifelines import CoxPHFitter, KaplanMeierFitter
 
+from studyrunner.protocol import StatisticsSection
 from studyrunner.rbridge import RError
-from studyrunner.statistics.calibration import calibration_at
-from studyrunner.statistics.decision_curve import decision_curve
+from studyrunner.registry import time_key
+from studyrunner.statistics.baseline_survival import baseline_survival
+from studyrunner.statistics.decision_curve import decision_curve, net_benefit_summary
+from studyrunner.statistics.radiomics_model.stage import DECISION_THRESHOLDS, calibration_and_decision
 
 pytestmark = pytest.mark.needs_r
 
@@ -42,57 +47,6 @@ def km_with_log_ci(time: np.ndarray, event: np.ndarray, t: float) -> tuple[float
     d, r = table["observed"].to_numpy(float), table["at_risk"].to_numpy(float)
     half = Z975 * np.sqrt(np.sum(d / (r * (r - d))))
     return surv, surv * np.exp(-half), min(1.0, surv * np.exp(half))
-
-
-def equal_size_groups(values: np.ndarray, groups: int) -> np.ndarray:
-    ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable") + 1
-    return np.ceil(ranks * groups / len(values)).astype(int)
-
-
-@pytest.mark.parametrize("groups", [3, 5])
-def test_calibration_matches_lifelines_cox_and_kaplan_meier(cohort: pd.DataFrame,
-                                                            groups: int) -> None:
-    times = [1.0, 2.0, 3.0]
-    table = calibration_at(cohort, "time", "event", "score", times, groups=groups)
-    assert len(table) == len(times) * groups
-    cox = CoxPHFitter().fit(cohort[["time", "event", "score"]], "time", "event")
-    beta = float(cox.params_["score"])
-    baseline = cox.baseline_cumulative_hazard_["baseline cumulative hazard"]  # at mean score
-    for t in times:
-        # 1 - exp(-H0(t) exp(beta * lp)) with lifelines' Breslow step function (its baseline
-        # is at the mean score; predict_survival_function would interpolate between steps)
-        h0_t = float(baseline[baseline.index <= t].iloc[-1])
-        predicted = 1 - np.exp(-h0_t * np.exp(beta * (cohort["score"] - cohort["score"].mean())))
-        group = equal_size_groups(predicted.to_numpy(), groups)
-        rows = [row for row in table if row["time"] == t]
-        for row in rows:
-            members = cohort[group == row["group"]]
-            assert row["n"] == len(members)
-            assert row["n_events"] == int(((members["time"] <= t) & (members["event"] == 1)).sum())
-            assert row["predicted"] == pytest.approx(predicted[group == row["group"]].mean(),
-                                                     abs=1e-6)
-            surv, lower, upper = km_with_log_ci(members["time"].to_numpy(),
-                                                members["event"].to_numpy(), t)
-            assert row["observed"] == pytest.approx(1 - surv, abs=1e-12)
-            assert row["lower"] == pytest.approx(1 - upper, abs=1e-10)
-            assert row["upper"] == pytest.approx(1 - lower, abs=1e-10)
-        # groups run from lowest to highest predicted risk
-        assert [r["predicted"] for r in rows] == sorted(r["predicted"] for r in rows)
-    json.dumps(table, allow_nan=False)
-
-
-def test_calibration_observed_is_missing_beyond_a_censored_last_follow_up() -> None:
-    df = pd.DataFrame({"time": [1.0, 2, 3, 4, 5, 6], "event": [1, 1, 0, 1, 0, 0],
-                       "lp": [3.0, 2, 1.5, 0.2, 0.5, 1]})
-    table = calibration_at(df, "time", "event", "lp", [5.5], groups=2)
-    high, low = table[1], table[0]
-    assert high["observed"] is None          # last follow-up 3, censored
-    assert high["n"] == 3
-    # low-risk group: times 4 (event), 5, 6 (censored): KM risk at 5.5 = 1/3
-    assert low["observed"] == pytest.approx(1 / 3, abs=1e-12)
-    assert low["n"] == 3
-    with pytest.raises(RError, match="groups must be"):
-        calibration_at(df, "time", "event", "lp", [2.0], groups=1)
 
 
 def hand_net_benefit(df: pd.DataFrame, t: float, p: float) -> tuple[float, float, int]:
@@ -143,21 +97,123 @@ def test_decision_curve_edge_cases_and_bad_input() -> None:
         decision_curve(df, "time", "event", "risk", 3.0, [1.0])
 
 
-def test_predicted_risk_is_the_per_patient_prediction_behind_calibration():
-    from lifelines import CoxPHFitter
+# ----------------------------------------------------------------- frozen calibration of the radiomics model
 
-    from studyrunner.statistics.calibration import predicted_risk
+EVAL_PLAN = StatisticsSection.model_validate({
+    "endpoint": "pfs",
+    "evaluation": {"calibration_times": [1.0, 2.0], "calibration_groups": 4, "decision_curve_times": [1.0],
+                   "decision_threshold_range": [0.1, 0.5]},
+})
 
-    rng = np.random.default_rng(3)
-    n = 60
-    lp = rng.normal(size=n)
-    t_event = rng.exponential(1 / np.exp(0.8 * lp))
-    t_cens = rng.uniform(0, 2.5, size=n)
-    df = pd.DataFrame({"time": np.minimum(t_event, t_cens), "event": (t_event <= t_cens).astype(int), "lp": lp})
-    risk = predicted_risk(df, "time", "event", "lp", 0.7)
-    cph = CoxPHFitter().fit(df, "time", "event")  # Breslow baseline at the mean score (no ties here)
-    baseline = cph.baseline_cumulative_hazard_["baseline cumulative hazard"]
-    h_mean = float(baseline[baseline.index <= 0.7].iloc[-1])  # the step function at t, not interpolated
-    beta = float(cph.params_["lp"])
-    expected = 1 - np.exp(-h_mean * np.exp(beta * (lp - lp.mean())))
-    np.testing.assert_allclose(risk, expected, rtol=5e-4)  # the two fits converge to ~1e-5 in beta
+
+def simulated(n: int, seed: int) -> pd.DataFrame:
+    """A cohort scored by a model's (uncentred) linear predictor; continuous times, no ties."""
+    rng = np.random.default_rng(seed)
+    lp = 0.9 * rng.normal(size=n) + 0.4
+    event_time = rng.exponential(2.0 * np.exp(-lp))
+    censor_time = rng.uniform(0.8, 5.0, size=n)
+    return pd.DataFrame({"pfs_months": np.minimum(event_time, censor_time),
+                         "pfs_event": (event_time <= censor_time).astype(int), "risk_score": lp})
+
+
+def hand_breslow_s0(df: pd.DataFrame, t: float) -> float:
+    """Breslow's baseline survival at lp = 0 with the coefficients frozen: exp(-sum d / sum exp(lp))."""
+    time, event, risk = df["pfs_months"].to_numpy(), df["pfs_event"].to_numpy(), np.exp(df["risk_score"].to_numpy())
+    hazard = sum(1.0 / risk[time >= s].sum() for s in time[(event == 1) & (time <= t)])
+    return float(np.exp(-hazard))
+
+
+def hand_ipcw_brier(df: pd.DataFrame, risk: np.ndarray, t: float) -> float:
+    """Graf et al. (1999) with the censoring Kaplan-Meier of lifelines (no ties: G(T-) = G(T))."""
+    time, event = df["pfs_months"].to_numpy(), df["pfs_event"].to_numpy()
+    censoring = KaplanMeierFitter().fit(time, 1 - event)
+    case, alive = (event == 1) & (time <= t), time > t
+    weights = np.zeros(len(time))
+    weights[case] = 1 / censoring.predict(time[case]).to_numpy()
+    weights[alive] = 1 / float(censoring.predict(t))
+    return float(np.mean(weights * (case.astype(float) - risk) ** 2))
+
+
+@pytest.fixture(scope="module")
+def frozen_cohorts() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    training, test = simulated(160, 21), simulated(110, 22)
+    return training, test, baseline_survival(training, "pfs_months", "pfs_event", "risk_score")
+
+
+@pytest.mark.parametrize("cohort_name", ["training", "test"])
+def test_radiomics_model_calibration_is_that_of_the_frozen_training_baseline(frozen_cohorts, cohort_name) -> None:
+    training, test, baseline = frozen_cohorts
+    rows = training if cohort_name == "training" else test
+    result = calibration_and_decision(rows, "pfs_months", "pfs_event", baseline, EVAL_PLAN)
+    calibration = result["calibration"]
+    lp = rows["risk_score"].to_numpy()
+    for t in (1.0, 2.0):
+        at = calibration["at"][time_key(t)]
+        risk = 1 - hand_breslow_s0(training, t) ** np.exp(lp)  # the TRAINING baseline, also on test
+        surv, lower, upper = km_with_log_ci(rows["pfs_months"].to_numpy(), rows["pfs_event"].to_numpy(), t)
+        assert at["predicted"] == pytest.approx(risk.mean(), rel=1e-10)
+        assert at["observed"]["estimate"] == pytest.approx(1 - surv, abs=1e-12)
+        assert (at["observed"]["lower"], at["observed"]["upper"]) == pytest.approx((1 - upper, 1 - lower), abs=1e-10)
+        assert at["oe"]["estimate"] == pytest.approx((1 - surv) / risk.mean(), rel=1e-10)
+        assert at["brier"]["model"] == pytest.approx(hand_ipcw_brier(rows, risk, t), rel=1e-10)
+        null = hand_ipcw_brier(rows, np.full(len(rows), 1 - surv), t)
+        assert at["brier"]["ipa"] == pytest.approx(1 - at["brier"]["model"] / null, rel=1e-9)
+        assert at["n_events"] == int(((rows["pfs_months"] <= t) & (rows["pfs_event"] == 1)).sum())
+        # four equal-size groups by increasing predicted risk, each with its Kaplan-Meier risk
+        group = np.ceil((np.argsort(np.argsort(risk)) + 1) * 4 / len(risk)).astype(int)
+        for g in at["groups"]:
+            members = rows[group == g["group"]]
+            assert g["predicted"] == pytest.approx(risk[group == g["group"]].mean(), rel=1e-10)
+            last = members.loc[members["pfs_months"].idxmax()]
+            if t > last["pfs_months"] and last["pfs_event"] == 0:  # KM not defined at t in this group
+                assert g["observed"] is None
+                continue
+            s, lo, hi = km_with_log_ci(members["pfs_months"].to_numpy(), members["pfs_event"].to_numpy(), t)
+            assert g["observed"] == pytest.approx(1 - s, abs=1e-12)
+            if s > 0:  # a group with every patient's event by t has no log-scale interval
+                assert (g["lower"], g["upper"]) == pytest.approx((1 - hi, 1 - lo), abs=1e-10)
+    cox = CoxPHFitter().fit(rows[["pfs_months", "pfs_event", "risk_score"]], "pfs_months", "pfs_event")
+    assert calibration["slope"]["slope"] == pytest.approx(float(cox.params_["risk_score"]), abs=1e-4)
+    assert calibration["slope"]["se"] == pytest.approx(float(cox.standard_errors_["risk_score"]), rel=1e-3)
+
+
+def test_radiomics_decision_curve_uses_the_frozen_risk_and_counts_with_the_range(frozen_cohorts) -> None:
+    training, test, baseline = frozen_cohorts
+    result = calibration_and_decision(test, "pfs_months", "pfs_event", baseline, EVAL_PLAN)
+    curve = result["decision_curves"][time_key(1.0)]
+    frozen = test.rename(columns={"pfs_months": "time", "pfs_event": "event"}).assign(
+        risk=1 - hand_breslow_s0(training, 1.0) ** np.exp(test["risk_score"]))
+    assert [row["threshold"] for row in curve] == DECISION_THRESHOLDS
+    for row in curve[::7]:
+        net_benefit, treat_all, n_treated = hand_net_benefit(frozen, 1.0, row["threshold"])
+        assert row["n_treated"] == n_treated
+        assert row["net_benefit"] == pytest.approx(net_benefit, abs=1e-12)
+        assert row["treat_all"] == pytest.approx(treat_all, abs=1e-12)
+    summary = next(iter(result["decision_summary"].values()))
+    better = [row["threshold"] for row in curve
+              if row["net_benefit"] is not None and row["net_benefit"] > 1e-9
+              and row["net_benefit"] - row["treat_all"] > 1e-9]
+    assert summary["n_better"] == len(better)
+    assert summary["n_in_range"] == sum(0.1 <= p <= 0.5 for p in DECISION_THRESHOLDS) == 41
+    assert summary["n_better_in_range"] == sum(0.1 <= p <= 0.5 for p in better)
+    # threshold 0 treats everybody: the model's curve IS the treat-all curve, a tie, not a benefit
+    assert curve[0]["n_treated"] == len(test)
+    assert 0.0 not in better
+
+
+def test_decision_count_treats_float_ties_as_ties() -> None:
+    tie = 5.551115123125783e-17
+    rows = [
+        {"threshold": 0.0, "net_benefit": 0.30 + tie, "treat_all": 0.30, "treat_none": 0},   # tie with treat-all
+        {"threshold": 0.1, "net_benefit": 0.25, "treat_all": 0.20, "treat_none": 0},         # better than both
+        {"threshold": 0.2, "net_benefit": tie, "treat_all": -0.10, "treat_none": 0},         # tie with treat-none
+        {"threshold": 0.3, "net_benefit": 0.05, "treat_all": None, "treat_none": 0},         # treat-all undefined
+        {"threshold": 0.4, "net_benefit": None, "treat_all": -0.20, "treat_none": 0},        # model undefined
+        {"threshold": 0.6, "net_benefit": 0.01, "treat_all": -0.40, "treat_none": 0},        # better, above range
+    ]
+    summary = net_benefit_summary(rows, (0.05, 0.5))
+    assert summary == {"n_thresholds": 6, "n_better": 3, "lowest": 0.1, "highest": 0.6, "tolerance": 1e-9,
+                       "range": [0.05, 0.5], "n_in_range": 4, "n_better_in_range": 2}
+    # without the tolerance the two float ties would have counted (the old count)
+    assert net_benefit_summary(rows, tolerance=0.0)["n_better"] == 5
+    assert net_benefit_summary(rows)["n_in_range"] is None

@@ -18,8 +18,10 @@ from studyrunner.registry import fused_name, score_label, score_name
 from studyrunner.report.citations import METHOD_REFERENCES
 from studyrunner.report.deep_view import deep_context
 from studyrunner.report.figures import draw_deep_figures
+from studyrunner.report.flag_view import flag_context
 from studyrunner.report.formatting import ci_label
 from studyrunner.report.render import reports_dir, template_environment
+from studyrunner.report.tripod import tripod_tags
 from studyrunner.results.models import Results
 
 RENAMED = {"os": "overall", "pfs": "progression"}
@@ -85,7 +87,8 @@ def render_deep_sections(results: Results, figures: dict[str, str]) -> str:
     environment = template_environment(reports_dir() / "templates")
     source = '{% import "_macros.html.j2" as m %}' + "".join(
         f'{{% include "{name}.html.j2" %}}' for name in DEEP_SECTIONS)
-    context = {**deep_context(results), "figures": figures, "refs": METHOD_REFERENCES, "ci": ci_label()}
+    context = {**deep_context(results), **flag_context(results), "figures": figures, "refs": METHOD_REFERENCES,
+               "ci": ci_label(), "tripod_tags": tripod_tags()}
     return environment.from_string(source).render(**context)
 
 

@@ -1,15 +1,23 @@
-"""Repeated K-fold cross-validation: balanced folds, no leakage, failures recorded."""
+"""Repeated K-fold cross-validation: balanced folds, no leakage, failures recorded and counted
+(per repeat, featureless fits), selection frequency, and the cross-validated calibration of the
+pooled out-of-fold predictions against a hand-computed Breslow baseline and lifelines."""
 
 from __future__ import annotations
+
+import functools
+import types
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from studyrunner.protocol import StatisticsSection
+from studyrunner.registry import time_key
 from studyrunner.statistics.radiomics_model.cross_validation import (
+    NO_FEATURES,
     FoldResult,
     cross_validate,
+    cross_validated_calibration,
     stratified_folds,
     summarise_folds,
 )
@@ -119,3 +127,115 @@ def test_two_worker_processes_give_the_same_folds_and_aucs(cohort):
     two = cross_validate(cohort, None, "event", PLAN, seed=3, workers=2, **kwargs)
     assert [(r.training_ids, r.features, r.auc_validation) for r in one] == \
            [(r.training_ids, r.features, r.auc_validation) for r in two]
+
+
+# ----------------------------------------------------------------- failures and cross-validated calibration
+
+PLAN_CAL = StatisticsSection.model_validate({
+    **PLAN.model_dump(exclude_unset=True),
+    "evaluation": {"time_roc_times": [1.0, 2.0], "calibration_times": [1.0, 1.5],
+                   "cross_validation": {"folds": 3, "repeats": 2}},
+})
+
+
+def test_failed_and_featureless_fits_are_counted_per_repeat_with_selection_frequency():
+    def fit(repeat, fold, features, error=None):
+        return FoldResult(repeat, fold, [], [], features, {}, {}, error)
+
+    results = [fit(0, 0, ["a", "b"]), fit(0, 1, [], NO_FEATURES), fit(0, 2, [], "RuntimeError: glmnet"),
+               fit(1, 0, ["a"]), fit(1, 1, ["a", "c"]), fit(1, 2, ["b"])]
+    summary = summarise_folds(results, PLAN, "years", final_features=["a", "b"])
+    assert (summary["n_fits"], summary["n_failed"], summary["n_no_features"]) == (6, 2, 1)
+    assert summary["per_repeat"] == [{"repeat": 1, "n_folds": 3, "n_failed": 2, "n_no_features": 1},
+                                     {"repeat": 2, "n_folds": 3, "n_failed": 0, "n_no_features": 0}]
+    # five fits developed to the end (the one that raised is left out): a in 3, b in 2
+    assert summary["selection_frequency"] == [{"feature": "a", "n_selected": 3, "n_fits": 5, "percent": 60.0},
+                                              {"feature": "b", "n_selected": 2, "n_fits": 5, "percent": 40.0}]
+
+
+def test_a_fold_without_features_is_recorded_as_such(cohort):
+    empty = types.SimpleNamespace(features=[])
+    results = cross_validate(cohort, None, "event", PLAN, seed=7, develop=lambda rows, reader2, seed: empty,
+                             auc=validation_auc)
+    assert all(r.no_features and r.error == NO_FEATURES and r.validation_lp is None for r in results)
+    assert summarise_folds(results, PLAN, "years")["n_no_features"] == 6
+
+
+def breslow_s0(time: np.ndarray, event: np.ndarray, lp: np.ndarray, t: float) -> float:
+    """Breslow's baseline survival at lp = 0, coefficients frozen, by hand."""
+    risk = np.exp(lp)
+    return float(np.exp(-sum(1.0 / risk[time >= s].sum() for s in time[(event == 1) & (time <= t)])))
+
+
+def test_cross_validated_calibration_pools_out_of_fold_risks_of_the_fold_baselines(cohort):
+    from lifelines import CoxPHFitter, KaplanMeierFitter
+
+    from studyrunner.statistics.radiomics_model.stage import fold_auc, fold_baseline
+
+    models = []
+
+    def develop(rows, reader2, seed):
+        models.append(develop_model(rows, reader2, "time", "event", PLAN_CAL, seed))
+        return models[-1]
+
+    results = cross_validate(cohort, None, "event", PLAN_CAL, seed=7, develop=develop,
+                             auc=functools.partial(fold_auc, time="time", event="event"),
+                             baseline=functools.partial(fold_baseline, time="time", event="event"))
+    assert all(r.error is None and r.calibration_error is None for r in results)
+    by_id = cohort.set_index("patient_id")
+    for result, model in zip(results, models, strict=True):
+        train, valid = by_id.loc[result.training_ids], by_id.loc[result.validation_ids]
+        lp_train = np.asarray(model.score(train.reset_index()))
+        lp_valid = np.asarray(model.score(valid.reset_index()))
+        assert result.validation_lp == pytest.approx(lp_valid.tolist(), rel=1e-12)
+        for t in (1.0, 1.5):
+            s0 = breslow_s0(train["time"].to_numpy(), train["event"].to_numpy(), lp_train, t)  # fold-training S0
+            assert result.validation_risk[time_key(t)] == pytest.approx((1 - s0 ** np.exp(lp_valid)).tolist(),
+                                                                        rel=1e-9)
+    summary = cross_validated_calibration(results, cohort, "time", "event", PLAN_CAL)
+    slopes, oes = [], []
+    for repeat in (0, 1):
+        fits = [r for r in results if r.repeat == repeat]
+        pooled = pd.DataFrame({"patient_id": [p for r in fits for p in r.validation_ids],
+                               "lp": [v for r in fits for v in r.validation_lp],
+                               "risk": [v for r in fits for v in r.validation_risk["1.5"]]})
+        pooled = pooled.merge(cohort[["patient_id", "time", "event"]], on="patient_id")
+        assert len(pooled) == len(cohort)  # every patient once per repeat
+        record = summary["repeats"][repeat]
+        cox = CoxPHFitter().fit(pooled[["time", "event", "lp"]], "time", "event")
+        assert record["slope"]["slope"] == pytest.approx(float(cox.params_["lp"]), abs=1e-4)
+        observed = 1 - float(KaplanMeierFitter().fit(pooled["time"], pooled["event"]).predict(1.5))
+        assert record["oe"]["1.5"]["estimate"] == pytest.approx(observed / pooled["risk"].mean(), rel=1e-10)
+        slopes.append(record["slope"]["slope"])
+        oes.append(record["oe"]["1.5"]["estimate"])
+    assert summary["slope"]["median"] == pytest.approx(np.median(slopes), rel=1e-12)
+    assert (summary["oe"]["1.5"]["min"], summary["oe"]["1.5"]["max"]) == pytest.approx((min(oes), max(oes)))
+
+
+def test_flags_of_cross_validation_and_calibration():
+    import json
+    from pathlib import Path
+
+    from studyrunner.results.calibration_flags import CALIBRATION_RULES
+    from studyrunner.results.flags import compute_flags
+    from studyrunner.results.models import Results
+
+    record = json.loads((Path(__file__).parent / "fixtures" / "results_signature.json").read_text(encoding="utf-8"))
+    cv = record["cross_validation"]
+    cv.update(n_failed=2, n_no_features=2)
+    cv["calibration"]["slope"].update(median=0.41, min=0.26, max=0.55)
+    test = json.loads(json.dumps(record["evaluation"]["training"]))
+    test["cohort_label"] = "Test cohort"
+    test["calibration"]["slope"].update(slope=0.52, lower=0.21, upper=0.83)
+    record["evaluation"]["test"] = test
+    flags = {flag.code: flag for flag in compute_flags(Results.model_validate(record), CALIBRATION_RULES)}
+    assert flags["calibration_slope"].message == ("Test cohort: the radiomics model's calibration slope is "
+                                                  "0.52 (0.21\u20130.83), its interval excludes one: the predicted "
+                                                  "risks are too extreme in this cohort")
+    assert "0.41 (0.26\u20130.55)" in flags["optimistic_calibration"].message
+    assert flags["cross_validation_failures"].message.startswith(
+        "2 of the 30 cross-validation fits failed, 2 because no feature was selected")
+    # the fixture's selection counts: 27, 22, 19, 14, 11, 8, 5 of 30: the last four are below half
+    assert flags["unstable_selection"].message.count(" of 30 (") == 4
+    # the development cohort's apparent slope is never flagged
+    assert [f.message.split(":")[0] for f in flags.values() if f.code == "calibration_slope"] == ["Test cohort"]

@@ -15,51 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from lifelines import CoxPHFitter
 from lifelines.utils import concordance_index
 
-from tests.conftest import REPO, small_study
+from tests.study_runs import COUNTS, TINY_CROP
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_r]
-
-TINY_NETWORK = {"block_layers": [1, 1, 1, 1], "growth_rate": 4, "initial_features": 8, "hidden_units": 16,
-                "dropout": 0.0}
-TINY_CROP = {"size_voxels": [24, 24, 24], "spacing_mm": [3.5, 3.5, 3.5], "hu_window": [-1024, 1024]}
-TINY_TRAINING = {"epochs": 2, "batch_size": 8, "learning_rate": 0.001, "weight_decay": 0.0, "patience": None,
-                 "augment": True, "max_shift": 1}
-N_PATIENTS = 64
-COUNTS = {"modelling": 38, "validation": 10, "test": 16}
-
-
-def deep_protocol(tmp: Path) -> Path:
-    """The small synthetic study (conftest.small_study) with the demo's CNN plan on a tiny
-    network and the paper's modelling / validation / test split."""
-    demo = yaml.safe_load((REPO / "protocols" / "nsclc_ici.yaml").read_text())
-    deep = {**demo["predictors"]["deep_learning"], "crop": TINY_CROP, "network": TINY_NETWORK,
-            "training": TINY_TRAINING, "cpu": None, "gradcam_patients": 2}
-    risk_scores = {**demo["statistics"]["risk_scores"], "clinical_covariates": ["age", "sex", "histology"],
-                   "multivariable_p": 0.5}
-    split = {**demo["cohort"]["split"], "counts": COUNTS, "stratify_on": ["os_event"]}
-    return small_study(tmp, n_patients=N_PATIENTS, **{
-        "study.name": "deep_small", "cohort.split": split, "statistics.endpoint": "os",
-        "statistics.screening.p_threshold": 0.5, "predictors.deep_learning": deep,
-        "statistics.risk_scores": risk_scores})
-
-
-@pytest.fixture(scope="module")
-def deep_run(tmp_path_factory) -> Path:
-    from studyrunner.synthetic import generate_nsclc_ici_cohort
-
-    tmp = tmp_path_factory.mktemp("deep")
-    generate_nsclc_ici_cohort(tmp / "cohort", n_patients=N_PATIENTS, seed=20220415)
-    protocol = deep_protocol(tmp)
-    # in-process: a subprocess would inherit the LD_LIBRARY_PATH that embedded R set in this one
-    from studyrunner.protocol import load_protocol
-    from studyrunner.runner import RunOptions, run_study
-
-    return run_study(load_protocol(protocol), RunOptions(out_dir=tmp / "run", device="cpu"))
-
 
 def results(run: Path) -> dict:
     return json.loads((run / "results.json").read_text())
@@ -210,3 +171,44 @@ def test_each_score_is_calibrated_from_its_training_breslow_baseline(deep_run):
             assert at["oe"]["estimate"] == pytest.approx(observed / expected, abs=1e-9)
         return
     pytest.fail("no score was calibrated on the test cohort")
+
+
+def test_flags_events_per_group_and_per_sd_hazard_ratios(deep_run):
+    """results.json carries the flags the rules find; each risk group's events are those of
+    risk_scores.csv counted by hand; the fused score's terms have their per-SD HR exp(coef SD)
+    with the training SD from numpy; the headline's refit on its own rows is "by construction"
+    (coefficient one, as lifelines refits it) and the PDF says so."""
+    from studyrunner.results.flags import compute_flags
+    from studyrunner.results.models import Results
+
+    res = results(deep_run)
+    recorded = Results.model_validate(res)
+    assert recorded.flags == compute_flags(recorded.model_copy(update={"flags": []}))
+    table = scored(deep_run)
+    training = table["partition"].isin(res["risk_scores"]["cohorts"]["training"])
+    cohorts = {"training": training, "test": table["partition"].isin(res["risk_scores"]["cohorts"]["test"])}
+    endpoints = {k: (e["time"], e["event"]) for k, e in res["endpoints"].items() if e["type"] == "time_to_event"}
+    for name, block in res["risk_scores"]["scores"].items():
+        time, event = endpoints[block["endpoint"]]
+        for cohort, mask in cohorts.items():
+            rows = table[mask & table[time].notna()]
+            for group, counts in block["evaluation"][cohort]["groups"].items():
+                in_group = rows[rows[f"{name}_group"] == group]
+                assert (counts["n"], counts["n_events"]) == (len(in_group), int(in_group[event].sum()))
+        for term in (block.get("fusion") or {}).get("coefficients", []):
+            sd = float(table.loc[training, term["term"]].std(ddof=1))
+            assert term["sd"] == pytest.approx(sd, rel=1e-9)
+            assert term["hr_per_sd"] == pytest.approx(np.exp(term["coef"] * sd), rel=1e-9)
+    headline = res["risk_scores"]["headline_score"]
+    row = next(r for r in res["risk_scores"]["clinical_cox"]["univariate"] if r["covariate"] == headline)
+    time, event = endpoints[res["risk_scores"]["scores"][headline]["endpoint"]]
+    frame = table.loc[training, [time, event, headline]].dropna()
+    refit = CoxPHFitter().fit(frame, time, event, fit_options={"precision": 1e-12})
+    assert refit.params_[headline] == pytest.approx(1.0, abs=1e-5)
+    assert row["coef"] == pytest.approx(1.0, abs=1e-6)
+    assert row["by_construction"]
+    assert any(f["code"] == "by_construction" for f in res["flags"])
+    text = " ".join(subprocess.run(["pdftotext", "-enc", "UTF-8", str(deep_run / "report.pdf"), "-"],
+                                   capture_output=True, text=True, encoding="utf-8", check=True).stdout.split())
+    for phrase in ("Flags: results that mislead", "by construction", "HR per SD", "Background.", "Conclusion."):
+        assert phrase in text

@@ -134,3 +134,20 @@ def test_feature_table_errors_name_file_line_and_column(tmp_path):
     path.write_text("patient_id,f1,f2\nA,1.5,2\nB,0.3,n/a\n")
     with pytest.raises(InputError, match=r"line 3, column 'f2': 'n/a' is not a number"):
         read_feature_table(path, "patient_id")
+
+
+def test_shared_outputs_name_no_folder_of_the_machine_that_ran_the_study(finished_run):
+    """results.json, manifest.json, the bundle and the report name inputs relative to the
+    protocol's folder (issue 11); the exclusion reason still says which file."""
+    loaded, run_dir, results = finished_run
+    machine_folder = str(loaded.path.parent)
+    text = subprocess.run(["pdftotext", str(run_dir / "report.pdf"), "-"], capture_output=True, text=True,
+                          encoding="utf-8", check=True).stdout
+    for name, content in (("results.json", (run_dir / "results.json").read_text()),
+                          ("manifest.json", (run_dir / "manifest.json").read_text()),
+                          ("model/bundle.json", (run_dir / "model" / "bundle.json").read_text()),
+                          ("report.pdf", text)):
+        assert machine_folder not in content, name
+    assert results["study"]["protocol_file"] == loaded.path.name
+    reason = next(e["reason"] for e in results["flow"]["exclusions"] if e["patient_id"] == BROKEN_CASE)
+    assert reason.startswith("mask spacing")

@@ -23,7 +23,7 @@ from lifelines.utils import concordance_index
 from scipy.stats import mannwhitneyu
 from typer.testing import CliRunner
 
-from tests.test_deep_study import N_PATIENTS, deep_protocol
+from tests.study_runs import N_PATIENTS, deep_protocol
 
 pytestmark = [pytest.mark.needs_r, pytest.mark.slow]
 

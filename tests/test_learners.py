@@ -105,12 +105,18 @@ def test_default_folds_are_seeded_and_stratified_by_event(data: pd.DataFrame) ->
 
 
 def hand_score_information(x: np.ndarray, time: np.ndarray, event: np.ndarray,
-                           offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Breslow score and information of each column at gamma = 0, patient by patient."""
+                           offset: np.ndarray, efron: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Score and information of each column at gamma = 0, patient by patient: Breslow, or
+    Efron (the l-th of d events tied at t weighs the tied events 1 - l/d in its risk set;
+    Efron 1977, as CoxBoost's efron.weightmat)."""
     score, info = np.zeros(x.shape[1]), np.zeros(x.shape[1])
     for i in np.flatnonzero(event == 1):
         risk = time >= time[i]
-        w = np.exp(offset[risk])
+        w = np.exp(offset) * risk
+        if efron:
+            tied = np.flatnonzero((time == time[i]) & (event == 1))
+            w[tied] *= 1 - np.flatnonzero(tied == i)[0] / len(tied)
+        w = w[risk]
         for j in range(x.shape[1]):
             xr = x[risk, j]
             mean = np.sum(w * xr) / np.sum(w)
@@ -130,11 +136,18 @@ def test_boosting_score_information_and_first_step_by_hand() -> None:
     score, info = hand_score_information(x, time, event, offset)
     np.testing.assert_allclose(got["score"], score, rtol=1e-12)
     np.testing.assert_allclose(got["information"], info, rtol=1e-12)
+    efron = r_function("coxboost", "cox_score_information")(
+        pd.DataFrame(x, columns=["a", "b"]), time.tolist(), event.tolist(), offset.tolist(), ties="efron")
+    score, info = hand_score_information(x, time, event, offset, efron=True)
+    np.testing.assert_allclose(efron["score"], score, rtol=1e-12)
+    np.testing.assert_allclose(efron["information"], info, rtol=1e-12)
+    assert not np.allclose(efron["information"], got["information"])   # the tie matters
 
     # One boosting step: standardise (SD with n - 1), penalty = 9 * 4 events = 36, pick the
-    # largest U^2 / (I + penalty), update by U / (I + penalty), back on the original scale.
+    # largest U^2 / (I + penalty), update by U / (I + penalty), back on the original scale;
+    # Efron ties, as CoxBoost.
     z = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
-    u, i = hand_score_information(z, time, event, np.zeros(6))
+    u, i = hand_score_information(z, time, event, np.zeros(6), efron=True)
     j = int(np.argmax(u**2 / (i + 36)))
     expected = np.zeros(2)
     expected[j] = u[j] / (i[j] + 36) / x[:, j].std(ddof=1)
@@ -218,15 +231,21 @@ def test_survival_forest_is_seeded_and_equals_a_direct_ranger_call(data: pd.Data
 
 
 def test_superpc_scores_equal_coxph_score_tests(tmp_path: Path) -> None:
+    # superpc.train's score: U / (sqrt(I) + median sqrt(I)), U and I of coxph at beta = 0
+    # (Breslow): U = the sum of the score residuals, I = 1 / var.
     frame = simulate(n=60, p=8, seed=12, tie_decimals=0)  # tied times: Breslow
     features = [f"f{j:02d}" for j in range(8)]
-    scores = r_function("superpc", "superpc_feature_scores")(
+    scores = r_function("superpc", "superpc_regularised_scores")(
         frame[features], frame["time"].tolist(), frame["event"].tolist())
     reference = rscript(
-        "sapply(v$features, function(f) coxph(Surv(d$time, d$event) ~ d[[f]],"
-        " ties = 'breslow')$score, simplify = FALSE)", frame, tmp_path, features=features)
+        "sapply(v$features, function(f) { fit <- coxph(Surv(d$time, d$event) ~ d[[f]], ties = 'breslow',"
+        " init = 0, control = coxph.control(iter.max = 0));"
+        " c(sum(residuals(fit, type = 'score')), 1 / fit$var[1, 1]) }, simplify = FALSE)",
+        frame, tmp_path, features=features)
+    s0 = np.median([np.sqrt(reference[f][1]) for f in features])
     for feature in features:
-        assert scores[feature] ** 2 == pytest.approx(reference[feature], rel=1e-9)
+        u, information = reference[feature]
+        assert scores[feature] == pytest.approx(u / (np.sqrt(information) + s0), rel=1e-9)
 
     result = run_learners(frame, "time", "event", features, ["superpc"], seed=2,
                           settings={"superpc": {"n_top": 2, "use_package": False,
@@ -263,9 +282,11 @@ def test_a_failing_learner_is_recorded_and_the_others_go_on(data: pd.DataFrame) 
         assert one[name]["features"] == []
     assert one["gbm"]["error"] == ("gbm cross-validation needs at least 2 features "
                                    "(use iteration = 'OOB' for one)")
-    for name in ("coxboost", "rsf", "superpc"):
+    for name in ("coxboost", "rsf"):
         assert one[name]["error"] is None, (name, one[name]["error"])
     assert one["coxboost"]["features"] == ["f00"]
+    assert one["superpc"]["error"] == ("superpc needs at least 2 features (its cross-validation keeps a "
+                                       "threshold only where more than one feature passes it), got 1")
 
     single_event = data.assign(event=0)
     single_event.iloc[0, single_event.columns.get_loc("event")] = 1
@@ -295,3 +316,19 @@ def test_each_learner_has_a_control_function_with_its_defaults() -> None:
     assert r_function("learners", "lasso_control")()["alpha"] == 1.0
     assert r_function("learners", "elastic_net_control")()["alpha"] == 0.5
     assert r_function("learners", "superpc_control")()["n_top"] == 50.0
+
+
+def test_a_package_that_stops_is_replaced_by_the_stand_in_and_its_error_kept() -> None:
+    import rpy2.robjects as ro
+
+    choose = r_function("learners", "package_or_stand_in")
+    stops = ro.r("function() stop('step size went NA')")
+    stand_in = ro.r("function() list(implementation = 'stand-in')")
+    fell_back = choose("survival", True, stops, stand_in)
+    assert fell_back["implementation"] == "stand-in"
+    assert fell_back["package_error"].startswith("survival ")
+    assert fell_back["package_error"].endswith(": step size went NA")
+    ran = choose("survival", True, ro.r("function() list(implementation = 'package')"), stand_in)
+    assert ran == {"implementation": "package", "package_error": None}
+    assert choose("survival", False, stops, stand_in) == {"implementation": "stand-in", "package_error": None}
+    assert choose("no.such.package", True, stops, stand_in)["package_error"] is None

@@ -83,3 +83,38 @@ def test_committed_json_schema_is_current():
     assert committed == json_schema(), "regenerate with: make schema"
     external = json.loads((REPO / "protocols" / "external.schema.json").read_text())
     assert external == json_schema(external=True), "regenerate with: make schema"
+
+
+AUTHORS_FIELDS = ("context", "intended_use", "health_inequalities", "data_collection_dates", "setting", "treatments",
+                  "outcome_assessment", "outcome_blinding", "predictor_assessment", "patient_involvement",
+                  "interpretation", "limitations", "user_interaction", "applicability")
+
+
+def test_report_section_has_the_tripod_authors_fields_with_their_item_in_the_schema():
+    from studyrunner.protocol import ReportSection
+    from studyrunner.report.tripod import ITEMS
+
+    properties = json_schema()["$defs"]["ReportSection"]["properties"]
+    fields = {item.field: item.item for item in ITEMS if item.field}
+    for name in AUTHORS_FIELDS:
+        assert ReportSection.model_fields[name].default is None
+        assert properties[name]["description"].startswith(f"TRIPOD+AI {fields[name]}:"), name
+
+
+@pytest.mark.parametrize("name", ["nsclc_ici.yaml", "escc_ici_chemo.yaml"])
+def test_demo_protocols_answer_every_authors_item_and_name_fairness_groups(name):
+    protocol = load_protocol(REPO / "protocols" / name).protocol
+    report = protocol.report
+    assert all(getattr(report, field) for field in AUTHORS_FIELDS)
+    assert "synthetic" in report.setting.lower()
+    assert "synthetic" in report.data_collection_dates.lower()
+    fairness = {group.column: group.cuts for group in protocol.statistics.subgroups.fairness}
+    assert set(fairness) == {"sex", "age"}
+    assert fairness["age"] is not None
+
+
+def test_subgroup_plan_is_checked(tmp_path, demo_data):
+    demo_data["statistics"]["subgroups"] = {"fairness": [{"column": "age", "label": "Age", "cuts": []}]}
+    assert "statistics.subgroups.fairness.0.cuts" in _error_message(_write(tmp_path, demo_data))
+    demo_data["statistics"]["subgroups"] = {"centre": {"column": "site"}}
+    assert "statistics.subgroups.centre.label: field required" in _error_message(_write(tmp_path, demo_data))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,27 +9,12 @@ import SimpleITK as sitk
 import yaml
 from lifelines.utils import concordance_index
 
-from studyrunner.protocol import load_protocol
-from studyrunner.runner import RunOptions, run_study
+from studyrunner.runner import RunOptions
 from tests.conftest import REPO, SHARED_DATA
 
 LUNG1 = SHARED_DATA / "nsclc_lung1_real"
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.needs_r,
               pytest.mark.skipif(not LUNG1.is_dir(), reason=f"{LUNG1} not present")]
-
-
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("lung1")
-    data = yaml.safe_load((REPO / "protocols" / "lung1_real.yaml").read_text())
-    for key in ("clinical_table", "image_manifest"):
-        data["cohort"][key] = str(LUNG1 / data["cohort"][key].rsplit("/", 1)[1])
-    data["cohort"]["validation"]["suite"] = str(REPO / "validation" / "clinical_table.yaml")
-    data["predictors"]["radiomics"]["feature_classes"] = ["firstorder", "shape"]
-    protocol = work / "lung1.yaml"
-    protocol.write_text(yaml.safe_dump(data))
-    run_dir = run_study(load_protocol(protocol), RunOptions(out_dir=work / "run", workers=2))
-    return run_dir, json.loads((run_dir / "results.json").read_text())
 
 
 def test_real_ct_is_read_and_features_match_numpy(real_run):

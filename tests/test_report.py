@@ -233,7 +233,7 @@ def test_full_report_figures(full_report: tuple[Path, Path]) -> None:
     run_dir, _ = full_report
     figures = run_dir / "report" / "figures"
     assert sorted(p.name for p in figures.glob("*.png")) == ["discrimination.png", "flow.png", "km_test.png",
-                                                           "km_training.png"]
+                                                           "km_training.png", "workflow.png"]
     with Image.open(figures / "km_test.png") as image:
         assert image.width == round(TEXT_WIDTH_IN * DPI)
         assert tuple(round(d) for d in image.info["dpi"]) == (DPI, DPI)
@@ -263,7 +263,7 @@ def test_report_without_optional_sections(tmp_path: Path, fixture_results: dict[
     assert f"0.72 (0.66{EN}0.79)" in text
     assert f"Registration {EM} (not registered or not stated)" in text
     assert sorted(p.name for p in (tmp_path / "report" / "figures").glob("*.png")) == ["discrimination.png",
-                                                                                      "flow.png"]
+                                                                                      "flow.png", "workflow.png"]
 
 
 def test_templates_type_no_numbers() -> None:
@@ -298,3 +298,72 @@ def test_bad_results_files_name_the_problem(tmp_path: Path) -> None:
         load_results(broken)
     with pytest.raises(InputError, match="results file not found"):
         render_report(tmp_path / "no_such_run")
+
+
+@needs_poppler
+def test_summary_is_a_structured_abstract_followed_by_the_flags(full_report: tuple[Path, Path],
+                                                                fixture_results: dict[str, Any]) -> None:
+    """Background, Methods, Results, Conclusion; the headline box names its model; the Flags
+    box lists results.json's flags with a mark at the flagged place; the oracle's C-index is
+    printed with its interval and is not called a ceiling."""
+    _, pdf = full_report
+    pages = pdf_pages(pdf)
+    text = " ".join(pages)
+    for heading in ("Background.", "Methods.", "Results.", "Conclusion."):
+        assert heading in pages[1]
+    assert re.search(r"RADIOMICS COX MODEL, TEST C.?INDEX \(95% CI\)", text)  # key-number labels in capitals
+    # test C 0.7237 (0.6553-0.7904): the interval lies above one half
+    assert "the interval lies above chance discrimination" in text
+    assert "Flags: results that mislead if read at face value" in text
+    (flag,) = fixture_results["flags"]
+    assert flag["message"].replace(" ", "") in text.replace(" ", "")  # a line may break after the CI's dash
+    oracle = fixture_results["oracle"]["test"]
+    assert (oracle["c_index"], oracle["c_lower"], oracle["c_upper"]) == (0.7173, 0.6393, 0.7953)
+    assert f"0.717 (0.639{EN}0.795)" in text                  # the oracle with its CI, 3 decimals
+    assert "not a ceiling" in text
+    assert "ceiling of" not in text
+    html = (full_report[0] / "report" / "report.html").read_text(encoding="utf-8")
+    assert html.count('href="#flag-1"') >= 2                    # the discrimination heading and the oracle cell
+
+
+@needs_poppler
+def test_flagged_results_are_listed_and_marked(tmp_path: Path, fixture_results: dict[str, Any]) -> None:
+    """A test HR on one low-risk event and an "Unknown" category: both flagged (computed as
+    assemble computes them), listed in the Flags box, marked where they are printed, and the
+    missing-data methods give the category's percentage (104 of 231 = 45%)."""
+    from studyrunner.results.flags import compute_flags
+
+    results = copy.deepcopy(fixture_results)
+    results["evaluation"]["test"]["groups"] = {"low": {"n": 19, "n_events": 1}, "high": {"n": 50, "n_events": 44}}
+    ecog = next(v for v in results["table_one"]["variables"] if v["column"] == "ecog")
+    ecog["levels"].append({"level": "Unknown", "counts": {"Total": {"n": 104, "proportion": 104 / 231}}})
+    typed = Results.model_validate({**results, "flags": []})
+    results["flags"] = [f.model_dump(mode="json") for f in compute_flags(typed)]
+    assert [f["code"] for f in results["flags"]] == ["few_events", "unknown_category", "oracle_exceeded"]
+    pdf = render_report(write_run(tmp_path, results))
+    text = " ".join(pdf_pages(pdf))
+    assert "rests on 1 event among 19 low-risk patients" in text
+    assert "1/19 · 44/50" in text                               # events / patients in the discrimination table
+    assert "1 event among 19 low-risk patients and 44 events among 50 high-risk patients" in text  # KM caption
+    assert "modelled as a category of their own" in text
+    assert "ECOG performance status (45%, n = 104)" in text
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    for number in (1, 3):
+        assert html.count(f'href="#flag-{number}"') >= 2, number  # its section heading and its place
+    assert html.count('href="#flag-2"') >= 1                    # the missing-data paragraph
+
+
+def test_km_legend_and_tests_text() -> None:
+    """Each group's patients and events in the legend; a searched cut-off's adjusted p first,
+    the log-rank p labelled unadjusted."""
+    from studyrunner.report.figures.km import group_text, km_annotation
+    from studyrunner.results.models import GroupEvents, HypothesisTest, Stratification
+
+    assert group_text(GroupEvents(n=19, n_events=1)) == " (n = 19, 1 event)"
+    assert group_text(GroupEvents(n=29, n_events=12)) == " (n = 29, 12 events)"
+    assert group_text(None, 40) == " (n = 40)"
+    ev = Stratification(logrank_chisq=18.96, logrank_p=1.3e-5, hr=3.35, hr_lower=1.89, hr_upper=5.96)
+    text = km_annotation(ev, HypothesisTest(statistic=18.96, p=0.0053, method="Lau94"), width=200)
+    assert text.splitlines() == ["Cut-off search p = 0.005 (Lau94-adjusted)",
+                                 "Log-rank \u03c7\u00b2 = 18.96, p < 0.001 (unadjusted)",
+                                 f"HR (high vs low): 3.35 (1.89{EN}5.96)"]

@@ -24,13 +24,12 @@ from PIL import Image
 from studyrunner.report import render_report
 from studyrunner.report.figures import DPI, TEXT_WIDTH_IN, draw_learner_sets, set_intersections, uses_venn
 from studyrunner.report.views import (
-    calibration_by_time,
-    decision_summary,
     learner_view,
     signature_study,
     time_roc_rows,
 )
-from studyrunner.results.models import CalibrationRow, DecisionRow, Results, Selection, TimeRoc
+from studyrunner.results.models import Results, Selection, TimeRoc
+from studyrunner.statistics.timeroc import withheld_reason
 from tests.test_report import pdf_pages, write_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_signature.json"
@@ -76,8 +75,21 @@ def test_fixture_is_internally_consistent(results: dict[str, Any]) -> None:
 
     training = results["evaluation"]["training"]
     roc = training["time_roc"]
+    risk = training["risk_table"]
+    for i, t in enumerate(roc["times"]):
+        at_risk = risk["low"][risk["times"].index(t)] + risk["high"][risk["times"].index(t)]
+        assert roc["controls"][i] == at_risk                            # T > t: at risk at t, no event at t
+        assert roc["cases"][i] + roc["controls"][i] <= training["n"]
+        assert roc["cases"][i] <= training["n_events"]
     for t, auc, se, lo, hi in zip(roc["times"], roc["auc"], roc["se"], roc["lower"], roc["upper"], strict=True):
-        if auc is None:
+        i = roc["times"].index(t)
+        if str(t) in roc["withheld"]:   # too few controls: the estimate is kept, the reason names the counts
+            assert auc is None
+            assert roc["reasons"][str(t)] == withheld_reason(roc["cases"][i], roc["controls"][i], 10)
+            kept = roc["withheld"][str(t)]
+            auc, se, lo, hi = kept["auc"], kept["se"], kept["lower"], kept["upper"]
+        elif auc is None:
+            assert roc["controls"][i] == 0
             assert roc["reasons"][str(t)] == f"no controls at {t} months"
             continue
         fp, tp = roc["roc"][str(t)]["fp"], roc["roc"][str(t)]["tp"]
@@ -90,10 +102,9 @@ def test_fixture_is_internally_consistent(results: dict[str, Any]) -> None:
     for group, km in training["km"].items():
         below = [t for t, s in zip(km["time"], km["surv"], strict=True) if s <= 0.5]
         assert training["median_survival"][group]["median"] == (below[0] if below else None)
-    risk = training["risk_table"]
     assert risk["low"][0] + risk["high"][0] == training["n"] == 87
-    for t in (12, 24, 36):
-        assert sum(r["n"] for r in training["calibration"] if r["time"] == t) == 87
+    for at in training["calibration"]["at"].values():
+        assert sum(g["n"] for g in at["groups"]) == 87
     combined = set(results["selection"]["combined"])
     assert all(combined <= set(learner["features"]) for learner in results["selection"]["learners"].values())
     assert {c["term"] for c in results["model"]["coefficients"]} <= combined
@@ -121,20 +132,16 @@ def test_learner_view_marks_stand_ins_and_failures(results: dict[str, Any]) -> N
     assert view["combined"][0] == {"feature": selection["combined"][0], "votes": 5}
 
 
-def test_time_roc_calibration_and_decision_views() -> None:
+def test_time_roc_rows_carry_counts_and_withheld_estimates() -> None:
     rows = time_roc_rows(TimeRoc(times=[12, 60], auc=[0.8, None], se=[0.05, None], lower=[0.702, None],
-                                 upper=[0.898, None], reasons={"60": "no controls at 60 months"}))
-    assert rows[1] == {"time": 60, "auc": None, "se": None, "lower": None, "upper": None,
-                       "reason": "no controls at 60 months"}
-    grouped = calibration_by_time([CalibrationRow(time=12, group=2, n=5), CalibrationRow(time=12, group=1, n=4),
-                                   CalibrationRow(time=24, group=1, n=9)])
-    assert [(g["time"], [r.group for r in g["rows"]]) for g in grouped] == [(12, [1, 2]), (24, [1])]
-    curves = {"12": [{"threshold": 0.1, "net_benefit": 0.30, "treat_all": 0.31, "treat_none": 0.0},
-                     {"threshold": 0.2, "net_benefit": 0.25, "treat_all": 0.20, "treat_none": 0.0},
-                     {"threshold": 0.3, "net_benefit": 0.12, "treat_all": -0.05, "treat_none": 0.0},
-                     {"threshold": 0.4, "net_benefit": None, "treat_all": -0.2, "treat_none": 0.0}]}
-    typed = {t: [DecisionRow.model_validate(row) for row in rows] for t, rows in curves.items()}
-    assert decision_summary(typed) == [{"time": "12", "from": 0.2, "to": 0.3, "n_better": 2, "n_thresholds": 4}]
+                                 upper=[0.898, None], cases=[30, 55], controls=[40, 1], min_cases_controls=10,
+                                 reasons={"60": "55 cases and 1 control: fewer than 10 controls"},
+                                 withheld={"60": {"auc": 0.89, "se": 0.05, "lower": 0.79, "upper": 0.99}}))
+    assert rows[0]["cases"] == 30
+    assert rows[0]["withheld"] is None
+    assert rows[1]["auc"] is None
+    assert rows[1]["reason"] == "55 cases and 1 control: fewer than 10 controls"
+    assert (rows[1]["cases"], rows[1]["controls"], rows[1]["withheld"].auc) == (55, 1, 0.89)
 
 
 def test_signature_study_is_recognised(results: dict[str, Any]) -> None:
@@ -164,7 +171,7 @@ def test_signature_figures_written(report: tuple[Path, list[str]]) -> None:
     figures = run_dir / "report" / "figures"
     assert sorted(p.name for p in figures.glob("*.png")) == [
         "calibration_training.png", "cross_validation.png", "decision_training.png", "discrimination.png",
-        "flow.png", "icc.png", "km_training.png", "learner_sets.png", "time_roc_training.png"]
+        "flow.png", "icc.png", "km_training.png", "learner_sets.png", "time_roc_training.png", "workflow.png"]
     for png in figures.glob("*.png"):
         with Image.open(png) as image:
             assert image.width == round(TEXT_WIDTH_IN * DPI)
@@ -187,15 +194,32 @@ def test_signature_pdf_numbers(report: tuple[Path, list[str]], results: dict[str
     assert "0.7318 2.0788 0.4810 1.5317 2.8214 <0.001" in text        # positive coefficient, 4 decimals
     assert "AIC of the final model 380.31" in text                  # aic 380.3141
 
-    # time-dependent AUC with CI (auc 0.8439, 0.7558-0.9320), the missing 60-month AUC with its reason
-    assert f"12 months 0.844 (0.756{EN}0.932) 0.045" in text
-    assert f"48 months 0.901 (0.771{EN}1.000) 0.066" in text
-    assert f"{EM} (no controls at 60 months)" in text
+    # time-dependent AUC with cases/controls and CI (auc 0.8439, 0.7558-0.9320); 48 months: 6 controls,
+    # the estimate 0.9007 (0.7715-1) withheld and marked; 60 months: no control
+    assert f"12 months 28 52 0.844 (0.756{EN}0.932) 0.045" in text
+    assert f"48 months 51 6 withheld: 0.901 (0.771{EN}1.000)* 0.066" in text
+    assert "at 48 months, 51 cases and 6 controls: fewer than 10 controls (an AUC needs at least 10 of each" in text
+    assert f"60 months 55 0 {EM} (no controls at 60 months)" in text
     # cross-validation median (range): training 12 m 0.8359 (0.7313-0.8955), validation 0.6097 (0.3991-0.7372)
     assert f"12 months 0.836 (0.731{EN}0.895) 30 0.610 (0.399{EN}0.737) 30" in text
     assert f"36 months 0.869 (0.812{EN}0.941) 30 0.632 (0.243{EN}0.875) 30" in text
-    # summary box: AUC and CV medians side by side
-    assert f"12 months 0.844 (0.756{EN}0.932) 0.836 (0.731{EN}0.895) 0.610 (0.399{EN}0.737)" in pages[1]
+    # structured summary: cross-validated (validation, training folds) before the apparent AUC, with the counts;
+    # the withheld 48-month AUC is not printed there
+    summary = pages[1]
+    for heading in ("Structured summary", "Background.", "Methods.", "Results.", "Conclusion."):
+        assert heading in summary
+    assert f"12 months 28 / 52 0.610 (0.399{EN}0.737) 0.836 (0.731{EN}0.895) 0.844 (0.756{EN}0.932)" in summary
+    assert f"48 months 51 / 6 {EM} (not cross-validated) {EM} (not cross-validated) withheld" in summary
+    assert "0.901" not in summary
+    assert "Apparent AUCs, on the data that chose the features, are in the table below (48 months: withheld" in summary
+    assert ("CROSS-VALIDATED AUC, 12 MONTHS C-INDEX (95% CI), APPARENT "
+            f"7 0.610 (0.399{EN}0.737) 0.80 (0.73{EN}0.85)") in summary
+    # optimism: apparent minus validation-fold median, 0.8439 - 0.6097 = 0.234
+    assert "the apparent AUC exceeded the validation folds' median by 0.234 at 12" in summary
+    # maxstat: the adjusted p first, the log-rank p labelled unadjusted
+    assert "cut-off search p < 0.001 (Lau94-adjusted; log-rank p < 0.001 unadjusted" in summary
+    assert not re.search(r"(?<![\d,.])1 (features|learners|events|fits|groups)\b", text)
+    assert "p-values compare ." not in text
 
     # maxstat cut-off 0.485662, M 5.8637, p 1.761e-07 (Lau94); median PFS per group
     assert "Cut-off on the radscore: 0.4857" in text
@@ -203,28 +227,34 @@ def test_signature_pdf_numbers(report: tuple[Path, list[str]], results: dict[str
     assert "Lau94" in text
     assert f"Low risk 49 42.7 (36.1{EN}NR) High risk 38 10.2 (5.2{EN}13.1)" in text
     assert f"HR 5.60 (3.13{EN}10.03)" in text                      # hr 5.6003 (3.1269-10.0304)
-    assert (f"median progression-free survival, months: high risk 10.2 (5.2{EN}13.1), low risk 42.7 (36.1{EN}NR)"
-            in pages[1])
+    assert (f"median progression-free survival (months) 10.2 (5.2{EN}13.1) vs 42.7 (36.1{EN}NR)" in pages[1])
 
     # reproducibility and selection
     assert "Features with ICC > 0.80 were kept (961 of 1,316)" in text
     assert "original_glcm_Idmn" in text
-    assert f"{MINUS}0.08 ({MINUS}0.44{EN}0.29)" in text  # lowest ICC -0.0775
+    assert f"{MINUS}0.08 ({MINUS}0.44 to 0.29)" in text  # lowest ICC -0.0775 (a negative limit: "to")
     for learner in results["selection"]["learners"].values():
         assert learner["implementation"] in text
     for package in ("CoxBoost", "randomForestSRC", "superpc"):
         assert f"studyrunner stand-in: the CRAN package {package} did not run" in text
-        assert f"This is not the CRAN package {package}" in text
+        assert re.search(rf"This is not the (.{{0,200}} )?CRAN package {package}", text)  # may cross a page break
     assert "glmnet did not run" not in text
     assert "gbm did not run" not in text
     assert "features chosen by every one of the 6 learners that ran were kept (7 features)" in text
 
-    # calibration row: 12 months, group 1, predicted 0.0617, observed 0.1379 (0.0541-0.3269)
-    assert f"1 29 4 0.062 0.138 (0.054{EN}0.327) 2 29 7 0.312 0.251 (0.128{EN}0.457)" in text
+    # frozen calibration, 12 months: groups 1 and 2 (predicted 0.0874, observed 0.0690 (0.0000-0.1568); ...)
+    assert f"1 29 2 0.087 0.069 (0.000{EN}0.157) 2 29 13 0.332 0.470 (0.245{EN}0.628)" in text
+    # apparent beside cross-validated: the slope and its median (range) over the repeats
+    slope = results["evaluation"]["training"]["calibration"]["slope"]
+    cv_slope = results["cross_validation"]["calibration"]["slope"]
+    assert (f"Calibration slope {slope['slope']:.2f} ({slope['lower']:.2f}{EN}{slope['upper']:.2f}) "
+            f"{cv_slope['median']:.2f} ({cv_slope['min']:.2f}{EN}{cv_slope['max']:.2f})") in text
     # decision curves: counted from the fixture's rows
     rows = results["evaluation"]["training"]["decision_curves"]["12"]
-    better = [r for r in rows if r["net_benefit"] is not None and r["net_benefit"] > max(r["treat_all"], 0.0)]
-    assert f"at {len(better)} of {len(rows)} thresholds" in text
+    better = [r for r in rows if r["net_benefit"] is not None and r["net_benefit"] - max(r["treat_all"], 0.0) > 1e-9]
+    in_range = [r for r in better if 0.2 <= r["threshold"] <= 0.6]
+    assert (f"at {len(better)} of {len(rows)} thresholds, between 0.01 and 0.99; within the clinically sensible "
+            f"range 0.20 to 0.60, at {len(in_range)} of 41") in text
     # methods generated from the numbers
     assert "Discrimination at 12, 24, 36, 48, 60 months" in text
     assert "10 repeats of 3-fold cross-validation" in text
@@ -269,7 +299,119 @@ def test_signature_with_a_test_cohort(tmp_path: Path, results: dict[str, Any]) -
     changed["evaluation"]["test"] = test
     pages = pdf_text(render_report(write_run(tmp_path, changed)))
     assert f"0.70 (0.61{EN}0.79)" in pages[1]  # C 0.7012 (0.6101-0.7923)
-    assert "AUC (95% CI), test cohort" in pages[1]
-    assert f"12 months 0.713 (0.756{EN}0.932)" in pages[1]       # the test cohort's AUC row in the summary
+    assert "AUC, test cohort (95% CI)" in pages[1]
+    assert f"0.713 (0.756{EN}0.932)" in pages[1]                 # the test cohort's AUC row in the summary
+    assert "apparent" not in pages[1].lower().split("conclusion")[0].split("background")[1]  # not the training data
+    assert "log-rank p < 0.001." in pages[1]                     # a fixed cut-off: the plain log-rank p
     figures = {p.name for p in (tmp_path / "report" / "figures").glob("*.png")}
     assert {"time_roc_test.png", "calibration_test.png", "decision_test.png", "km_test.png"} <= figures
+
+
+# ----------------------------------------------------------------------------- the source paper
+
+
+def test_published_feature_fate_read_from_the_run_folder(tmp_path: Path) -> None:
+    """Constructed run folder: the paper's R-style names matched to PyRadiomics' ignoring case and
+    punctuation, then followed through the ICC filter, screening, the learners and the model."""
+    from studyrunner.results.published import name_key, published_features
+
+    assert name_key("log.sigma.1.0.mm.3D_glcm_ClusterProminence") == name_key(
+        "log-sigma-1-0-mm-3D_glcm_ClusterProminence")
+    (tmp_path / "radiomics").mkdir()
+    (tmp_path / "statistics").mkdir()
+    (tmp_path / "radiomics" / "features.csv").write_text(
+        "patient_id,log-sigma-1-0-mm-3D_glcm_ClusterProminence,wavelet-LHL_glszm_GrayLevelVariance,original_shape_Sphericity\n"
+        "P1,1,2,3\n")
+    (tmp_path / "statistics" / "icc.csv").write_text(
+        "feature,icc,lower,upper,n,kept\nlog-sigma-1-0-mm-3D_glcm_ClusterProminence,0.91,0.8,0.95,30,True\n"
+        "wavelet-LHL_glszm_GrayLevelVariance,0.55,0.3,0.7,30,False\noriginal_shape_Sphericity,0.99,0.98,1,30,True\n")
+    (tmp_path / "statistics" / "screening.csv").write_text(
+        "feature,hr,hr_lower,hr_upper,p,kept\nlog-sigma-1-0-mm-3D_glcm_ClusterProminence,0.7,0.6,0.9,0.004,True\n"
+        "original_shape_Sphericity,1.1,0.9,1.3,0.4,False\n")
+    (tmp_path / "statistics" / "selection.json").write_text(json.dumps({
+        "learners": {"lasso": {"features": ["log-sigma-1-0-mm-3D_glcm_ClusterProminence"]},
+                     "gbm": {"features": ["original_shape_Sphericity"]}},
+        "combined": []}))
+    (tmp_path / "statistics" / "model.json").write_text(json.dumps({"selected": []}))
+    fates = published_features(tmp_path, ["log.sigma.1.0.mm.3D_glcm_ClusterProminence",
+                                          "wavelet.LHL_glszm_GrayLevelVariance", "wavelet.LHH_firstorder_Kurtosis"])
+    assert fates is not None
+    first, second, third = fates
+    assert first == {"name": "log.sigma.1.0.mm.3D_glcm_ClusterProminence",
+                     "feature": "log-sigma-1-0-mm-3D_glcm_ClusterProminence", "extracted": True, "icc": 0.91,
+                     "reproducible": True, "screened": True, "screening_p": 0.004, "learners": ["lasso"],
+                     "combined": False, "in_model": False}
+    assert (second["extracted"], second["reproducible"], second["screened"], second["learners"]) == (
+        True, False, False, [])
+    assert (third["extracted"], third["feature"], third["icc"]) == (False, None, None)
+    assert published_features(tmp_path, []) is None
+
+
+def test_results_paths_of_published_values(results: dict[str, Any]) -> None:
+    from studyrunner.report.views import results_value
+
+    typed = Results.model_validate(results)
+    assert results_value(typed, "evaluation.training.time_roc.auc.0") == results["evaluation"]["training"][
+        "time_roc"]["auc"][0]
+    assert results_value(typed, "model.coefficients.count") == len(results["model"]["coefficients"])
+    assert results_value(typed, "model.coefficients.term=wavelet-LHH_firstorder_Kurtosis.coef") == next(
+        c["coef"] for c in results["model"]["coefficients"] if c["term"] == "wavelet-LHH_firstorder_Kurtosis")
+    assert results_value(typed, "cross_validation.validation.12.median") == results["cross_validation"][
+        "validation"]["12"]["median"]
+    assert results_value(typed, "evaluation.training.time_roc.auc.9") is None
+    assert results_value(typed, "no.such.path") is None
+
+
+def test_cross_validated_auc_withheld_by_the_training_counts(results: dict[str, Any]) -> None:
+    """A cross-validated AUC at a time where the whole training cohort has too few cases or controls
+    is withheld in the summary (every fold has fewer still)."""
+    from studyrunner.report.views import build_context
+
+    changed = copy.deepcopy(results)
+    roc = changed["evaluation"]["training"]["time_roc"]
+    roc["controls"][2] = 9                              # 36 months: 9 controls
+    roc["withheld"]["36"] = {k: roc[k][2] for k in ("auc", "se", "lower", "upper")}
+    roc["reasons"]["36"] = withheld_reason(roc["cases"][2], 9, 10)
+    for k in ("auc", "se", "lower", "upper"):
+        roc[k][2] = None
+    context = build_context(Results.model_validate(changed), {}, "")
+    rows = {row["time"]: row for row in context["signature_summary"]["rows"]}
+    assert rows[36]["cv"]["withheld"] == "45 cases and 9 controls: fewer than 10 controls"
+    assert rows[12]["cv"]["withheld"] is None
+    assert [o["time"] for o in context["signature_summary"]["optimism"]] == [12, 24]
+    assert context["signature_summary"]["search"].p == results["model"]["cutoff"]["p_value"]
+
+
+@needs_poppler
+def test_published_vs_this_run(report: tuple[Path, list[str]], results: dict[str, Any]) -> None:
+    _, pages = report
+    text = " ".join(pages)
+    assert "Comparison with the source paper" in text
+    # published 0.831 beside this run's 0.8439 at the paper's 3 decimals; 4 features vs the model's 7 terms
+    assert "Time-dependent AUC at 12 months (all patients) 0.831 0.844" in text
+    assert "Cross-validated AUC at 12 months, validation folds (median) 0.822 0.610" in text   # 0.6097
+    assert "Features in the final Cox model" in text
+    assert "P<0.001" in text
+    from studyrunner.report.views import published_view
+
+    view = published_view(Results.model_validate(results))
+    assert view is not None
+    runs = {row["result"].name: row["run"] for row in view["rows"]}
+    assert runs["Features in the final Cox model"] == len(results["model"]["coefficients"]) == 7
+    assert runs["Log-rank p between the risk groups"] == results["evaluation"]["training"]["logrank_p"]
+    # the fixture's fates: one feature through every step, one that failed the ICC filter
+    assert "3D_glcm_ClusterProminence yes 0.93 yes yes (p < 0.001)" in text
+    assert "6 of 6 yes yes 0 of 6 no no" in text
+
+
+def test_withheld_auc_is_flagged(results: dict[str, Any]) -> None:
+    from studyrunner.results.auc_flags import withheld_auc
+
+    flags = withheld_auc(Results.model_validate(results))
+    assert [(f.code, f.severity, f.section, f.target) for f in flags] == [
+        ("auc_withheld", "caution", "discrimination", "time_roc:training")]
+    assert (f"time-dependent AUC withheld at 48 months, 0.901 (0.771{EN}1.000) "
+            "(51 cases and 6 controls: fewer than 10 controls)") in flags[0].message
+    clean = copy.deepcopy(results)
+    clean["evaluation"]["training"]["time_roc"]["withheld"] = {}
+    assert withheld_auc(Results.model_validate(clean)) == []

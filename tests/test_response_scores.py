@@ -352,3 +352,25 @@ def test_bad_input_is_reported_with_column_and_rows(data):
         roc_analysis(data, "y", "a", direction="auto")
     with pytest.raises(KeyError, match="nope"):
         roc_analysis(data, "y", "nope")
+
+
+def test_response_km_colours_follow_the_risk_not_the_score():
+    """PRS above its cut-off is the lower-risk group (partial response is favourable): its curve
+    gets the low-risk colour of every other figure; PDS above its cut-off keeps the high-risk colour."""
+    from studyrunner.report.figures.response import response_km_panels
+    from studyrunner.report.figures.style import GROUP_COLOURS
+    from studyrunner.results.models import ResponseScore
+    from studyrunner.statistics.cnn_scores.response import HIGH_SCORE_RISK, RESPONSE_SCORES
+
+    assert HIGH_SCORE_RISK == {"prs": "lower", "pds": "higher"}
+    assert set(HIGH_SCORE_RISK) == set(RESPONSE_SCORES)
+    curve = {"time": [0.0, 10.0], "surv": [1.0, 0.5], "lower": [1.0, 0.3], "upper": [1.0, 0.7]}
+    strat = {"cutpoint": 0.3, "groups": {"low": {"n": 10, "n_events": 4}, "high": {"n": 12, "n_events": 2}},
+             "km": {"low": curve, "high": curve}}
+    response = {name: ResponseScore.model_validate({"label": name.upper(), "outcome": outcome,
+                                                   "high_score_risk": HIGH_SCORE_RISK[name],
+                                                   "stratification": {"os": strat}})
+                for name, (_, _, outcome) in RESPONSE_SCORES.items()}
+    prs, pds = response_km_panels(response, "os")
+    assert (prs.colour("high"), prs.colour("low")) == (GROUP_COLOURS["low"], GROUP_COLOURS["high"])
+    assert (pds.colour("high"), pds.colour("low")) == (GROUP_COLOURS["high"], GROUP_COLOURS["low"])

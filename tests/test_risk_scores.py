@@ -19,9 +19,12 @@ from scipy import stats
 
 from studyrunner import rbridge
 from studyrunner.errors import InputError
+from studyrunner.protocol import SplitSection
+from studyrunner.statistics.cnn_scores.clinical import mark_by_construction
+from studyrunner.statistics.cnn_scores.scores import selection_overrides
 from studyrunner.statistics.concordance import compare_concordance
 from studyrunner.statistics.cox import linear_predictor
-from studyrunner.statistics.cox_table import cox_table
+from studyrunner.statistics.cox_table import add_per_sd, cox_table
 from studyrunner.statistics.cutpoint import xtile_cutpoint
 from studyrunner.statistics.nomogram import nomogram_points
 from studyrunner.statistics.risk_scores import (
@@ -30,6 +33,7 @@ from studyrunner.statistics.risk_scores import (
     median_groups,
     subgroup_hazard,
 )
+from studyrunner.statistics.stratification import oracle_c_index
 
 pytestmark = pytest.mark.needs_r
 
@@ -449,3 +453,77 @@ def test_nomogram_control_fills_in_the_defaults() -> None:
     axis = rbridge.r_function("nomogram", "numeric_axis")
     assert axis([3.0, 1.0, 2.0], 3) == [1.0, 2.0, 3.0]
     assert axis(list(np.linspace(0, 1, 7)), 3) == [0.0, 0.5, 1.0]
+
+
+# ------------------------------------------------------------------ what the flags rest on (results.flags)
+
+
+def test_selection_override_is_recorded_with_its_rule(data: pd.DataFrame) -> None:
+    """A threshold no term reaches: the last term is kept anyway, recorded as an override with
+    lifelines' p of that term in its own model."""
+    strict = backward_cox_selection(data, "time", "event", ["s1", "s2", "s3"], p_threshold=1e-30)
+    overrides = selection_overrides(strict)
+    assert [o["term"] for o in overrides] == ["s3"]
+    assert overrides[0]["p"] == pytest.approx(lifelines_cox(data, ["s3"]).summary.loc["s3", "p"], rel=1e-3)
+    assert overrides[0]["p_threshold"] == 1e-30
+    assert "no candidate reached" in overrides[0]["rule"]
+    assert selection_overrides(backward_cox_selection(data, "time", "event", ["s1", "s2", "s3"])) == []
+
+
+def test_refit_of_a_score_on_its_own_rows_is_one_by_construction(data: pd.DataFrame) -> None:
+    """OSRS refitted on the rows and outcome it was fitted on: coefficient one in R and in
+    lifelines, and the table row is marked; on other rows it is a finding and is not marked."""
+    fitted = backward_cox_selection(data, "time", "event", ["s1", "s2", "s3"])
+    scored = data.assign(osrs=fitted["score"])
+    table = cox_table(scored, "time", "event", ["osrs", "age"], force=["osrs"])
+    row = table["univariate"][0]
+    assert row["coef"] == pytest.approx(1.0, abs=1e-6)
+    assert lifelines_cox(scored, ["osrs"]).params_["osrs"] == pytest.approx(1.0, abs=1e-5)
+    mark_by_construction(table, "osrs", "OSRS", fitted["n"])
+    assert "by construction" in row["by_construction"]
+    assert "160 patients" in row["by_construction"]
+    other = table | {"univariate": [dict(r) for r in table["univariate"]]}
+    for r in other["univariate"]:
+        r.pop("by_construction", None)
+    mark_by_construction(other, "osrs", "OSRS", fitted["n"] - 1)
+    assert "by_construction" not in other["univariate"][0]
+
+
+def test_cox_table_per_sd_matches_lifelines_on_standardised_covariates(data: pd.DataFrame) -> None:
+    """HR per training SD = lifelines' HR of the covariate divided by its SD (same Wald interval)."""
+    table = cox_table(data, "time", "event", ["age", "s3", "histology"], {"histology": ["adeno", "squamous", "other"]})
+    add_per_sd(table["univariate"], data, key="covariate")
+    for row in table["univariate"]:
+        if row["level"] is not None:
+            assert "hr_per_sd" not in row
+            continue
+        column = row["covariate"]
+        standardised = data.assign(z=data[column] / data[column].std(ddof=1))
+        reference = lifelines_cox(standardised, ["z"]).summary.loc["z"]
+        assert row["sd"] == pytest.approx(data[column].std(ddof=1), rel=1e-12)
+        assert row["hr_per_sd"] == pytest.approx(reference["exp(coef)"], rel=1e-4)
+        assert row["hr_per_sd_lower"] == pytest.approx(reference["exp(coef) lower 95%"], rel=1e-4)
+        assert row["hr_per_sd_upper"] == pytest.approx(reference["exp(coef) upper 95%"], rel=1e-4)
+
+
+def test_oracle_c_index_has_its_confidence_interval(data: pd.DataFrame) -> None:
+    """The oracle's C per cohort is lifelines' concordance of the true LP, with the Wald 95%
+    interval c -/+ 1.96 se, and the se close to a bootstrap's."""
+    rows = data.reset_index(names="patient_id").assign(
+        partition=lambda d: np.where(np.arange(len(d)) % 4 == 0, "test", "modelling"))
+    truth = rows[["patient_id"]].assign(true_lp_os=0.5 * rows["s2"] + 1.0 * rows["s3"] + 0.4 * rows["ecog"])
+    split = SplitSection(method="stratified", counts={"modelling": 120, "test": 40}, training=["modelling"],
+                         test=["test"])
+    oracle = oracle_c_index(split, rows, truth, "os", "time", "event")
+    rng = np.random.default_rng(1)
+    for cohort, partition in (("training", "modelling"), ("test", "test")):
+        part = rows[rows["partition"] == partition].merge(truth, on="patient_id")
+        c = concordance_index(part["time"], -part["true_lp_os"], part["event"])
+        block = oracle[cohort]
+        assert block["c_index"] == pytest.approx(c, abs=1e-9)
+        z = stats.norm.ppf(0.975)
+        assert block["c_lower"] == pytest.approx(c - z * block["c_se"], abs=1e-9)
+        assert block["c_upper"] == pytest.approx(min(1.0, c + z * block["c_se"]), abs=1e-9)
+        boot = [concordance_index(*(part.iloc[idx][k] for k in ("time", "true_lp_os", "event")))
+                for idx in (rng.integers(0, len(part), len(part)) for _ in range(200))]
+        assert block["c_se"] == pytest.approx(np.std(boot, ddof=1), rel=0.35)

@@ -8,40 +8,11 @@ import subprocess
 
 import pandas as pd
 import pytest
-import yaml
 from lifelines.utils import concordance_index
 
-from studyrunner.protocol import load_protocol
 from studyrunner.report.formatting import fmt_auc
-from studyrunner.runner import RunOptions, run_study
-from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_r]
-
-
-@pytest.fixture(scope="module")
-def signature_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("escc")
-    data = yaml.safe_load((REPO / "protocols" / "escc_ici_chemo.yaml").read_text())
-    cohort = data["cohort"]
-    cohort["clinical_table"] = str(work / "cohort" / "clinical.csv")
-    cohort["image_manifest"] = str(work / "cohort" / "manifest.csv")
-    cohort["synthetic_source"]["n_patients"] = 45
-    cohort["validation"]["suite"] = str(REPO / "validation" / "clinical_table.yaml")
-    data["predictors"]["radiomics"]["image_types"] = {"Original": {}, "LoG": {"sigma": [2.0]}}
-    data["predictors"]["radiomics"]["feature_classes"] = ["firstorder", "shape", "glcm"]
-    stats = data["statistics"]
-    stats["screening"]["p_threshold"] = 0.2
-    stats["selection"]["combine"] = "votes"
-    stats["selection"]["min_votes"] = 3
-    stats["selection"]["learner_settings"] = {"gbm": {"n_trees": 200}, "rsf": {"num_trees": 200}}
-    stats["evaluation"] = {"time_roc_times": [12, 24, 36], "calibration_times": [12, 24],
-                           "decision_curve_times": [12], "cross_validation": {"folds": 3, "repeats": 1}}
-    protocol = work / "escc.yaml"
-    protocol.write_text(yaml.safe_dump(data, sort_keys=False))
-    loaded = load_protocol(protocol)
-    run_dir = run_study(loaded, RunOptions(out_dir=work / "run"))
-    return run_dir, json.loads((run_dir / "results.json").read_text())
 
 
 def test_second_readers_feed_the_icc_filter(signature_run):

@@ -116,3 +116,139 @@ def test_overlapping_comparison_and_unknown_ids_are_refused() -> None:
         table_one(data, groups, [("A", "B")], {"sex": "Sex"}, {})
     with pytest.raises(KeyError, match="X999"):
         table_one(data, {"A": ["X999"]}, [], {"sex": "Sex"}, {})
+
+
+# ----------------------------------------------------------------------------- time-to-event endpoints
+
+
+def survival_cohort() -> pd.DataFrame:
+    """120 patients in two arms, exponential event times (mean 20) censored uniformly in 10-80,
+    times in tenths with no ties and no Kaplan-Meier step landing exactly on one half (where R takes
+    the midpoint of the flat stretch and lifelines its start); one time missing."""
+    rng = np.random.default_rng(11)
+    n = 120
+    event_time = rng.exponential(20, n).round(1) + 0.05
+    censor_time = rng.uniform(10, 80, n).round(1) + 0.02
+    data = pd.DataFrame({"time": np.minimum(event_time, censor_time),
+                         "event": (event_time <= censor_time).astype(int),
+                         "arm": np.where(np.arange(n) % 2 == 0, "A", "B")},
+                        index=[f"S{i:03d}" for i in range(n)])
+    data.loc["S000", "time"] = np.nan           # one missing time: left out and counted
+    return data
+
+
+def greenwood_log_median(time: np.ndarray, event: np.ndarray) -> tuple[float, float, float]:
+    """Kaplan-Meier median with the CI of Brookmeyer & Crowley from the log-transformed Greenwood
+    interval (survfit's conf.type "log"), by hand: the first time the curve, its upper and its lower
+    limit fall to 0.5 or below (no ties in the data)."""
+    order = np.argsort(time)
+    t, d = time[order], event[order]
+    at_risk = len(t) - np.arange(len(t))
+    surv = np.cumprod(1 - d / at_risk)
+    var_log = np.cumsum(d / (at_risk * (at_risk - d)))
+    half = 1.959964 * np.sqrt(var_log)
+    lower, upper = surv * np.exp(-half), np.minimum(surv * np.exp(half), 1)
+    events = d == 1
+
+    def first(curve: np.ndarray) -> float:
+        below = t[events & (curve <= 0.5)]
+        return float(below[0]) if below.size else float("nan")
+
+    return first(surv), first(lower), first(upper)
+
+
+@pytest.fixture(scope="module")
+def survival() -> dict:
+    data = survival_cohort()
+    return table_one(data, groups={"Total": pd.Series(True, index=data.index), "A": data["arm"] == "A",
+                                   "B": data["arm"] == "B"},
+                     comparisons=[("A", "B")], categorical={}, continuous={},
+                     time_to_event={"Progression-free survival (months)": ("time", "event")})
+
+
+def test_time_to_event_median_and_reverse_km_follow_up_match_lifelines() -> None:
+    """log-log intervals (lifelines' exponential Greenwood) against lifelines' KaplanMeierFitter: the
+    median with its CI, and the median follow-up by reverse Kaplan-Meier (censorings as events)."""
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import median_survival_times
+
+    from studyrunner.statistics.table_one import survival_rows
+
+    data = survival_cohort()
+    masks = {"A": data["arm"] == "A", "B": data["arm"] == "B"}
+    row = survival_rows(data, masks, [], {"PFS": ("time", "event")}, conf_type="log-log")[0]
+    known = data["time"].notna()
+    for name, mask in masks.items():
+        rows = data[mask & known]
+        km = KaplanMeierFitter().fit(rows["time"], rows["event"])
+        reverse = KaplanMeierFitter().fit(rows["time"], 1 - rows["event"])
+        ours = row["survival"][name]
+        assert ours["median"] == pytest.approx(km.median_survival_time_)
+        assert [ours["lower"], ours["upper"]] == pytest.approx(
+            median_survival_times(km.confidence_interval_).to_numpy().ravel().tolist())
+        assert ours["followup_median"] == pytest.approx(reverse.median_survival_time_)
+        lower, upper = median_survival_times(reverse.confidence_interval_).to_numpy().ravel().tolist()
+        assert ours["followup_lower"] == pytest.approx(lower)
+        # R leaves the upper limit NA (not reached) when only the last step, where the reverse curve
+        # falls to 0 and has no interval, would reach one half; lifelines then gives that time or inf
+        if np.isnan(ours["followup_upper"]):
+            assert upper == np.inf or upper == pytest.approx(rows["time"].max())
+        else:
+            assert ours["followup_upper"] == pytest.approx(upper)
+        assert (ours["n"], ours["events"]) == (len(rows), int(rows["event"].sum()))
+
+
+def test_time_to_event_row_of_table_one(survival: dict) -> None:
+    """The default (log) interval against the hand-computed Greenwood limits; the log-rank test
+    against lifelines; counts and the missing time."""
+    from lifelines.statistics import logrank_test
+
+    data = survival_cohort()
+    row = variable(survival, "time")
+    assert (row["type"], row["event"], row["label"]) == ("time_to_event", "event", "Progression-free survival (months)")
+    for name in ("A", "B"):
+        rows = data[(data["arm"] == name) & data["time"].notna()]
+        median, lower, upper = greenwood_log_median(rows["time"].to_numpy(), rows["event"].to_numpy())
+        ours = row["survival"][name]
+        assert [ours["median"], ours["lower"], ours["upper"]] == pytest.approx([median, lower, upper], nan_ok=True)
+        reverse = greenwood_log_median(rows["time"].to_numpy(), 1 - rows["event"].to_numpy())
+        assert [ours["followup_median"], ours["followup_lower"]] == pytest.approx(list(reverse[:2]))
+    assert row["survival"]["A"]["missing"] == 1
+    assert row["survival"]["B"]["missing"] == 0
+    assert row["survival"]["Total"]["n"] == 119
+    a, b = (data[(data["arm"] == g) & data["time"].notna()] for g in ("A", "B"))
+    reference = logrank_test(a["time"], b["time"], a["event"], b["event"])
+    test = row["tests"][0]
+    assert test["test"] == "Log-rank test"
+    assert test["statistic"] == pytest.approx(reference.test_statistic)
+    assert test["p"] == pytest.approx(reference.p_value)
+    json.dumps(survival)
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdftotext") is None, reason="poppler-utils not installed")
+def test_time_to_event_row_in_the_report(tmp_path, survival: dict) -> None:
+    """Table 1 of the report prints the Kaplan-Meier median and the reverse Kaplan-Meier follow-up per
+    group (the nsclc fixture with this endpoint added), and no median (IQR) of the times."""
+    from studyrunner.report import render_report
+    from tests.test_report import FIXTURE, pdf_pages, write_run
+
+    results = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    groups = list(results["table_one"]["groups"])
+    row = variable(survival, "time")
+    results["table_one"]["variables"].append(
+        {**row, "survival": {g: row["survival"][name]
+                             for g, name in zip(groups, ["Total", "A", "B"] * 3, strict=False)},
+         "tests": [row["tests"][0]] * len(results["table_one"]["comparisons"])})
+    text = " ".join(pdf_pages(render_report(write_run(tmp_path, results))))
+    a = row["survival"]["Total"]
+
+    def fmt(v: float) -> str:
+        return f"{v:.1f}"
+
+    assert "Progression-free survival (months), Kaplan–Meier" in text
+    assert f"{fmt(a['median'])} ({fmt(a['lower'])}\u2013{fmt(a['upper'])})" in text
+    assert f"{a['events']} / {a['n']}" in text                      # Events / patients
+    follow_up = f"{fmt(a['followup_median'])} ({fmt(a['followup_lower'])}\u2013NR)"  # upper limit not reached
+    assert "Median follow-up, reverse Kaplan–Meier (95% CI)" in text
+    assert follow_up in text
+    assert "Schemper" in text

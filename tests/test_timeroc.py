@@ -14,7 +14,8 @@ import pytest
 from studyrunner import rbridge
 from studyrunner.rbridge import RError
 from studyrunner.registry import time_key
-from studyrunner.statistics.timeroc import time_dependent_auc
+from studyrunner.results.models import TimeRoc
+from studyrunner.statistics.timeroc import time_dependent_auc, time_roc_record, withheld_reason
 
 pytestmark = pytest.mark.needs_r
 
@@ -192,3 +193,52 @@ def test_bad_input_names_the_column_and_row() -> None:
         time_dependent_auc(df.fillna(0), "time", "event", "marker", [-1.0])
     with pytest.raises(KeyError, match="score"):
         time_dependent_auc(df, "time", "event", "score", [1.5])
+
+
+# ----------------------------------------------------------------------------- cases, controls, withheld AUCs
+
+
+def test_cases_and_controls_counted_by_hand_and_thin_aucs_withheld() -> None:
+    """Constructed data, counted by hand: 30 patients, event times 1..30 alternately event/censored
+    (events at odd times). At t = 5.5 the cases are the events at 1, 3, 5 (3) and the controls the
+    25 patients with T > 5.5 (6..30); at t = 20.5 cases 10 (1, 3, ..., 19), controls 10 (21..30);
+    at t = 27.5, 14 cases (1..27 odd), 3 controls (28, 29, 30)."""
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame({"time": np.arange(1.0, 31.0), "event": np.arange(1, 31) % 2,
+                       "marker": rng.normal(size=30)})
+    times = [5.5, 20.5, 27.5]
+    record = time_roc_record(df, "time", "event", "marker", times, min_cases_controls=10)
+    assert record["cases"] == [3, 10, 14]
+    assert record["controls"] == [25, 10, 3]
+    full = time_dependent_auc(df, "time", "event", "marker", times)
+    # 20.5: ten of each is enough; the AUC is the estimator's
+    assert record["auc"][1] == pytest.approx(full["auc"]["20.5"])
+    assert "20.5" not in record["withheld"]
+    assert "20.5" not in record["reasons"]
+    # 5.5 (3 cases) and 27.5 (3 controls): withheld, the estimate kept, the reason naming the counts
+    for i, t in ((0, "5.5"), (2, "27.5")):
+        assert record["auc"][i] is None
+        assert record["lower"][i] is None
+        assert record["se"][i] is None
+        assert record["withheld"][t]["auc"] == pytest.approx(full["auc"][t])
+        assert record["withheld"][t]["upper"] == pytest.approx(full["upper"][t])
+    assert record["reasons"]["5.5"] == "3 cases and 25 controls: fewer than 10 cases"
+    assert record["reasons"]["27.5"] == "14 cases and 3 controls: fewer than 10 controls"
+    # the record is the results.json shape
+    TimeRoc.model_validate({**record, "time_unit": "months"})
+    # a lower minimum keeps them all
+    assert time_roc_record(df, "time", "event", "marker", times, min_cases_controls=3)["withheld"] == {}
+
+
+def test_withheld_reason_names_what_is_short() -> None:
+    assert withheld_reason(55, 1, 10) == "55 cases and 1 control: fewer than 10 controls"
+    assert withheld_reason(1, 4, 10) == "1 case and 4 controls: fewer than 10 cases and controls"
+    assert withheld_reason(10, 10, 10) is None
+
+
+def test_no_case_reason_is_kept_not_withheld(censored_no_ties: pd.DataFrame) -> None:
+    early = censored_no_ties.loc[censored_no_ties["event"] == 1, "time"].min() / 2
+    record = time_roc_record(censored_no_ties, "time", "event", "marker", [early])
+    assert record["cases"] == [0]
+    assert record["withheld"] == {}
+    assert "no case" in record["reasons"][time_key(early)]

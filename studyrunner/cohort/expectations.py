@@ -38,6 +38,7 @@ import yaml
 
 from studyrunner.cohort.clinical_table import ClinicalTableError
 from studyrunner.errors import InputError
+from studyrunner.strict_yaml import YamlInputError, read_yaml
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
@@ -150,9 +151,11 @@ def _expectation_class(expectation_type: str, where: str) -> type:
 def _read_suite(suite_file: Path) -> tuple[str, list[dict[str, Any]]]:
     """The suite's name and its entries, with the shape of each entry checked."""
     try:
-        document = yaml.safe_load(Path(suite_file).read_text(encoding="utf-8"))
+        document = read_yaml(Path(suite_file))
     except FileNotFoundError as error:
         raise SuiteError(f"{suite_file}: suite file not found") from error
+    except YamlInputError as error:
+        raise SuiteError(str(error)) from error
     except yaml.YAMLError as error:
         raise SuiteError(f"{suite_file}: not valid YAML: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("expectations"), list):

@@ -174,6 +174,7 @@ def build_cohort(loaded: AnyLoaded, stage_dir: Path) -> None:
         "n_clinical": len(clinical),
         "n_with_predictors": len(predictor_index),
         "n_with_images": int(clinical[cohort.id_column].isin(predictor_index["patient_id"]).sum()),
+        "predictors_without_clinical": sorted(set(predictor_index["patient_id"]) - set(clinical[cohort.id_column])),
         "n_eligible": len(table),
         "partitions": table["partition"].value_counts().reindex(split.partitions, fill_value=0).to_dict(),
         "value_mappings": {column: report.to_dict() for column, report in mapping_report.items()},

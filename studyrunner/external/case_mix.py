@@ -63,6 +63,14 @@ def case_mix_rows(development: dict[str, Any], external: dict[str, Any]) -> list
     group = development_group(development)
     if group is None:
         return []
+    return group_differences(development, group, external, EXTERNAL_GROUP)
+
+
+def group_differences(development: dict[str, Any], group: str, external: dict[str, Any],
+                      external_group: str) -> list[dict[str, Any]]:
+    """:func:`case_mix_rows` between any two Table 1 groups: ``group`` of the ``development``
+    table against ``external_group`` of the ``external`` table (the same table for a
+    training/test comparison)."""
     dev_variables = {v["column"]: v for v in development.get("variables", [])}
     rows: list[dict[str, Any]] = []
     for variable in external.get("variables", []):
@@ -70,7 +78,7 @@ def case_mix_rows(development: dict[str, Any], external: dict[str, Any]) -> list
         if dev is None or dev["type"] != variable["type"]:
             continue
         if variable["type"] == "continuous":
-            ext_s, dev_s = variable["summary"].get(EXTERNAL_GROUP, {}), dev["summary"].get(group, {})
+            ext_s, dev_s = variable["summary"].get(external_group, {}), dev["summary"].get(group, {})
             smd = standardised_difference(ext_s.get("mean"), dev_s.get("mean"), ext_s.get("sd"), dev_s.get("sd"))
             rows.append({"column": variable["column"], "label": variable["label"], "level": None,
                          "development": dev_s.get("mean"), "external": ext_s.get("mean"),
@@ -80,7 +88,7 @@ def case_mix_rows(development: dict[str, Any], external: dict[str, Any]) -> list
         for level in variable.get("levels", []):
             if level["level"] not in dev_levels:
                 continue
-            p_ext = level["counts"].get(EXTERNAL_GROUP, {}).get("proportion")
+            p_ext = level["counts"].get(external_group, {}).get("proportion")
             p_dev = dev_levels[level["level"]].get("proportion")
             rows.append({"column": variable["column"], "label": variable["label"], "level": level["level"],
                          "development": p_dev, "external": p_ext, "development_sd": None, "external_sd": None,

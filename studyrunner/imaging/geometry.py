@@ -113,12 +113,32 @@ def load_case(
     mask2 = None if mask2_path is None else _read_or_record(mask2_path, "mask2", mask2_problems)
     info: dict[str, Any] = {}
     if image is not None and mask is not None:
-        problems.extend(check_geometry(image, mask, tolerance, label))
+        geometry = check_geometry(image, mask, tolerance, label)
+        problems.extend(geometry)
+        if not geometry:
+            problems.extend(non_finite_problems(image, mask, label))
         if image.GetDimension() == 3 and mask.GetDimension() == 3:
             info = _case_info(image, mask, label)
     if image is not None and mask2 is not None:
         mask2_problems.extend(check_geometry(image, mask2, tolerance, label, mask_name="mask2"))
     return CaseLoadResult(patient_id, image, mask, mask2, problems, info, mask2_problems)
+
+
+def non_finite_problems(image: sitk.Image, mask: sitk.Image, label: int = 1) -> list[str]:
+    """NaN or infinite voxels of a floating-point image, as sentences: inside the mask they
+    would enter every feature; outside it, resampling and the filters (LoG, wavelet) spread
+    them into the tumour. Either excludes the case."""
+    if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return []
+    values = sitk.GetArrayViewFromImage(image)
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return []
+    inside = bad & (sitk.GetArrayViewFromImage(mask) == label)
+    n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+    where = (f"{int(inside.sum())} of them inside the tumour mask" if inside.any()
+             else "none inside the tumour mask, but resampling and filters would spread them into it")
+    return [f"image has non-finite voxels ({n_nan} NaN, {n_inf} infinite; {where})"]
 
 
 def max_diameter_mm(mask: sitk.Image, label: int = 1) -> float:

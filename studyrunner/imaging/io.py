@@ -4,12 +4,21 @@ Supported inputs: NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``), Me
 (``.mha``, ``.mhd``) and a folder holding a DICOM series (read with GDCM through
 ``SimpleITK.ImageSeriesReader``). Every failure is raised as :class:`ImageReadError`,
 which names the path and the reason, so the caller can record why a case was excluded.
+
+ITK reads a truncated or partly corrupted file without an error and fills what is missing
+with zeros, so a damaged file would bend the features without a word: before reading, a
+gzip-compressed file (``.nii.gz``) is decompressed in full (the gzip CRC and length
+checked) and a raw file must hold at least the bytes its header declares
+(:func:`check_file_integrity`).
 """
 
 from __future__ import annotations
 
+import gzip
 import re
+import zlib
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import SimpleITK as sitk
@@ -67,9 +76,123 @@ def read_image(path: Path, series_uid: str | None = None) -> sitk.Image:
     reader.SetImageIO(_image_io_for(path))
     reader.SetFileName(str(path))
     try:
+        reader.ReadImageInformation()
+        check_file_integrity(path, _declared_bytes(reader))
         return reader.Execute()
     except RuntimeError as error:
         raise ImageReadError(path, _itk_reason(error)) from error
+
+
+def _declared_bytes(reader: sitk.ImageFileReader) -> int:
+    """Bytes of voxel data the header declares (size x components x bytes per value; 0 when
+    the pixel type has no plain NumPy equivalent, and the check is then skipped)."""
+    try:
+        probe = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())
+        bytes_per_value = sitk.GetArrayViewFromImage(probe).dtype.itemsize
+    except RuntimeError:
+        return 0
+    return int(np.prod(reader.GetSize())) * reader.GetNumberOfComponents() * bytes_per_value
+
+
+def check_file_integrity(path: Path, declared_bytes: int) -> None:
+    """Raise :class:`ImageReadError` for a damaged file: a gzip stream that is truncated,
+    corrupted (CRC) or shorter than the declared voxel data; an uncompressed NIfTI, or a
+    NRRD/MetaImage with raw data in the file, shorter than its declared voxel data; a
+    floating-point NIfTI holding NaN or infinite voxels (ITK's NIfTI reader silently turns
+    them into 0, so they are counted here, in the file's bytes)."""
+    name = path.name.lower()
+    nifti = name.endswith((".nii", ".nii.gz"))
+    if name.endswith(".gz"):
+        counter = _NonFiniteCounter() if nifti else None
+        length = 0
+        try:
+            with gzip.open(path, "rb") as stream:
+                while block := stream.read(1 << 22):
+                    length += len(block)
+                    if counter is not None:
+                        counter.feed(block)
+        except (EOFError, OSError, zlib.error) as error:
+            raise ImageReadError(path, f"damaged gzip data ({error}); the file is truncated or corrupted") from error
+        if length < declared_bytes:
+            raise ImageReadError(path, f"holds {length:,} bytes once decompressed, fewer than the "
+                                       f"{declared_bytes:,} bytes of voxel data its header declares")
+        _refuse_non_finite(path, counter)
+        return
+    if nifti or (name.endswith((".nrrd", ".mha")) and _raw_inline(path)):
+        size = path.stat().st_size
+        if size < declared_bytes:
+            raise ImageReadError(path, f"is {size:,} bytes, fewer than the {declared_bytes:,} bytes of voxel "
+                                       "data its header declares; the file is truncated")
+    if nifti:
+        counter = _NonFiniteCounter()
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 22):
+                counter.feed(block)
+        _refuse_non_finite(path, counter)
+
+
+class _NonFiniteCounter:
+    """Counts NaN and infinite values in the voxel data of a NIfTI-1 file fed as a byte
+    stream (header: sizeof_hdr 348, datatype at byte 70, vox_offset at byte 108; only
+    float32/float64 data are counted)."""
+
+    FLOAT_TYPES: ClassVar[dict[int, str]] = {16: "f4", 64: "f8"}
+    HEADER_BYTES = 348
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.parsed = False
+        self.dtype: np.dtype | None = None
+        self.offset = 0
+        self.consumed = 0
+        self.carry = b""
+        self.nan = 0
+        self.inf = 0
+
+    def feed(self, block: bytes) -> None:
+        if not self.parsed:
+            self.pending += block
+            if len(self.pending) < self.HEADER_BYTES:
+                return
+            self._parse_header(self.pending)
+            block, self.pending = self.pending, b""
+        if self.dtype is None:
+            return
+        if self.consumed < self.offset:
+            skip = min(len(block), self.offset - self.consumed)
+            self.consumed += skip
+            block = block[skip:]
+        self.consumed += len(block)
+        data = self.carry + block
+        whole = len(data) // self.dtype.itemsize * self.dtype.itemsize
+        values = np.frombuffer(data[:whole], dtype=self.dtype)
+        self.nan += int(np.isnan(values).sum())
+        self.inf += int(np.isinf(values).sum())
+        self.carry = data[whole:]
+
+    def _parse_header(self, header: bytes) -> None:
+        self.parsed = True
+        for order in ("<", ">"):
+            if int(np.frombuffer(header[:4], dtype=f"{order}i4")[0]) == self.HEADER_BYTES:
+                code = self.FLOAT_TYPES.get(int(np.frombuffer(header[70:72], dtype=f"{order}i2")[0]))
+                self.dtype = np.dtype(order + code) if code else None
+                self.offset = int(np.frombuffer(header[108:112], dtype=f"{order}f4")[0])
+                return
+
+
+def _refuse_non_finite(path: Path, counter: _NonFiniteCounter | None) -> None:
+    if counter is not None and (counter.nan or counter.inf):
+        raise ImageReadError(path, f"holds non-finite voxels ({counter.nan} NaN, {counter.inf} infinite), which "
+                                   "the NIfTI reader would silently turn into 0")
+
+
+def _raw_inline(path: Path) -> bool:
+    """Whether a NRRD or MetaImage file holds uncompressed voxel data after its header."""
+    with open(path, "rb") as handle:
+        header = handle.read(4096).decode("latin-1").lower()
+    if path.name.lower().endswith(".nrrd"):
+        return re.search(r"^encoding:\s*raw\b", header, re.M) is not None and "data file:" not in header
+    return "elementdatafile = local" in header and "compresseddata = true" not in header
 
 
 def _image_io_for(path: Path) -> str:

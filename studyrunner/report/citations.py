@@ -19,4 +19,9 @@ METHOD_REFERENCES = {
     "nomogram": "Harrell, Regression Modeling Strategies, 2015: rms::nomogram",
     "ici": "Austin, Harrell & van Klaveren, Stat Med 2020",
     "seed000": "Transl Lung Cancer Res 2022;11(4):670-685",
+    "reverse_km": "Schemper & Smith, Control Clin Trials 1996",
+    "smd": "Austin, Stat Med 2009",
+    "breslow": "Breslow, J R Stat Soc B 1972",
+    "harrell": "Harrell, Lee & Mark, Stat Med 1996",
+    "missing_indicator": "Groenwold et al., CMAJ 2012",
 }

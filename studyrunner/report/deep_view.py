@@ -13,10 +13,41 @@ from statistics import NormalDist
 from typing import Any
 
 from studyrunner.protocol import Endpoint
-from studyrunner.results.models import DeepRecord, Explanations, NotRun, Results, RiskScores
+from studyrunner.results.models import (
+    Cutoff,
+    DeepRecord,
+    Explanations,
+    NotRun,
+    Oracle,
+    Results,
+    RiskScores,
+    Stratification,
+    TableOne,
+)
 
 COHORTS = ("training", "test")
 COHORT_LABELS = {"training": "Training", "test": "Test"}
+
+
+UNKNOWN_LEVELS = ("unknown", "missing", "not known", "not available", "n/a")
+"""Category names that stand for a missing value (the category is then a missing indicator)."""
+
+
+def unknown_categories(table_one: TableOne | NotRun | None) -> list[dict[str, Any]]:
+    """The categorical variables whose missing values are a category of their own ("Unknown"):
+    [{"label", "level", "n", "percent"}] over the first group of Table 1 (all included
+    patients), in Table 1's order; empty without a Table 1."""
+    if table_one is None or isinstance(table_one, NotRun) or not table_one.groups:
+        return []
+    first = next(iter(table_one.groups))
+    rows = []
+    for variable in table_one.variables:
+        for level in variable.levels:
+            count = level.counts.get(first)
+            if level.level.strip().lower() in UNKNOWN_LEVELS and count is not None and count.n:
+                rows.append({"label": variable.label or variable.column, "level": level.level, "n": count.n,
+                             "percent": percent(count.proportion)})
+    return rows
 
 
 def percent(fraction: float | None) -> float | None:
@@ -59,27 +90,44 @@ def survival_networks(deep: DeepRecord) -> list[str]:
     return [name for name, record in deep.networks.items() if record.kind == "survival"]
 
 
+def logrank_shown(ev: Stratification, cutoff: Cutoff, cohort: str) -> dict[str, Any]:
+    """The log-rank p a table or Kaplan-Meier plot prints: in the training cohort of a cut-off
+    chosen there by a search (X-tile, maxstat), the p corrected for the search, with the
+    unadjusted one labelled as such; elsewhere the log-rank p of the fixed cut-off.
+    Keys: "p", "label" (None, or "corrected for the cut-off search"), "unadjusted" (or None)."""
+    if cohort == "training" and cutoff.p_value is not None:
+        return {"p": cutoff.p_value, "label": "corrected for the cut-off search", "unadjusted": ev.logrank_p}
+    return {"p": ev.logrank_p, "label": None, "unadjusted": None}
+
+
 def score_rows(risk: RiskScores, endpoints: Mapping[str, Endpoint]) -> list[dict[str, Any]]:
-    """One row per score and cohort: C-index (95% CI) beside the oracle's, HR, log-rank."""
+    """One row per score and cohort: C-index (95% CI) beside the oracle's (OracleCohort with
+    its CI, or None), HR with the events per risk group, log-rank (``logrank_shown``)."""
     rows = []
     for name, block in risk.scores.items():
         for cohort in COHORTS:
             ev = block.evaluation.get(cohort)
             if ev is None:
                 continue
-            rows.append({"score": block.label, "key": name, "cohort": COHORT_LABELS[cohort],
-                         "endpoint": endpoint_label(endpoints, block.endpoint), "ev": ev,
+            rows.append({"score": block.label, "key": name, "cohort_key": cohort, "cohort": COHORT_LABELS[cohort],
+                         "endpoint": endpoint_label(endpoints, block.endpoint), "endpoint_key": block.endpoint,
+                         "ev": ev,
+                         "logrank": logrank_shown(ev, block.cutoff, cohort),
                          "oracle": risk.oracle.get(block.endpoint, {}).get(cohort)})
     return rows
 
 
 def selection_rows(risk: RiskScores) -> list[dict[str, Any]]:
-    """The Cox terms of every score: backward-selected interval scores, then the fusion."""
+    """The Cox terms of every score: backward-selected interval scores, then the fusion; each
+    term's record (per unit and per training SD) with "key" (the score) and "override" (the
+    SelectionOverride that kept it above the threshold, or None)."""
     rows: list[dict[str, Any]] = []
-    for block in risk.scores.values():
+    for key, block in risk.scores.items():
         model = block.selection or block.fusion
         how = "fusion" if block.fusion is not None else "backward elimination"
-        rows.extend({"score": block.label, "how": how, **term.model_dump()}
+        overrides = {o.term: o for o in block.selection.overrides} if block.selection is not None else {}
+        rows.extend({"score": block.label, "key": key, "how": how, **term.model_dump(),
+                     "override": overrides.get(term.term)}
                     for term in (model.coefficients if model is not None else []))
     return rows
 
@@ -106,7 +154,7 @@ def fusion_shares(risk: RiskScores) -> list[dict[str, Any]]:
 
 def response_rows(risk: RiskScores) -> list[dict[str, Any]]:
     rows = []
-    for block in (risk.response or {}).values():
+    for key, block in (risk.response or {}).items():
         for cohort in COHORTS:
             roc = block.by_cohort.get(cohort)
             if roc is None:
@@ -117,8 +165,8 @@ def response_rows(risk: RiskScores) -> list[dict[str, Any]]:
                 for metric in ("sensitivity", "specificity", "ppv", "npv")}}
             if applied is not None:
                 at_cut["cutoff"] = applied.cutoff
-            rows.append({"score": block.label, "outcome": block.outcome, "cohort": COHORT_LABELS[cohort],
-                         "roc": roc, "at_cut": at_cut})
+            rows.append({"score": block.label, "key": key, "cohort_key": cohort, "outcome": block.outcome,
+                         "cohort": COHORT_LABELS[cohort], "roc": roc, "at_cut": at_cut})
     return rows
 
 
@@ -163,7 +211,39 @@ def score_names(risk: RiskScores | None, explanations: Explanations | None,
             "response": joined(list(response.values()))}
 
 
+def headline_view(results: Results) -> dict[str, Any] | None:
+    """The summary's headline result: the test cohort's C-index of ``risk_scores.headline_score``
+    (a CNN score) when the run has one, else of the radiomics Cox model. Keys: "label", "kind"
+    (what the model is), "title" (the label with its kind: "MOSRS (CNN risk score)"),
+    "endpoint", "ev" (the test Stratification), "oracle" (OracleCohort or None), "target" (its
+    flag-mark key), "excludes_chance" (the C-index CI lies above one half)."""
+    risk = results.risk_scores
+    block = risk.scores.get(risk.headline_score or "") if risk is not None else None
+    ev: Stratification
+    if risk is not None and block is not None and "test" in block.evaluation:
+        ev = block.evaluation["test"]
+        label, kind, target = block.label, "CNN risk score", f"score:{risk.headline_score}:test"
+        endpoint, oracle = block.endpoint, risk.oracle.get(block.endpoint, {}).get("test")
+    else:
+        evaluation = results.evaluation if isinstance(results.evaluation, dict) else {}
+        if "test" not in evaluation:
+            return None
+        ev = evaluation["test"]
+        label, kind, target = "Radiomics Cox model", "radiomics Cox model", "evaluation:test"
+        endpoint = results.primary_endpoint or ""
+        oracle = results.oracle.test if isinstance(results.oracle, Oracle) else None
+    return {"label": label, "kind": kind, "target": target, "endpoint": endpoint_label(results.endpoints, endpoint),
+            "oracle": oracle, "title": label if label.lower() == kind.lower() else f"{label} ({kind})", "ev": ev,
+            "excludes_chance": ev.c_lower is not None and ev.c_lower > 0.5}
+
+
 def deep_context(results: Results) -> dict[str, Any]:
+    """The template variables of the CNN sections (and the summary's headline result)."""
+    return {**cnn_context(results), "headline": headline_view(results),
+            "unknown_categories": unknown_categories(results.table_one)}
+
+
+def cnn_context(results: Results) -> dict[str, Any]:
     """The template variables of the CNN sections."""
     deep, risk, explanations = results.deep, results.risk_scores, results.explanations
     endpoints = results.endpoints

@@ -22,7 +22,7 @@ from studyrunner.report.figures.flow import draw_flow_diagram
 from studyrunner.report.figures.km import draw_km
 from studyrunner.report.formatting import ci_label, ci_words, fmt_int, fmt_num
 from studyrunner.report.render import STYLESHEET, reports_dir, template_environment
-from studyrunner.report.tripod import TRIPOD_AI_ITEMS, TRIPOD_AI_REFERENCE, TRIPOD_TYPES
+from studyrunner.report.tripod import TRIPOD_AI_ITEMS, TRIPOD_AI_REFERENCE, TRIPOD_TYPES, tripod_tags
 from studyrunner.report.views import flow_view, validation_view
 from studyrunner.results.external import External, ExternalResults, ModelValidation
 from studyrunner.results.models import CalibrationRow, CalibrationSlope
@@ -66,7 +66,7 @@ def checklist(results: ExternalResults) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for item, topic, _ in TRIPOD_AI_ITEMS:
         anchor = EXTERNAL_SECTIONS.get(item) or ("calibration" if updated and item in ("12f", "24") else None)
-        rows.append({"item": item, "topic": topic, "anchor": anchor, "not_run": False, "also": [],
+        rows.append({"item": item, "topic": topic, "anchor": anchor, "not_run": False, "also": [], "todo": None,
                      "section": SECTION_TITLES[anchor] if anchor else None})
     return rows
 
@@ -217,7 +217,8 @@ def render_external_report(run_dir: Path) -> Path:
                     "software": "not recorded", "timings": "not recorded"},
         "figures": {key: path.relative_to(report_dir).as_posix() for key, path in figures.items()},
         "tripod_type_text": TRIPOD_TYPES.get(str(study.tripod_type)), "tripod_reference": TRIPOD_AI_REFERENCE,
-        "checklist": checklist(results), "ci": ci_label(), "ci_words": ci_words(), "refs": METHOD_REFERENCES,
+        "checklist": checklist(results), "checklist_todo": None,
+        "tripod_tags": tripod_tags(), "ci": ci_label(), "ci_words": ci_words(), "refs": METHOD_REFERENCES,
         "imbalance": IMBALANCE, "e90_label": "E90",
     }
     html = environment.get_template(MAIN_TEMPLATE).render(**context)

@@ -7,7 +7,11 @@ Conventions (journal style, as asked for by TRIPOD+AI item 23a, Collins et al., 
 
 - a missing value prints as an em dash, followed by the reason in brackets when one is known;
 - p-values print with 3 decimals, and as "<0.001" below 0.001;
-- estimates with a confidence interval print as "0.71 (0.65–0.77)" (en dash between limits);
+- estimates with a confidence interval print as "0.71 (0.65–0.77)" (en dash between limits),
+  or as "0.016 (−0.013 to 0.044)" when a limit is negative; in the HTML the filters wrap them
+  in a span that does not break across lines (``nowrap_interval``);
+- negative numbers carry a typographic minus sign, and one that rounds to zero prints without
+  a sign ("0.00", never "−0.00"); whole numbers recorded as floats print as integers ("1963");
 - counts with a percentage print as "40 (17%)";
 - time-dependent AUCs (and their cross-validation summaries) print with ``AUC_DIGITS`` (3)
   decimals, as the radiomics-signature literature reports them (e.g. the escc_ici_chemo source paper: "0.831");
@@ -17,10 +21,13 @@ Conventions (journal style, as asked for by TRIPOD+AI item 23a, Collins et al., 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+
+from markupsafe import Markup
 
 from studyrunner.registry import time_key
 
@@ -56,8 +63,27 @@ def fmt_missing(reason: str | None = None) -> str:
 
 
 def _signed(text: str) -> str:
-    """Replace a leading hyphen-minus by a typographic minus sign."""
-    return MINUS + text[1:] if text.startswith("-") else text
+    """Replace a leading hyphen-minus by a typographic minus sign; a negative number that
+    rounds to zero ("-0.00", "-0") loses its sign."""
+    if not text.startswith("-"):
+        return text
+    if not any(ch in "123456789" for ch in text):
+        return text[1:]
+    return MINUS + text[1:]
+
+
+def _plain(value: float) -> str:
+    """A float as recorded, without trailing zeros; a whole number as an integer ("1963", never
+    "1963.0" or "1.963e+03")."""
+    return _signed(str(int(value)) if value.is_integer() else f"{value:g}")
+
+
+def _limits(lower: str, upper: str) -> str:
+    """Two formatted limits of an interval: "0.65–0.77", or "−0.05 to 0.02" when a limit is
+    negative (an en dash beside a minus sign reads as a subtraction)."""
+    if lower.startswith(MINUS) or upper.startswith(MINUS):
+        return f"{lower} to {upper}"
+    return f"{lower}{RANGE_DASH}{upper}"
 
 
 def fmt_num(value: float | int | None, digits: int = 2, reason: str | None = None) -> str:
@@ -72,6 +98,24 @@ def fmt_int(value: int | float | None, reason: str | None = None) -> str:
     if value is None or is_missing(value):
         return fmt_missing(reason)
     return _signed(f"{round(float(value)):,}")
+
+
+def fmt_count(value: float | None, reason: str | None = None) -> str:
+    """A count that may hold halves (mis-ordered pairs, where a tie counts one half): a whole
+    value as an integer with thousands separators, ``fmt_count(2106.0) == "2,106"``, otherwise
+    one decimal, ``fmt_count(2106.5) == "2,106.5"``."""
+    if value is None or is_missing(value):
+        return fmt_missing(reason)
+    number = float(value)
+    return fmt_int(number) if number.is_integer() else _signed(f"{number:,.1f}")
+
+
+def fmt_quantity(value: int | float | None, noun: str, plural: str | None = None, reason: str | None = None) -> str:
+    """A count with its noun, singular for one: ``fmt_quantity(1, "feature") == "1 feature"``,
+    ``fmt_quantity(4, "feature") == "4 features"``, ``fmt_quantity(2, "analysis", "analyses")``."""
+    if value is None or is_missing(value):
+        return fmt_missing(reason)
+    return f"{fmt_int(value)} {noun if round(float(value)) == 1 else plural or noun + 's'}"
 
 
 def fmt_p(value: float | None, reason: str | None = None) -> str:
@@ -109,7 +153,7 @@ def fmt_ci(
     point = fmt_num(estimate, digits)
     if is_missing(lower) or is_missing(upper):
         return f"{point} ({MISSING})"
-    return f"{point} ({fmt_num(lower, digits)}{RANGE_DASH}{fmt_num(upper, digits)})"
+    return f"{point} ({_limits(fmt_num(lower, digits), fmt_num(upper, digits))})"
 
 
 def fmt_hr(
@@ -192,7 +236,7 @@ def fmt_range(lower: float | None, upper: float | None, digits: int = AUC_DIGITS
     """A range of values: ``fmt_range(0.7115, 0.8937) == "0.712–0.894"``."""
     if is_missing(lower) or is_missing(upper):
         return MISSING
-    return f"{fmt_num(lower, digits)}{RANGE_DASH}{fmt_num(upper, digits)}"
+    return _limits(fmt_num(lower, digits), fmt_num(upper, digits))
 
 
 def fmt_median_range(summary: Any, digits: int = AUC_DIGITS, reason: str | None = None) -> str:
@@ -223,7 +267,7 @@ def fmt_time(value: float | None, reason: str | None = None) -> str:
     """A time point as recorded, without trailing zeros: 12 -> "12", 1.5 -> "1.5"."""
     if value is None or is_missing(value):
         return fmt_missing(reason)
-    return _signed(f"{float(value):g}")
+    return _plain(float(value))
 
 
 def fmt_seconds(value: float | None, reason: str | None = None) -> str:
@@ -254,7 +298,7 @@ def fmt_value(value: Any, reason: str | None = None) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return _signed(f"{value:g}")
+        return _plain(value)
     if isinstance(value, Sequence) and not isinstance(value, str):
         return ", ".join(fmt_value(item) for item in value)
     if isinstance(value, Mapping):
@@ -278,23 +322,44 @@ def lower_first(label: str | None) -> str:
     return text
 
 
+INTERVAL_CLASS = "ci"
+"""The class of the span around an estimate with its interval in the report's HTML; the
+stylesheet keeps it on one line (``white-space: nowrap``), so a CI never wraps inside a cell."""
+
+
+def nowrap_interval(formatter: Callable[..., str]) -> Callable[..., str]:
+    """The Jinja2 filter of ``formatter``: its text in ``<span class="ci">``; a missing value
+    (the em dash with its reason) stays plain text, free to wrap."""
+
+    @functools.wraps(formatter)
+    def interval_filter(*args: Any, **kwargs: Any) -> str:
+        text = formatter(*args, **kwargs)
+        if text.startswith(MISSING):
+            return text
+        return Markup('<span class="{}">{}</span>').format(INTERVAL_CLASS, text)
+
+    return interval_filter
+
+
 FILTERS: dict[str, Callable[..., str]] = {
     "fmt_num": fmt_num,
     "fmt_int": fmt_int,
+    "fmt_count": fmt_count,
+    "fmt_quantity": fmt_quantity,
     "fmt_p": fmt_p,
     "fmt_p_eq": fmt_p_eq,
-    "fmt_ci": fmt_ci,
-    "fmt_hr": fmt_hr,
-    "fmt_estimate": fmt_estimate,
+    "fmt_ci": nowrap_interval(fmt_ci),
+    "fmt_hr": nowrap_interval(fmt_hr),
+    "fmt_estimate": nowrap_interval(fmt_estimate),
     "fmt_pct": fmt_pct,
-    "fmt_n_pct": fmt_n_pct,
-    "fmt_median_iqr": fmt_median_iqr,
-    "fmt_auc": fmt_auc,
-    "fmt_range": fmt_range,
-    "fmt_median_range": fmt_median_range,
-    "fmt_survival_median": fmt_survival_median,
+    "fmt_n_pct": nowrap_interval(fmt_n_pct),
+    "fmt_median_iqr": nowrap_interval(fmt_median_iqr),
+    "fmt_auc": nowrap_interval(fmt_auc),
+    "fmt_range": nowrap_interval(fmt_range),
+    "fmt_median_range": nowrap_interval(fmt_median_range),
+    "fmt_survival_median": nowrap_interval(fmt_survival_median),
     "fmt_time": fmt_time,
-    "fmt_mean_sd": fmt_mean_sd,
+    "fmt_mean_sd": nowrap_interval(fmt_mean_sd),
     "fmt_seconds": fmt_seconds,
     "fmt_datetime": fmt_datetime,
     "fmt_value": fmt_value,

@@ -8,23 +8,28 @@ read their attributes); the ``*_view`` functions add what a section derives from
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
+from studyrunner.protocol import ReportSection
 from studyrunner.registry import LEARNERS, MAXSTAT_PMETHODS, learner_label, time_key
+from studyrunner.report.calibration_view import apparent_and_cross_validated, calibration_methods, decision_summary
 from studyrunner.report.citations import METHOD_REFERENCES
 from studyrunner.report.deep_view import deep_context
 from studyrunner.report.figures import stage_label, uses_venn
+from studyrunner.report.figures.calibration import calibration_group_rows
+from studyrunner.report.figures.decision import threshold_range
+from studyrunner.report.flag_view import flag_context
 from studyrunner.report.formatting import AUC_DIGITS, ci_label, ci_words
 from studyrunner.report.tripod import (
     SECTION_TITLES,
     TRIPOD_AI_REFERENCE,
     TRIPOD_TYPES,
-    checklist_view,
     not_run_reason,
+    tripod_context,
 )
 from studyrunner.results.models import (
-    CalibrationRow,
     CohortEvaluation,
     CrossValidation,
     DecisionRow,
@@ -155,6 +160,7 @@ def learner_view(selection: Selection) -> dict[str, Any]:
 
     Keys: ``learners`` (rows in the registry's order: {"name", "label", "method", "package",
     "package_ran" (the implementation string names the package), "implementation", "error",
+    "package_error" (the installed package stopped with it and the stand-in ran),
     "ran", "n_features", "features"}), ``n_ran``, ``failed`` (rows with an error),
     ``combined`` (rows {"feature", "votes"}: how many learners chose each combined feature),
     ``stand_ins`` (rows where another implementation replaced the named package), ``venn`` (the
@@ -170,6 +176,7 @@ def learner_view(selection: Selection) -> dict[str, Any]:
         implementation = record.implementation
         rows.append({"name": name, "label": learner_label(name), "method": info.method if info else None,
                      "package": package, "implementation": implementation, "error": record.error,
+                     "package_error": record.package_error,
                      "ran": not record.error, "n_features": len(record.features), "features": record.features,
                      "package_ran": bool(package and implementation
                                          and implementation.lower().startswith(package.lower()))})
@@ -184,42 +191,27 @@ def learner_view(selection: Selection) -> dict[str, Any]:
 
 
 def time_roc_rows(time_roc: TimeRoc) -> list[dict[str, Any]]:
-    """One row per time: {"time", "auc", "se", "lower", "upper", "reason"} (reason: why the AUC is missing)."""
+    """One row per time: {"time", "auc", "se", "lower", "upper", "reason", "cases", "controls",
+    "withheld"} (reason: why the AUC is missing; withheld: the AUC kept back for too few cases or
+    controls, a WithheldAuc, else None)."""
+    def count(values: list[int | None], i: int) -> int | None:
+        return values[i] if i < len(values) else None
+
     return [{"time": t, "auc": time_roc.auc[i], "se": time_roc.se[i], "lower": time_roc.lower[i],
-             "upper": time_roc.upper[i], "reason": time_roc.reasons.get(time_key(t))}
+             "upper": time_roc.upper[i], "reason": time_roc.reasons.get(time_key(t)),
+             "cases": count(time_roc.cases, i), "controls": count(time_roc.controls, i),
+             "withheld": time_roc.withheld.get(time_key(t))}
             for i, t in enumerate(time_roc.times)]
-
-
-def calibration_by_time(rows: list[CalibrationRow]) -> list[dict[str, Any]]:
-    """Calibration rows grouped by time: [{"time", "rows" (ordered by risk group)}] in recorded order."""
-    times: dict[float, list[CalibrationRow]] = {}
-    for row in rows:
-        times.setdefault(row.time, []).append(row)
-    return [{"time": t, "rows": sorted(group, key=lambda r: r.group)} for t, group in times.items()]
-
-
-def decision_summary(curves: dict[str, list[DecisionRow]]) -> list[dict[str, Any]]:
-    """Per time, the threshold range where the model's net benefit exceeds both treating all and
-    treating none: [{"time", "from", "to", "n_better", "n_thresholds"}] ("from"/"to": the lowest and
-    highest such threshold, None when there is none; ``n_better`` of the ``n_thresholds`` qualify)."""
-    def beats_both(row: DecisionRow) -> bool:
-        model, treat_all = row.net_benefit, row.treat_all
-        return model is not None and model > (row.treat_none or 0.0) and (treat_all is None or model > treat_all)
-
-    summary = []
-    for t, rows in curves.items():
-        better = [row.threshold for row in rows if beats_both(row)]
-        summary.append({"time": t, "from": min(better) if better else None, "to": max(better) if better else None,
-                        "n_better": len(better), "n_thresholds": len(rows)})
-    return summary
 
 
 def evaluation_parts(evaluation: dict[str, CohortEvaluation]) -> dict[str, dict[str, Any]]:
     """The signature-study records of each evaluated cohort, ready for the templates.
 
     Per cohort: the records themselves under ``time_roc``, ``calibration``, ``decision_curves``,
-    ``median_survival`` (None when not run), ``time_roc_rows``, ``calibration_by_time``,
-    ``decision_summary``, ``group_n`` (patients per risk group, from the numbers at risk at time 0)
+    ``median_survival`` (None when not run), ``time_roc_rows``, ``calibration_groups`` (the frozen
+    calibration's risk groups of every time), ``decision_summary`` (the recorded counts per time),
+    ``decision_range`` (the protocol's clinically sensible thresholds, or None),
+    ``group_n`` (patients per risk group, from the numbers at risk at time 0)
     and ``not_run`` {record: reason}."""
     parts: dict[str, dict[str, Any]] = {}
     for name, ev in evaluation.items():
@@ -227,8 +219,9 @@ def evaluation_parts(evaluation: dict[str, CohortEvaluation]) -> dict[str, dict[
         view: dict[str, Any] = {key: None if reasons[key] else getattr(ev, key) for key in EVALUATION_PARTS}
         view["not_run"] = reasons
         view["time_roc_rows"] = time_roc_rows(view["time_roc"]) if view["time_roc"] else []
-        view["calibration_by_time"] = calibration_by_time(view["calibration"]) if view["calibration"] else []
-        view["decision_summary"] = decision_summary(view["decision_curves"]) if view["decision_curves"] else []
+        view["calibration_groups"] = calibration_group_rows(view["calibration"]) if view["calibration"] else []
+        view["decision_summary"] = decision_summary(ev.decision_summary) if view["decision_curves"] else []
+        view["decision_range"] = threshold_range(ev.decision_summary)
         risk = ev.risk_table
         starts_at_zero = risk is not None and bool(risk.times) and risk.times[0] == 0
         view["group_n"] = {g: getattr(risk, g)[0] for g in ("low", "high") if starts_at_zero and getattr(risk, g)}
@@ -246,12 +239,10 @@ def signature_methods(evaluation: dict[str, CohortEvaluation]) -> dict[str, Any]
         return next((getattr(ev, key) for ev in evaluation.values()
                      if part_reason(getattr(ev, key), "", key) is None), None)
 
-    calibration: list[CalibrationRow] = first("calibration") or []
     curves: dict[str, list[DecisionRow]] = first("decision_curves") or {}
     thresholds = [row.threshold for rows in curves.values() for row in rows]
     return {"time_roc": first("time_roc"),
-            "calibration_times": list(dict.fromkeys(row.time for row in calibration)),
-            "calibration_groups": len({row.group for row in calibration}) or None,
+            **calibration_methods(evaluation),
             "decision_times": list(curves),
             "threshold_min": min(thresholds) if thresholds else None,
             "threshold_max": max(thresholds) if thresholds else None,
@@ -260,10 +251,109 @@ def signature_methods(evaluation: dict[str, CohortEvaluation]) -> dict[str, Any]
                         for key in EVALUATION_PARTS}}
 
 
-def cross_validation_rows(cv: CrossValidation) -> list[dict[str, Any]]:
-    """One row per time: {"time", "training", "validation"} (each a FoldSummary or None)."""
-    return [{"time": t, "training": cv.training.get(time_key(t)), "validation": cv.validation.get(time_key(t))}
-            for t in cv.times]
+def cross_validation_rows(cv: CrossValidation, training_roc: TimeRoc | None = None) -> list[dict[str, Any]]:
+    """One row per time: {"time", "training", "validation"} (each a FoldSummary or None) and
+    "withheld": the reason the fold medians are not to be quoted at that time (the training
+    cohort's AUC there rests on too few cases or controls, ``TimeRoc.withheld``; every fold has
+    fewer still), else None."""
+    def withheld(t: float) -> str | None:
+        key = time_key(t)
+        return training_roc.reasons.get(key) if training_roc is not None and key in training_roc.withheld else None
+
+    return [{"time": t, "training": cv.training.get(time_key(t)), "validation": cv.validation.get(time_key(t)),
+             "withheld": withheld(t)} for t in cv.times]
+
+
+def signature_summary(evaluation: dict[str, CohortEvaluation], cv_rows: list[dict[str, Any]],
+                      model: ModelRecord | None) -> dict[str, Any] | None:
+    """What the structured summary of a signature study shows: the test cohort when there is one,
+    else the training cohort, whose figures are then "apparent" (the data that chose the features).
+
+    Keys: ``name``, ``cohort`` (the CohortEvaluation), ``apparent``, ``rows`` (per time of the
+    time-dependent ROC: {"time", "auc" (a ``time_roc_rows`` row), "cv" (a ``cross_validation_rows``
+    row or None)}), ``optimism`` (apparent AUC minus the validation folds' median, at the times
+    where both are shown: {"time", "value"}), ``search`` (the cut-off search's test with its
+    adjusted p when this cohort chose the cut-off, else None). None without an evaluated cohort."""
+    name = "test" if "test" in evaluation else "training" if "training" in evaluation else None
+    if name is None:
+        return None
+    cohort = evaluation[name]
+    apparent = name == "training"
+    time_roc = cohort.time_roc if isinstance(cohort.time_roc, TimeRoc) else None
+    by_time = {time_key(row["time"]): row for row in cv_rows}
+    rows = [{"time": row["time"], "auc": row, "cv": by_time.get(time_key(row["time"]))}
+            for row in (time_roc_rows(time_roc) if time_roc else [])]
+    optimism = []
+    for row in rows:
+        cv = row["cv"]
+        validation = cv["validation"] if cv and not cv["withheld"] else None
+        if apparent and row["auc"]["auc"] is not None and validation is not None and validation.median is not None:
+            optimism.append({"time": row["time"], "value": row["auc"]["auc"] - validation.median})
+    cutoff = model.cutoff if model else None
+    search = cutoff.search_test if apparent and cutoff is not None and cutoff.p_value is not None else None
+    return {"name": name, "cohort": cohort, "apparent": apparent, "rows": rows, "optimism": optimism,
+            "search": search}
+
+
+def results_value(results: Results, path: str) -> Any:
+    """The value at a dotted path of results.json ("evaluation.training.time_roc.auc.0": dict keys
+    and list indices; "count" after a list: its length; "key=value" after a list of records: the
+    first record whose ``key`` is ``value``), or None where the path leads nowhere."""
+    value: Any = results.model_dump(mode="json")
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part == "count":
+            value = len(value)
+        elif isinstance(value, list) and "=" in part:
+            key, wanted = part.split("=", 1)
+            value = next((item for item in value if isinstance(item, dict) and str(item.get(key)) == wanted), None)
+        elif isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def missing_reason(results: Results, path: str) -> str:
+    """Why results.json has no number at ``path``: a time-dependent AUC's recorded reason (withheld
+    for too few cases or controls, or none estimable), "not reached" for a Kaplan-Meier median
+    whose record is there, else "not available in this run"."""
+    auc = re.fullmatch(r"(.+\.time_roc)\.(?:auc|lower|upper|se)\.(\d+)", path)
+    if auc:
+        record = results_value(results, auc.group(1))
+        times = record.get("times", []) if isinstance(record, dict) else []
+        index = int(auc.group(2))
+        if index < len(times) and time_key(times[index]) in record.get("reasons", {}):
+            reason = record["reasons"][time_key(times[index])]
+            return f"withheld: {reason}" if time_key(times[index]) in record.get("withheld", {}) else reason
+    parent, _, leaf = path.rpartition(".")
+    if leaf in ("median", "followup_median") and isinstance(results_value(results, parent), dict):
+        return "not reached"
+    return "not available in this run"
+
+
+def published_view(results: Results) -> dict[str, Any] | None:
+    """The "Published vs this run" section: None without ``report.published``.
+
+    Keys: ``source`` (the PublishedSource), ``rows`` ({"result" (a PublishedResult), "run" (this
+    run's value at its ``results_path``, None when there is none or it is not a number),
+    "path_missing" (a path was given but leads to no number)}), ``features`` (the
+    PublishedFeature ``record`` with its ``learner_labels``, or [])."""
+    meta = results.report_meta
+    source = meta.published if meta is not None else None
+    if source is None:
+        return None
+    rows = []
+    for result in source.results:
+        value = results_value(results, result.results_path) if result.results_path else None
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        rows.append({"result": result, "run": number,
+                     "path_missing": bool(result.results_path) and number is None,
+                     "reason": missing_reason(results, result.results_path) if result.results_path else None})
+    features = [{"record": f, "learner_labels": [learner_label(name) for name in f.learners]}
+                for f in results.published_features or []]
+    return {"source": source, "rows": rows, "features": features}
 
 
 def build_context(results: Results, figures: dict[str, str], css: str) -> dict[str, Any]:
@@ -282,10 +372,7 @@ def build_context(results: Results, figures: dict[str, str], css: str) -> dict[s
         "css": css,
         "study": study,
         "tripod_type_text": TRIPOD_TYPES.get(str(study.tripod_type).lower()),
-        "meta": meta if meta is not None else {"title": study.name, "authors": [], "affiliations": [],
-                                               "keywords": [], "funding": None, "ethics": None,
-                                               "registration": None, "data_availability": None,
-                                               "conflicts": None},
+        "meta": meta if meta is not None else ReportSection(title=study.name),
         "primary": endpoints.get(primary_key) if primary_key else None,
         "primary_key": primary_key,
         "secondary": {k: v for k, v in endpoints.items() if k != primary_key},
@@ -305,13 +392,15 @@ def build_context(results: Results, figures: dict[str, str], css: str) -> dict[s
         "not_run": {key: not_run_reason(results, key) for key in OPTIONAL_SECTIONS},
         "figures": dict(figures),
         "km_cohorts": [name for name in evaluation if f"km_{name}" in figures],
-        "checklist": checklist_view(results),
+        **tripod_context(results),
         "tripod_reference": TRIPOD_AI_REFERENCE,
         "ci": ci_label(),
         "ci_words": ci_words(),
         "section_titles": SECTION_TITLES,
         **signature_context(results, evaluation),
+        "published": published_view(results),
         **deep_context(results),
+        **flag_context(results),
     }
 
 
@@ -330,7 +419,9 @@ def signature_context(results: Results, evaluation: dict[str, CohortEvaluation])
     cv = section(results, "cross_validation")
     model = section(results, "model")
     cutoff = model.cutoff if model else None
-    cv_rows = cross_validation_rows(cv) if cv else []
+    training = evaluation.get("training")
+    training_roc = training.time_roc if training is not None and isinstance(training.time_roc, TimeRoc) else None
+    cv_rows = cross_validation_rows(cv, training_roc) if cv else []
     return {
         "signature": signature,
         "reproducibility": section(results, "reproducibility"),
@@ -339,10 +430,12 @@ def signature_context(results: Results, evaluation: dict[str, CohortEvaluation])
         "cross_validation": cv,
         "cv_rows": cv_rows,
         "cv_by_time": {time_key(row["time"]): row for row in cv_rows},
+        "cv_calibration_rows": apparent_and_cross_validated(training, cv) if signature else [],
         "eval_parts": evaluation_parts(evaluation) if signature else {},
         "maxstat_pmethod": MAXSTAT_PMETHODS.get(str(cutoff.pmethod), cutoff.pmethod) if cutoff else None,
         "model_aic": model_aic(model) if model else None,
         "auc_digits": AUC_DIGITS,
         "refs": METHOD_REFERENCES,
         "signature_methods": signature_methods(evaluation) if signature else None,
+        "signature_summary": signature_summary(evaluation, cv_rows, model) if signature else None,
     }

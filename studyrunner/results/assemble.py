@@ -15,8 +15,11 @@ from typing import Any
 import pandas as pd
 
 from studyrunner import __version__
+from studyrunner.paths import shareable_path, shareable_text
 from studyrunner.protocol import AnyLoaded, LoadedProtocol, SplitSection, StatisticsSection
+from studyrunner.results.flags import compute_flags
 from studyrunner.results.models import Results
+from studyrunner.results.published import published_features
 from studyrunner.run_folder import read_json
 
 SCREENING_ROWS_SHOWN = 15
@@ -51,13 +54,16 @@ def flow_section(loaded: AnyLoaded, run_dir: Path) -> dict[str, Any]:
     return {
         "n_clinical": summary["n_clinical"],
         "n_with_images": summary["n_with_images"],
+        "predictors_without_clinical": summary.get("predictors_without_clinical", []),
         "n_eligible": summary["n_eligible"],
-        "exclusions": exclusions,
+        "exclusions": [{**e, "reason": shareable_text(str(e["reason"]), loaded.path.parent)} for e in exclusions],
         "n_included": len(analysed),
         "partitions": analysed["partition"].value_counts().reindex(split.partitions, fill_value=0).to_dict(),
         "training_partitions": split.training,
         "test_partitions": split.test,
         "split_method": split_description(split),
+        "inclusion": [rule.model_dump(mode="json") for rule in loaded.protocol.cohort.inclusion],
+        "exclusion": [rule.model_dump(mode="json") for rule in loaded.protocol.cohort.exclusion],
     }
 
 
@@ -82,6 +88,8 @@ def model_section(run_dir: Path, plan: StatisticsSection, r_packages: dict[str, 
         "note": model.get("note"),
         "notes": model.get("notes", []),
         "screening": {"p_threshold": plan.screening.p_threshold, "n_candidates": model["n_candidates"],
+                      "correlation_threshold": plan.screening.correlation_threshold,
+                      "max_features": plan.screening.max_features,
                       "n_features_extracted": model["n_features_extracted"],
                       "n_kept": len(model["screened"]), "selected_after_pruning": model["selected"],
                       "top": top[["feature", "hr", "hr_lower", "hr_upper", "p", "kept"]].to_dict("records")},
@@ -135,7 +143,8 @@ def selection_section(run_dir: Path, plan: StatisticsSection, n_candidates: int 
         "n_candidates": n_candidates,
         "screened": selection["screened"],
         "learners": {name: {"features": entry.get("features") or [], "implementation": entry.get("implementation"),
-                            "error": entry.get("error")} for name, entry in selection["learners"].items()},
+                            "error": entry.get("error"), "package_error": entry.get("package_error")}
+                     for name, entry in selection["learners"].items()},
         "combine": plan.selection.combine,
         "min_votes": plan.selection.min_votes,
         "combined": selection["combined"],
@@ -145,8 +154,10 @@ def selection_section(run_dir: Path, plan: StatisticsSection, n_candidates: int 
 
 def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, timings: dict[str, float],
                      run_id: str) -> Results:
-    """The run's results, validated (see ``Results.to_json`` for what is written)."""
-    return Results.model_validate(results_record(loaded, run_dir, environment, timings, run_id))
+    """The run's results, validated, with the flags of ``results.flags`` (see ``Results.to_json``
+    for what is written)."""
+    results = Results.model_validate(results_record(loaded, run_dir, environment, timings, run_id))
+    return results.model_copy(update={"flags": compute_flags(results)})
 
 
 def results_record(loaded: LoadedProtocol, run_dir: Path, environment: dict, timings: dict[str, float],
@@ -170,7 +181,7 @@ def results_record(loaded: LoadedProtocol, run_dir: Path, environment: dict, tim
     return {
         "study": {
             **protocol.study.model_dump(mode="json"),
-            "protocol_file": str(loaded.path),
+            "protocol_file": shareable_path(loaded.path, loaded.path.parent),
             "protocol_sha256": loaded.sha256,
             "run_id": run_id,
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -193,8 +204,11 @@ def results_record(loaded: LoadedProtocol, run_dir: Path, environment: dict, tim
         "deep": deep_section(run_dir),
         "risk_scores": risk_scores_section(run_dir),
         "explanations": _maybe(run_dir / "explanations" / "explanations.json"),
+        "published_features": published_features(
+            run_dir, protocol.report.published.features if protocol.report.published else []),
         "software": software_section(environment),
         "timings": timings,
+        "tripod": _maybe(run_dir / "statistics" / "tripod.json"),
     }
 
 

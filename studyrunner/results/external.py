@@ -29,15 +29,18 @@ from studyrunner import __version__
 from studyrunner.bundle import CnnBundle, RadiomicsBundle, baseline_survival_at
 from studyrunner.environment import package_versions
 from studyrunner.errors import InputError
+from studyrunner.paths import shareable_path
 from studyrunner.protocol import Endpoint, LoadedExternal, ReportSection
 from studyrunner.registry import time_key, unit_factor
 from studyrunner.results.assemble import flow_section, software_section
 from studyrunner.results.models import (
     CalibrationAt,
+    CaseMixRow,
     CutoffApplied,
     Flow,
     FrozenCalibration,
     Interval,
+    LpDistribution,
     Number,
     Record,
     ResultsFile,
@@ -53,12 +56,6 @@ class ExternalRiskGroups(Stratification):
     """The frozen cut-off's groups; ``few_events`` names a group with fewer events than the plan's minimum."""
 
     few_events: list[str] = Field(default_factory=list)
-
-
-class LpDistribution(Record):
-    mean: Number = None
-    sd: Number = None
-    quantiles: dict[str, float] = Field(default_factory=dict)
 
 
 class DevelopmentC(Interval):
@@ -111,21 +108,6 @@ class ResponseValidation(Record):
     auc: AucInterval | None = None
     at_frozen_cutoff: CutoffApplied | None = None
     reason: str | None = None
-
-
-class CaseMixRow(Record):
-    """One baseline characteristic (a continuous variable, or one category's share) in the
-    development and the external cohort with its standardised difference (Austin 2009)."""
-
-    column: str
-    label: str
-    level: str | None = None
-    development: Number = None
-    external: Number = None
-    development_sd: Number = None
-    external_sd: Number = None
-    smd: Number = None
-    imbalanced: bool = False
 
 
 class UpdatedModel(Record):
@@ -290,7 +272,8 @@ def assemble_external_results(loaded: LoadedExternal, bundle: RadiomicsBundle | 
     protocol = loaded.protocol
     external = read_json(run_dir / "validation" / "external.json")
     return ExternalResults.model_validate({
-        "study": {**protocol.study.model_dump(mode="json"), "protocol_file": str(loaded.path),
+        "study": {**protocol.study.model_dump(mode="json"),
+                  "protocol_file": shareable_path(loaded.path, loaded.path.parent),
                   "protocol_sha256": loaded.sha256, "run_id": run_id,
                   "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "studyrunner_version": __version__},

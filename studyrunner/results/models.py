@@ -17,9 +17,16 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from studyrunner.protocol import CropSettings, Endpoint, NetworkSettings, ReportSection, TrainingPlan
+from studyrunner.protocol import (
+    CropSettings,
+    EligibilityRule,
+    Endpoint,
+    NetworkSettings,
+    ReportSection,
+    TrainingPlan,
+)
 from studyrunner.registry import CutoffMethod
 
 
@@ -102,6 +109,9 @@ class Flow(Record):
 
     n_clinical: int
     n_with_images: int | None = None
+    predictors_without_clinical: list[str] = Field(
+        default_factory=list,
+        description="ids in the image manifest (or feature table) with no clinical row: not analysed")
     n_eligible: int | None = None
     exclusions: list[Exclusion] = Field(default_factory=list)
     n_included: int
@@ -109,6 +119,8 @@ class Flow(Record):
     training_partitions: list[str] = Field(default_factory=list)
     test_partitions: list[str] = Field(default_factory=list)
     split_method: str | None = None
+    inclusion: list[EligibilityRule] = Field(default_factory=list, description="the protocol's inclusion rules")
+    exclusion: list[EligibilityRule] = Field(default_factory=list, description="the protocol's exclusion rules")
 
 
 class FailingRow(Record):
@@ -164,12 +176,38 @@ class GroupTest(Record):
     message: str | None = None
 
 
+class SurvivalSummary(Record):
+    """A time-to-event endpoint in one group of Table 1: the Kaplan-Meier median with its 95% CI
+    and the median follow-up by reverse Kaplan-Meier (Schemper & Smith 1996); None where a
+    curve or limit does not reach one half."""
+
+    n: int | None = None
+    events: int | None = None
+    missing: int | None = None
+    median: Number = None
+    lower: Number = None
+    upper: Number = None
+    followup_median: Number = None
+    followup_lower: Number = None
+    followup_upper: Number = None
+
+    @property
+    def km_median(self) -> MedianSurvival:
+        return MedianSurvival(median=self.median, lower=self.lower, upper=self.upper)
+
+    @property
+    def followup(self) -> MedianSurvival:
+        return MedianSurvival(median=self.followup_median, lower=self.followup_lower, upper=self.followup_upper)
+
+
 class TableOneVariable(Record):
     column: str
     label: str | None = None
-    type: Literal["categorical", "continuous"]
+    type: Literal["categorical", "continuous", "time_to_event"]
+    event: str | None = Field(None, description="time_to_event: the event column (column is the time)")
     levels: list[LevelCounts] = Field(default_factory=list)
     summary: dict[str, ContinuousSummary] = Field(default_factory=dict)
+    survival: dict[str, SurvivalSummary] = Field(default_factory=dict)
     tests: list[GroupTest | None] = Field(default_factory=list)
 
 
@@ -222,6 +260,9 @@ class ScreeningRow(Record):
 
 class Screening(Record):
     p_threshold: float
+    correlation_threshold: Number = Field(None, description="|Spearman r| above which a screened feature was "
+                                                            "pruned; None: no pruning")
+    max_features: int | None = Field(None, description="cap on the features entering the model; None: no cap")
     n_candidates: int | None = None
     n_features_extracted: int | None = None
     n_kept: int
@@ -244,6 +285,15 @@ class Coefficient(Record):
     exp_neg_coef: Number = None
     lower: Number = None
     upper: Number = None
+    sd: Number = Field(None, description="SD of the term over the training cohort (per-SD hazard ratio)")
+    hr_per_sd: Number = None
+    hr_per_sd_lower: Number = None
+    hr_per_sd_upper: Number = None
+
+    @property
+    def hazard_ratio_per_sd(self) -> Estimate:
+        """exp(coef * SD) with its Wald interval: the HR per training-cohort SD of the term."""
+        return Estimate(estimate=self.hr_per_sd, lower=self.hr_per_sd_lower, upper=self.hr_per_sd_upper, p=self.p)
 
     @property
     def hazard_ratio(self) -> Estimate:
@@ -323,6 +373,9 @@ class LearnerChoice(Record):
     features: list[str] = Field(default_factory=list)
     implementation: str | None = None
     error: str | None = None
+    package_error: str | None = None
+    """The CRAN package was installed but stopped with this error; the in-project
+    implementation of the same method ran instead (``implementation``)."""
 
 
 class Selection(Record):
@@ -369,6 +422,11 @@ class CrossValidation(Record):
     failures: list[FoldFailure] = Field(default_factory=list)
     feature_frequency: dict[str, int] = Field(default_factory=dict,
                                               description="the features chosen most often over the folds")
+    n_no_features: int | None = Field(None, description="fits whose development selected no feature (among n_failed)")
+    per_repeat: list[RepeatFailures] = Field(default_factory=list)
+    selection_frequency: list[FeatureSelectionCount] = Field(
+        default_factory=list, description="how often each feature of the final model was selected over the folds")
+    calibration: CrossValidatedCalibration | NotRun | None = None
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -453,18 +511,34 @@ class RocCurve(Record):
     tp: Numbers
 
 
+class WithheldAuc(Record):
+    """An AUC computed but withheld from the report: too few cases or controls at its time."""
+
+    auc: Number = None
+    se: Number = None
+    lower: Number = None
+    upper: Number = None
+
+
 class TimeRoc(Record):
-    """Cumulative/dynamic time-dependent AUC per time (IPCW; timeROC or the in-project estimator)."""
+    """Cumulative/dynamic time-dependent AUC per time (IPCW; timeROC or the in-project estimator),
+    with the cases (event before t) and controls (event-free beyond t) it compares. An AUC on
+    fewer than ``min_cases_controls`` cases or controls is None here, its reason in ``reasons``
+    and its estimate under ``withheld`` (``statistics.timeroc.time_roc_record``)."""
 
     times: list[float]
     auc: Numbers
     se: Numbers
     lower: Numbers
     upper: Numbers
+    cases: Counts = Field(default_factory=list)
+    controls: Counts = Field(default_factory=list)
+    min_cases_controls: int | None = None
     implementation: str | None = None
     se_method: str | None = None
     roc: dict[str, RocCurve] = Field(default_factory=dict)
     reasons: dict[str, str] = Field(default_factory=dict)
+    withheld: dict[str, WithheldAuc] = Field(default_factory=dict)
     time_unit: str | None = None
 
 
@@ -487,18 +561,42 @@ class DecisionRow(Record):
     treat_none: Number = None
 
 
+class DecisionSummary(Record):
+    """Thresholds of one decision curve where the model's net benefit exceeds both treating all and
+    treating none by more than ``tolerance``; within the protocol's threshold ``range`` too."""
+
+    n_thresholds: int
+    n_better: int
+    lowest: Number = None
+    highest: Number = None
+    tolerance: float
+    range: list[float] | None = None
+    n_in_range: int | None = None
+    n_better_in_range: int | None = None
+
+
 class CohortEvaluation(Stratification):
     """The radiomics model's score in one cohort, with the signature study's parts."""
 
     cohort_label: str
     time_unit: str | None = None
     time_roc: TimeRoc | NotRun | None = None
-    calibration: list[CalibrationRow] | NotRun | None = None
+    calibration: FrozenCalibration | NotRun | None = Field(
+        None, description="the frozen predicted risk 1 - S0(t)^exp(lp), S0 the training cohort's Breslow baseline "
+                          "(apparent on the training cohort)")
     decision_curves: dict[str, list[DecisionRow]] | NotRun | None = None
+    decision_summary: dict[str, DecisionSummary] = Field(
+        default_factory=dict, description="per time: thresholds where the model beats treating all and none")
 
 
 class OracleCohort(Record):
+    """The oracle's Harrell C in one cohort: a sample estimate with its 95% CI, not a ceiling
+    (another model can exceed it in a finite cohort)."""
+
     c_index: Number = None
+    c_se: Number = None
+    c_lower: Number = None
+    c_upper: Number = None
 
 
 class Oracle(Record):
@@ -621,10 +719,20 @@ class SelectionStep(Record):
     n_terms: int
 
 
+class SelectionOverride(Record):
+    """A term kept although its p-value is above the elimination threshold, and the rule that kept it."""
+
+    term: str
+    p: Number = None
+    p_threshold: float
+    rule: str
+
+
 class BackwardSelection(Record):
     """Backward Wald elimination over a network's interval scores (Cox, training cohort)."""
 
     kept: list[str]
+    overrides: list[SelectionOverride] = Field(default_factory=list)
     coefficients: list[Coefficient]
     steps: list[SelectionStep] = Field(default_factory=list)
     lp_coefficients: dict[str, float]
@@ -748,6 +856,13 @@ class CoxTableRow(Record):
     p_overall_test: str | None = None
     entered: bool | None = None
     message: str | None = None
+    sd: Number = Field(None, description="a numeric covariate's SD over the model's rows (per-SD hazard ratio)")
+    hr_per_sd: Number = None
+    hr_per_sd_lower: Number = None
+    hr_per_sd_upper: Number = None
+    by_construction: str | None = Field(
+        None, description="why the estimate is fixed by construction (not a finding), e.g. a score refitted on "
+                          "the outcome and rows its coefficients were fitted on")
 
 
 class ClinicalCox(Record):
@@ -966,6 +1081,9 @@ class ResponseScore(Record):
 
     label: str
     outcome: str
+    high_score_risk: Literal["higher", "lower"] | None = Field(
+        None, description="whether a score above the cut-off marks the group at higher or lower risk of the "
+                          "survival endpoints (PRS: lower, PDS: higher); the figures colour the groups by risk")
     by_cohort: dict[str, RocAnalysis] = Field(default_factory=dict)
     at_training_cutoff: dict[str, CutoffApplied] = Field(default_factory=dict)
     stratification: dict[str, CutpointGroups] = Field(default_factory=dict)
@@ -991,8 +1109,18 @@ class RiskScores(Record):
     nomogram: Nomogram | NotRun | None = None
     subgroups: dict[str, SubgroupHazards | NotRun] = Field(default_factory=dict)
     response: dict[str, ResponseScore] | None = None
-    oracle: dict[str, dict[str, Number]] = Field(default_factory=dict)
+    oracle: dict[str, dict[str, OracleCohort]] = Field(default_factory=dict)
     patients: dict[str, PatientColumn] = Field(default_factory=dict)
+
+    @field_validator("oracle", mode="before")
+    @classmethod
+    def _oracle_numbers(cls, value: Any) -> Any:
+        """An older results.json recorded the oracle's C-index alone (a number per cohort)."""
+        if not isinstance(value, dict):
+            return value
+        return {endpoint: {cohort: {"c_index": c} if c is None or isinstance(c, int | float) else c
+                           for cohort, c in cohorts.items()} if isinstance(cohorts, dict) else cohorts
+                for endpoint, cohorts in value.items()}
 
 
 class SsimSummary(Record):
@@ -1128,6 +1256,45 @@ class FrozenCalibration(Record):
     at: dict[str, CalibrationAt]
 
 
+class RepeatFailures(Record):
+    """The fits of one cross-validation repeat: how many failed, and how many of those selected no feature."""
+
+    repeat: int
+    n_folds: int
+    n_failed: int
+    n_no_features: int = 0
+
+
+class FeatureSelectionCount(Record):
+    """How many cross-validation fits selected a feature of the final model, of the fits that developed a model."""
+
+    feature: str
+    n_selected: int
+    n_fits: int
+    percent: Number = None
+
+
+class RepeatCalibration(Record):
+    """Calibration of one repeat's pooled out-of-fold predictions (each fold model's own Breslow baseline)."""
+
+    repeat: int
+    n: int | None = None
+    n_events: int | None = None
+    slope: CalibrationSlope | None = None
+    oe: dict[str, Interval] = Field(default_factory=dict)
+    reason: str | None = None
+
+
+class CrossValidatedCalibration(Record):
+    """Calibration slope and O/E of the pooled out-of-fold predictions, summarised over the repeats."""
+
+    description: str | None = None
+    times: list[float]
+    slope: FoldSummary | None = None
+    oe: dict[str, FoldSummary | None] = Field(default_factory=dict)
+    repeats: list[RepeatCalibration] = Field(default_factory=list)
+
+
 
 # --------------------------------------------------------------------------- software
 
@@ -1147,7 +1314,195 @@ class Software(Record):
     cran_fallbacks: list[CranFallback] = Field(default_factory=list)
 
 
+# --------------------------------------------------------------------------- TRIPOD+AI items
+
+
+class FollowUp(Record):
+    """Median follow-up by the reverse Kaplan-Meier method (Schemper & Smith 1996) with its CI."""
+
+    median: Number = None
+    lower: Number = None
+    upper: Number = None
+    n: int | None = None
+    n_events: int | None = None
+    reason: str | None = None
+
+
+class OutcomeLevel(Record):
+    level: str
+    n: int
+    percent: Number = None
+
+
+class OutcomeBalance(Record):
+    """One outcome in one cohort: events of a time-to-event outcome (with the median follow-up),
+    or the patients per level of a categorical one (TRIPOD+AI 13, 20a)."""
+
+    label: str
+    type: str
+    unit: str | None = None
+    n: int
+    n_events: int | None = None
+    percent: Number = Field(None, description="events, % of the patients with a known outcome")
+    follow_up: FollowUp | None = None
+    levels: list[OutcomeLevel] = Field(default_factory=list)
+    missing: int | None = None
+
+
+class CohortCounts(Record):
+    n: int
+    outcomes: dict[str, OutcomeBalance] = Field(default_factory=dict)
+
+
+class SubgroupC(Record):
+    """Harrell's C of the model's risk score within one subgroup."""
+
+    group: str
+    n: int
+    n_events: int
+    c_index: Number = None
+    c_se: Number = None
+    c_lower: Number = None
+    c_upper: Number = None
+    reason: str | None = None
+
+    @property
+    def concordance(self) -> Estimate:
+        return Estimate(estimate=self.c_index, lower=self.c_lower, upper=self.c_upper, se=self.c_se,
+                        reason=self.reason)
+
+
+class InteractionTest(Record):
+    """Likelihood-ratio test of the score x subgroup interaction in a Cox model."""
+
+    statistic: Number = None
+    df: int | None = None
+    p: Number = None
+    loglik_main: Number = None
+    loglik_interaction: Number = None
+    n: int | None = None
+    reason: str | None = None
+
+    @property
+    def test(self) -> HypothesisTest:
+        return HypothesisTest(statistic=self.statistic, p=self.p, method="likelihood ratio", reason=self.reason)
+
+
+class SubgroupCohort(Record):
+    groups: list[SubgroupC] = Field(default_factory=list)
+    interaction: InteractionTest
+
+
+class SubgroupVariable(Record):
+    """The model's C-index per subgroup of one variable, per cohort (TRIPOD+AI 12d, 14, 23b)."""
+
+    column: str
+    label: str
+    cohorts: dict[str, SubgroupCohort] = Field(default_factory=dict)
+    reason: str | None = None
+
+
+class CaseMixRow(Record):
+    """One baseline characteristic (a continuous variable, or one category's share) in the
+    development and the external cohort with its standardised difference (Austin 2009); in a
+    development run's ``tripod.differences``, "development" is the training and "external" the
+    test cohort."""
+
+    column: str
+    label: str
+    level: str | None = None
+    development: Number = None
+    external: Number = None
+    development_sd: Number = None
+    external_sd: Number = None
+    smd: Number = None
+    imbalanced: bool = False
+
+
+class LpDistribution(Record):
+    mean: Number = None
+    sd: Number = None
+    quantiles: dict[str, float] = Field(default_factory=dict)
+
+
+class LpDifference(Record):
+    training: LpDistribution
+    test: LpDistribution
+    smd: Number = None
+
+
+class DevelopmentDifferences(Record):
+    """Training vs test cohort: baseline variables and the linear predictor (TRIPOD+AI 16, 20c)."""
+
+    groups: list[str] = Field(default_factory=list)
+    imbalance_threshold: Number = Field(None, description="|standardised difference| above which a row is flagged")
+    variables: list[CaseMixRow] = Field(default_factory=list)
+    linear_predictor: LpDifference
+
+
+class FeatureScaling(Record):
+    feature: str
+    mean: float
+    sd: float
+
+
+class BaselineAt(Record):
+    time: float
+    survival: Number = Field(None, description="S0(t); None beyond the training cohort's last follow-up")
+
+
+class ModelSpecification(Record):
+    """What a reader needs to compute a new patient's prediction (TRIPOD+AI 22): each selected
+    feature's training mean and SD (z = (x - mean) / SD), the linear predictor's distribution
+    and Breslow's baseline survival S0(t) at the report times; S(t | lp) = S0(t)^exp(lp)."""
+
+    features: list[FeatureScaling] = Field(default_factory=list)
+    linear_predictor: LpDistribution
+    baseline_survival: list[BaselineAt] = Field(default_factory=list)
+    last_follow_up: Number = None
+    estimator: str | None = None
+
+
+class TripodRecord(Record):
+    """``statistics/tripod.json``: what the data answer of TRIPOD+AI 12d, 13, 14, 16, 20a, 20c,
+    21, 22 and 23b (``statistics.tripod_items``)."""
+
+    cohorts: dict[str, CohortCounts] = Field(default_factory=dict)
+    n_candidates: int | None = None
+    subgroups: dict[str, list[SubgroupVariable]] = Field(default_factory=dict)
+    differences: DevelopmentDifferences | None = None
+    specification: ModelSpecification | None = None
+
+
 # --------------------------------------------------------------------------- the whole file
+
+
+class Flag(Record):
+    """A result that would mislead a reader if taken at face value (``results.flags``): the
+    rule's code, its severity, the report section (anchor) it concerns, the exact place
+    (``target``, which the report marks) and the message."""
+
+    code: str
+    severity: Literal["warning", "caution", "note"]
+    section: str
+    target: str | None = None
+    message: str
+
+
+class PublishedFeature(Record):
+    """One feature of the source paper's final model, followed through this run
+    (``results.published``): extracted, reproducible, screened, chosen, in the model."""
+
+    name: str = Field(description="as the paper names it")
+    feature: str | None = Field(None, description="this run's name of it; None when it was not extracted")
+    extracted: bool
+    icc: Number = None
+    reproducible: bool | None = Field(None, description="passed the ICC filter; None without one")
+    screened: bool | None = Field(None, description="passed univariable screening; None without a screening table")
+    screening_p: Number = None
+    learners: list[str] = Field(default_factory=list, description="the learners that chose it")
+    combined: bool | None = Field(None, description="kept by the combination of the learners' choices")
+    in_model: bool | None = Field(None, description="a term of the final model")
 
 
 class ResultsFile(Record):
@@ -1201,8 +1556,12 @@ class Results(ResultsFile):
     deep: DeepRecord | None = None
     risk_scores: RiskScores | None = None
     explanations: Explanations | None = None
+    published_features: list[PublishedFeature] | None = Field(
+        None, description="each feature of the source paper's final model (report.published.features) in this run")
     software: Software | NotRun | None = None
     timings: dict[str, float] | None = None
+    tripod: TripodRecord | NotRun | None = None
+    flags: list[Flag] = Field(default_factory=list)
 
 
 def results_schema() -> dict[str, Any]:

@@ -7,7 +7,9 @@ likelihood-ratio test over the levels of a categorical covariate; details in the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from statistics import NormalDist
 from typing import Any
 
 import pandas as pd
@@ -48,3 +50,29 @@ def cox_table(df: pd.DataFrame, time: str, event: str, covariates: Sequence[str]
                         float(p_enter), list(force) or None)
     result["entered"] = as_list(result["entered"])
     return to_jsonable(result)
+
+
+def per_sd(coef: float | None, se: float | None, sd: float | None, level: float = 0.95) -> dict[str, float | None]:
+    """The hazard ratio per SD of a numeric term: exp(coef * SD) with the Wald limits
+    exp((coef -/+ z se) * SD), the same interval as the per-unit one rescaled (Harrell FE
+    (2015), Regression Modeling Strategies, 2nd ed., Section 5.1: effects on a scale a reader
+    can compare across predictors). None where the coefficient, its SE or the SD is missing."""
+    keys = ("sd", "hr_per_sd", "hr_per_sd_lower", "hr_per_sd_upper")
+    if coef is None or sd is None or not math.isfinite(sd):
+        return dict.fromkeys(keys) | {"sd": sd}
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    limits = (None, None) if se is None else (math.exp((coef - z * se) * sd), math.exp((coef + z * se) * sd))
+    return {"sd": sd, "hr_per_sd": math.exp(coef * sd), "hr_per_sd_lower": limits[0], "hr_per_sd_upper": limits[1]}
+
+
+def add_per_sd(rows: Iterable[dict[str, Any]], training: pd.DataFrame, key: str = "term") -> None:
+    """Add :func:`per_sd` to each row (a Cox term, a ``cox_table`` row) of a numeric column
+    of ``training`` (named by ``row[key]``; a categorical level, ``row["level"]`` set, is left
+    as it is); the SD is the sample SD of that column over the training cohort."""
+    for row in rows:
+        column = row.get(key)
+        numeric = column in training and pd.api.types.is_numeric_dtype(training[column])
+        if row.get("level") is not None or not numeric:
+            continue
+        sd = float(training[column].dropna().std(ddof=1))
+        row.update(per_sd(row.get("coef"), row.get("se"), sd))

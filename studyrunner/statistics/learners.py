@@ -17,7 +17,7 @@ from studyrunner.rbridge import r_function
 from studyrunner.statistics.r_inputs import select_columns
 
 # A learner's settings come back as R doubles (5.0): every whole one is an int.
-_run_learner = r_function("learners", "run_learner", counts=("settings.*",))
+_run_learner = r_function("learners", "run_learner", counts=("settings.*", "details.steps"))
 
 
 def run_learners(train: pd.DataFrame, time: str, event: str, features: Sequence[str],
@@ -28,8 +28,10 @@ def run_learners(train: pd.DataFrame, time: str, event: str, features: Sequence[
 
     Returns ``{learner: {"features": [...selected, most important first], "importance":
     [{"feature", "importance"}, ...], "implementation": str | None, "settings": {...},
-    "details": {...} | None, "error": str | None, "warnings": [...]}}`` in the order of
-    ``learners``. Every learner runs under ``seed``.
+    "details": {...} | None, "package_error": str | None, "error": str | None, "warnings": [...]}}``
+    in the order of ``learners``. Every learner runs under ``seed``. ``package_error``: the CRAN
+    package (CoxBoost, randomForestSRC, superpc) was installed but stopped with this error, and
+    the in-project implementation of the same method ran instead (``implementation`` says so).
     """
     settings = settings or {}
     data = select_columns(train, [time, event, *features])
@@ -43,6 +45,7 @@ def run_learners(train: pd.DataFrame, time: str, event: str, features: Sequence[
             "implementation": raw["implementation"],
             "settings": to_jsonable(raw["settings"] or {}),
             "details": to_jsonable(raw["details"]) if raw["details"] is not None else None,
+            "package_error": raw["package_error"],
             "error": raw["error"],
             "warnings": list(raw["warnings"] or []),
         }

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from studyrunner.protocol import LoadedProtocol
+from studyrunner.protocol import LoadedProtocol, TimeToEventEndpoint
 from studyrunner.run_folder import write_json
 from studyrunner.statistics.cohorts import default_km_times
 from studyrunner.statistics.radiomics_model.stage import develop_and_evaluate
 from studyrunner.statistics.table_one import table_one
+from studyrunner.statistics.tripod_items import tripod_record
 
 Progress = Callable[[int, int], None]
 
@@ -50,6 +51,7 @@ def run_statistics(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path, worke
 
     develop_and_evaluate(protocol, clinical, features, reader2, stage_dir, truth, workers, progress)
     write_json(stage_dir / "table_one.json", baseline_table(loaded, clinical))
+    write_json(stage_dir / "tripod.json", tripod_record(protocol, clinical, features["patient_id"], stage_dir))
     if protocol.statistics.risk_scores is not None:
         from studyrunner.statistics.cnn_scores.stage import evaluate_cnn_scores
 
@@ -58,7 +60,9 @@ def run_statistics(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path, worke
 
 
 def baseline_table(loaded: LoadedProtocol, clinical: pd.DataFrame) -> dict:
-    """Table 1 by cohort with p-values (chi-square or Fisher; Mann-Whitney), as in the nsclc_ici paper."""
+    """Table 1 by cohort with p-values (chi-square or Fisher; Mann-Whitney), as in the nsclc_ici paper;
+    each time-to-event endpoint as its Kaplan-Meier median and reverse Kaplan-Meier median follow-up
+    (log-rank test) in place of a median (IQR) of its observed times."""
     protocol = loaded.protocol
     split = protocol.cohort.split
     groups: dict[str, pd.Series] = {"Total": pd.Series(True, index=clinical.index)}
@@ -75,8 +79,12 @@ def baseline_table(loaded: LoadedProtocol, clinical: pd.DataFrame) -> dict:
     for v in variables:  # show levels in the protocol's order
         if v.type == "categorical" and v.levels:
             table[v.column] = pd.Categorical(table[v.column].astype("string"), categories=v.levels)
+    survival = {f"{e.label} ({e.unit})": (e.time, e.event) for e in protocol.endpoints.values()
+                if isinstance(e, TimeToEventEndpoint)}
+    times = {time for time, _ in survival.values()}  # summarised by Kaplan-Meier, not median (IQR)
     return table_one(
         table, groups=groups, comparisons=comparisons,
         categorical={v.column: v.label for v in variables if v.type == "categorical"},
-        continuous={v.column: v.label for v in variables if v.type == "continuous"},
+        continuous={v.column: v.label for v in variables if v.type == "continuous" and v.column not in times},
+        time_to_event=survival,
     )

@@ -6,7 +6,10 @@ default type-7 quantiles, mean and SD with n - 1). P-values come from R
 Fisher's exact test when an expected count is below 5, for categorical variables, and the
 Mann-Whitney U test (normal approximation, continuity corrected) for continuous ones
 (Mann HB, Whitney DR (1947), Ann Math Stat 18:50-60). Missing values are shown as an
-"Unknown" level and are left out of the tests.
+"Unknown" level and are left out of the tests. A time-to-event endpoint is not a continuous
+variable (its observed times mix events and censorings): it gets the Kaplan-Meier median with
+its CI, the reverse Kaplan-Meier median follow-up (Schemper M, Smith TL (1996), Control Clin
+Trials 17:343-346) and the log-rank test.
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ GROUP_COLUMN = ".table_one_group"
 """Column holding the group of each row in the data sent to R."""
 
 _compare_groups = r_function("table_one", "compare_groups")
+_survival_summary = r_function("table_one", "survival_summary", counts=("n", "events"))
+_test_survival = r_function("table_one", "test_survival")
 
 GroupSpec: TypeAlias = Sequence[Any] | pd.Series | np.ndarray
 
 
 def table_one(df: pd.DataFrame, groups: Mapping[str, GroupSpec],
               comparisons: Sequence[tuple[str, str]], categorical: Mapping[str, str],
-              continuous: Mapping[str, str]) -> dict[str, Any]:
+              continuous: Mapping[str, str],
+              time_to_event: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     """Table 1 of ``df`` for the named groups, with a p-value per comparison.
 
     Args:
@@ -44,6 +50,9 @@ def table_one(df: pd.DataFrame, groups: Mapping[str, GroupSpec],
         comparisons: pairs of group names to test against each other.
         categorical: column -> label of the categorical variables.
         continuous: column -> label of the numeric variables.
+        time_to_event: label -> (time column, event column) of each time-to-event endpoint:
+            the Kaplan-Meier median with its CI, the reverse Kaplan-Meier median follow-up
+            and the log-rank test (:func:`survival_rows`).
 
     Returns (JSON-serialisable)::
 
@@ -55,6 +64,10 @@ def table_one(df: pd.DataFrame, groups: Mapping[str, GroupSpec],
              "tests": [{"groups": [a, b], "test", "statistic", "p", "message"}]},
             {"column", "label", "type": "continuous",
              "summary": {name: {"n", "missing", "median", "q1", "q3", "mean", "sd"}},
+             "tests": [...]},
+            {"column" (the time), "event", "label", "type": "time_to_event",
+             "survival": {name: {"n", "events", "missing", "median", "lower", "upper",
+                                 "followup_median", "followup_lower", "followup_upper"}},
              "tests": [...]}]}
 
     Proportions are out of the whole group (the "Unknown" level included); ``statistic`` is
@@ -84,6 +97,7 @@ def table_one(df: pd.DataFrame, groups: Mapping[str, GroupSpec],
                           "summary": {name: continuous_summary(df.loc[mask, column])
                                       for name, mask in masks.items()},
                           "tests": tests_for(column, tests)})
+    variables.extend(survival_rows(df, masks, comparisons, time_to_event or {}))
     return to_jsonable({"groups": {name: {"n": int(mask.sum())} for name, mask in masks.items()},
                         "comparisons": [list(pair) for pair in comparisons],
                         "variables": variables})
@@ -178,3 +192,36 @@ def continuous_summary(values: pd.Series) -> dict[str, Any]:
             "q3": float(present.quantile(0.75)) if n else None,
             "mean": float(present.mean()) if n else None,
             "sd": float(present.std(ddof=1)) if n > 1 else None}
+
+
+def survival_rows(df: pd.DataFrame, masks: Mapping[str, pd.Series], comparisons: Sequence[Sequence[str]],
+                  time_to_event: Mapping[str, tuple[str, str]], conf_type: str = "log") -> list[dict[str, Any]]:
+    """One Table 1 variable per time-to-event endpoint (label -> (time, event)): per group the
+    Kaplan-Meier median with its 95% CI and the median follow-up by reverse Kaplan-Meier
+    (Schemper M, Smith TL (1996), Control Clin Trials 17:343-346), in R (``survival_summary``
+    of rscripts/table_one.R); per comparison the log-rank test. Rows missing the time or the
+    event are left out and counted as ``missing``."""
+    rows = []
+    for label, (time, event) in time_to_event.items():
+        missing_columns = [c for c in (time, event) if c not in df.columns]
+        if missing_columns:
+            raise KeyError(f"column(s) not found in data: {missing_columns}")
+        known = df[time].notna() & df[event].notna()
+        survival = {}
+        for name, mask in masks.items():
+            summary = _survival_summary(df.loc[mask & known, [time, event]], time, event, conf_type)
+            record = {column: summary[column].iloc[0] for column in summary.columns}
+            survival[name] = {**record, "n": int(record["n"]), "events": int(record["events"]),
+                              "missing": int((mask & ~known).sum())}
+        tests = []
+        for first, second in comparisons:
+            rows_pair = (masks[first] | masks[second]) & known
+            data = df.loc[rows_pair, [time, event]].copy()
+            data[GROUP_COLUMN] = pd.Categorical(np.where(masks[first][rows_pair], first, second),
+                                                categories=[first, second])
+            row = _test_survival(data, time, event, GROUP_COLUMN, time).iloc[0]
+            tests.append({"groups": [first, second], "test": row["test"], "statistic": row["statistic"],
+                          "p": row["p"], "message": row["message"]})
+        rows.append({"column": time, "event": event, "label": label, "type": "time_to_event",
+                     "survival": survival, "tests": tests})
+    return rows

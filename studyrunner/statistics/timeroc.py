@@ -55,3 +55,57 @@ def time_dependent_auc(df: pd.DataFrame, time: str, event: str, marker: str,
                         "roc": curves,
                         "table": table})
 
+
+
+MIN_CASES_CONTROLS = 10
+"""Default smallest number of cases and of controls at a time below which an AUC is withheld
+(``statistics.evaluation.time_roc_min_cases_controls``)."""
+
+
+def withheld_reason(cases: int, controls: int, minimum: int) -> str | None:
+    """Why an AUC resting on too few cases or controls is withheld, naming the counts; None
+    when both reach ``minimum``.
+
+    An AUC compares every case with every control: with one control (or one case) it is the
+    rank of a single patient among the others, and its interval (from the i.i.d.
+    representation, Blanche et al. 2013) is not to be trusted. Cases: event before t;
+    controls: event-free beyond t."""
+    if cases >= minimum and controls >= minimum:
+        return None
+    short = " and ".join(name for name, n in (("cases", cases), ("controls", controls)) if n < minimum)
+    return (f"{cases} case{'' if cases == 1 else 's'} and {controls} control{'' if controls == 1 else 's'}: "
+            f"fewer than {minimum} {short}")
+
+
+def time_roc_record(df: pd.DataFrame, time: str, event: str, marker: str, times: Sequence[float],
+                    min_cases_controls: int = MIN_CASES_CONTROLS) -> dict[str, Any]:
+    """The ``TimeRoc`` record of results.json: :func:`time_dependent_auc` with the number of
+    cases and controls at each time, and the AUCs that rest on fewer than
+    ``min_cases_controls`` cases or controls withheld.
+
+    A withheld AUC is None in ``auc`` (and its ``se``/``lower``/``upper``), its reason in
+    ``reasons`` names the counts, and the estimate itself is kept under ``withheld`` {time
+    key: {"auc", "se", "lower", "upper"}}, so that nothing computed is lost.
+    """
+    result = time_dependent_auc(df, time, event, marker, times)
+    record: dict[str, Any] = {"times": list(times), "auc": [], "se": [], "lower": [], "upper": [],
+                              "cases": [], "controls": [], "min_cases_controls": min_cases_controls,
+                              "implementation": result["implementation"], "se_method": result["se_method"],
+                              "roc": result["roc"], "reasons": {}, "withheld": {}}
+    for row in result["table"]:
+        key = time_key(row["time"])
+        cases, controls = int(row["cases"]), int(row["controls"])
+        estimate = {column: row[column] for column in ("auc", "se", "lower", "upper")}
+        reason = row.get("reason") or None
+        if reason is None:
+            reason = withheld_reason(cases, controls, min_cases_controls)
+            if reason is not None:
+                record["withheld"][key] = estimate
+                estimate = dict.fromkeys(estimate)
+        if reason is not None:
+            record["reasons"][key] = reason
+        for column, value in estimate.items():
+            record[column].append(value)
+        record["cases"].append(cases)
+        record["controls"].append(controls)
+    return to_jsonable(record)

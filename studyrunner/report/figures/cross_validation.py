@@ -1,5 +1,6 @@
 """The distribution of the cross-validated time-dependent AUCs over the folds, training folds
-beside validation folds."""
+beside validation folds: a box from the lower to the upper quartile with the median, whiskers
+to the minimum and maximum (the range the table prints), and every fold's value as a dot."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ def fold_summary(summaries: FoldSummaries, t: float) -> FoldSummary | None:
 
 
 def draw_cross_validation(cv: CrossValidation, path: Path) -> Path:
-    """Fold AUCs per time, training folds beside validation folds: the median (dot) and the range
-    (line); when the individual fold values are recorded ("values") a box and the points are drawn."""
+    """Fold AUCs per time, training folds beside validation folds: with the individual fold values
+    recorded ("values") a box (quartiles, median) with whiskers over the whole range and the values
+    as dots; else the median (dot) and the range (line)."""
     unit = cv.time_unit or ""
     parts = fold_parts(cv)
     with plt.rc_context(STYLE):
@@ -64,7 +66,7 @@ def _fold_aucs(ax: Axes, x: float, summary: FoldSummary, colour: str) -> None:
     values = floats(summary.values)
     median = as_float(summary.median)
     if values:
-        ax.boxplot([values], positions=[x], widths=0.22, showfliers=False, patch_artist=True,
+        ax.boxplot([values], positions=[x], widths=0.22, whis=(0, 100), showfliers=False, patch_artist=True,
                    medianprops={"color": colour, "lw": 1.4}, whiskerprops={"color": colour},
                    capprops={"color": colour}, boxprops={"facecolor": "white", "edgecolor": colour})
         offsets = [((k * 0.618) % 1 - 0.5) * 0.16 for k in range(len(values))]

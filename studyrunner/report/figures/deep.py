@@ -277,7 +277,7 @@ def _scaled_scores(ax: Axes, risk: RiskScores, data: Mapping[str, Any]) -> None:
 def subgroup_panels(subgroup: SubgroupHazards) -> list[Panel]:
     """One panel per level: title "<level> (n, events)", the level's block, risk-group labels."""
     labels = {"low": "Low risk", "high": "High risk"}
-    return [(f"{level_label(lv.level)}\nn = {fmt_int(lv.n)}, events = {fmt_int(lv.n_events)}", lv, labels)
+    return [Panel(f"{level_label(lv.level)}\nn = {fmt_int(lv.n)}, events = {fmt_int(lv.n_events)}", lv, labels)
             for lv in subgroup.levels]
 
 
@@ -336,7 +336,9 @@ def _score_km_figures(results: Results, risk: RiskScores, figures_dir: Path) -> 
                 figures[f"km_{name}_{cohort}"] = draw_km(
                     ev, endpoint.label if endpoint is not None else "Survival", figures_dir / f"km_{name}_{cohort}.png",
                     cohort_label=f"{block.label}, {cohort_label(cohort).lower()}",
-                    time_unit=endpoint.unit if endpoint is not None else None)
+                    time_unit=endpoint.unit if endpoint is not None else None,
+                    search=block.cutoff.search_test if cohort == "training" and block.cutoff.p_value is not None
+                    else None)
     return figures
 
 

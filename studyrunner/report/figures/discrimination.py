@@ -15,6 +15,7 @@ from studyrunner.report.figures.style import (
     STYLE,
     TEXT_WIDTH_IN,
     as_float,
+    legend_outside,
     save,
 )
 from studyrunner.report.formatting import ci_label, fmt_ci, fmt_num
@@ -60,5 +61,5 @@ def draw_discrimination(evaluation: Mapping[str, CohortEvaluation], oracle: Orac
         ax.set_ylim(len(cohorts) - 0.5, -0.5)
         ax.set_xlim(0.4, 1.0)
         ax.set_xlabel("Harrell's C-index")
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.2)
+        legend_outside(ax, "above")
         return save(fig, path)

@@ -8,6 +8,7 @@ panels of ``figures.km_panels``.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,23 @@ from studyrunner.report.figures.style import (
     floats,
     group_colour,
     hide_spines,
+    legend_outside,
     save,
     tick_formatter,
 )
 from studyrunner.report.formatting import ci_label, fmt_hr, fmt_int, fmt_num, fmt_p_eq, fmt_survival_median
-from studyrunner.results.models import Counts, KmCurve, MedianSurvival, RiskTable, Stratification
+from studyrunner.results.models import (
+    Counts,
+    GroupEvents,
+    HypothesisTest,
+    KmCurve,
+    MedianSurvival,
+    RiskTable,
+    Stratification,
+)
 
 PLOT_H_IN, AXIS_H_IN = 2.7, 0.5  # AXIS_H_IN: room for the x tick labels and the axis label
+PLOT_RIGHT = 0.64  # the plot's right edge (figure fraction): the legend and the tests sit right of it
 
 
 def from_zero(times: Sequence[float | None], values: Sequence[float | None]) -> tuple[list[float], list[float]]:
@@ -62,7 +73,7 @@ def km_groups(evaluation: Stratification) -> list[str]:
 
 
 def draw_km(evaluation: Stratification, endpoint_label: str, path: Path, *, cohort_label: str,
-            time_unit: str | None) -> Path:
+            time_unit: str | None, search: HypothesisTest | None = None) -> Path:
     """Kaplan–Meier curves of the low- and high-risk groups of one cohort (``cohort_label`` in
     the title; time in ``time_unit``, days when None).
 
@@ -81,9 +92,7 @@ def draw_km(evaluation: Stratification, endpoint_label: str, path: Path, *, coho
         ax.set_title(f"{cohort_label} (n = {fmt_int(evaluation.n)}, events = {fmt_int(evaluation.n_events)})",
                      loc="left")
         median_lines(ax, evaluation.median_survival)
-        ax.text(0.02, 0.04, km_annotation(evaluation), transform=ax.transAxes, ha="left", va="bottom",
-                fontsize=FONT_SIZE - 0.5, bbox={"facecolor": "white", "edgecolor": "#bbbbbb",
-                                                "linewidth": 0.5, "boxstyle": "round,pad=0.35"})
+        annotation_below_legend(fig, ax, km_annotation(evaluation, search))
         if evaluation.risk_table is not None and rows:
             table_ax = fig.add_subplot(table_spec)
             table_ax.set_xlim(ax.get_xlim())
@@ -97,13 +106,13 @@ def _km_layout(n_rows: int) -> tuple[Figure, Axes, Any]:
     fig_h = 0.35 + PLOT_H_IN + AXIS_H_IN + table_h + 0.05
     fig = plt.figure(figsize=(TEXT_WIDTH_IN, fig_h))
     grid = fig.add_gridspec(3, 1, height_ratios=[PLOT_H_IN, AXIS_H_IN, max(table_h, 0.01)], hspace=0.0,
-                            left=0.15, right=0.97, top=1 - 0.35 / fig_h, bottom=0.05 / fig_h)
+                            left=0.13, right=PLOT_RIGHT, top=1 - 0.35 / fig_h, bottom=0.05 / fig_h)
     return fig, fig.add_subplot(grid[0]), grid[2]
 
 
 def _km_curves(ax: Axes, evaluation: Stratification, groups: Sequence[str], unit: str) -> None:
-    """Each group's step curve and 95% band; the legend label has the group size at time 0
-    and the median survival."""
+    """Each group's step curve and 95% band; the legend label has the group's patients and
+    events (``group_text``) and the median survival."""
     counts = risk_counts(evaluation.risk_table)
     times = risk_times(evaluation.risk_table)
     medians = evaluation.median_survival
@@ -112,7 +121,7 @@ def _km_curves(ax: Axes, evaluation: Stratification, groups: Sequence[str], unit
         curve: KmCurve = evaluation.km[g]
         t, s = from_zero(curve.time, curve.surv)
         n_at_start = counts[g][0] if g in counts and times and times[0] == 0 else None
-        label = GROUP_LABELS.get(g, g) + (f" (n = {fmt_int(n_at_start)})" if n_at_start is not None else "")
+        label = GROUP_LABELS.get(g, g) + group_text(evaluation.groups.get(g), n_at_start)
         if g in medians:
             reached = medians[g].median is not None
             label += f"\nmedian {fmt_survival_median(medians[g])}" + (f" {unit}" if reached else "")
@@ -135,19 +144,43 @@ def _km_axes(ax: Axes, evaluation: Stratification, endpoint_label: str, groups: 
         ax.set_xticks(times)
     ax.xaxis.set_major_formatter(tick_formatter(0))
     ax.set_xlabel(f"Time ({unit})")
-    ax.legend(loc="upper right", title=f"{ci_label()} shaded", title_fontsize=FONT_SIZE - 1)
+    legend_outside(ax, "right", title=f"{ci_label()} shaded", title_fontsize=FONT_SIZE - 1)
 
 
-def km_annotation(evaluation: Stratification) -> str:
-    """The log-rank and hazard-ratio lines printed inside a Kaplan–Meier plot."""
+def group_text(group: GroupEvents | None, n_at_start: int | None = None) -> str:
+    """A risk group's size and events for a legend: " (n = 19, 1 event)"; the number at risk
+    at time 0 when the group's counts were not recorded; "" when neither is known."""
+    if group is not None:
+        return f" (n = {fmt_int(group.n)}, {fmt_int(group.n_events)} event{'' if group.n_events == 1 else 's'})"
+    return f" (n = {fmt_int(n_at_start)})" if n_at_start is not None else ""
+
+
+def annotation_below_legend(fig: Figure, ax: Axes, text: str) -> None:
+    """``text`` (the tests) right of the plot under its legend, outside the plotting area."""
+    legend = ax.get_legend()
+    fig.canvas.draw()
+    box = (legend.get_window_extent() if legend is not None else ax.get_window_extent())
+    corner = fig.transFigure.inverted().transform((box.x0, box.y0 if legend is not None else box.y1))
+    fig.text(corner[0] + 0.005, corner[1] - 0.03, text, ha="left", va="top", fontsize=FONT_SIZE - 0.5)
+
+
+def km_annotation(evaluation: Stratification, search: HypothesisTest | None = None, width: int = 40) -> str:
+    """The log-rank and hazard-ratio lines printed beside a Kaplan–Meier plot, wrapped to
+    ``width`` characters. ``search``: the cut-off search's test when this cohort chose the
+    cut-off (maxstat, X-tile): its p-value, adjusted for the search, comes first and the plain
+    log-rank p is labelled "unadjusted"."""
     chisq = evaluation.logrank_chisq
     logrank = "Log-rank " + (f"\u03c7\u00b2 = {fmt_num(chisq, 2)}, " if chisq is not None else "")
     logrank += fmt_p_eq(evaluation.logrank_p)
+    lines = [logrank]
+    if search is not None and search.p is not None:
+        lines = [f"Cut-off search {fmt_p_eq(search.p)} ({search.method}-adjusted)", f"{logrank} (unadjusted)"]
     note = evaluation.hr_reason
     hr = evaluation.hr
     hr_text = fmt_hr(hr, evaluation.hr_lower, evaluation.hr_upper, reason=note)
     label = f"HR, {note}" if note and hr is not None else "HR (high vs low)"
-    return f"{logrank}\n{label}: {hr_text}"
+    lines.append(f"{label}: {hr_text}")
+    return "\n".join(wrapped for line in lines for wrapped in textwrap.wrap(line, width, subsequent_indent="  "))
 
 
 def median_lines(ax: Axes, medians: Mapping[str, MedianSurvival]) -> None:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from studyrunner.report.figures.style import FONT_SIZE, GROUP_COLOURS, STYLE, TEXT_WIDTH_IN, THRESHOLD_COLOUR, save
+from studyrunner.report.figures.style import (
+    FONT_SIZE,
+    GROUP_COLOURS,
+    STYLE,
+    TEXT_WIDTH_IN,
+    THRESHOLD_COLOUR,
+    legend_outside,
+    save,
+)
 from studyrunner.report.formatting import fmt_int, fmt_num
 from studyrunner.results.models import Reproducibility
 
@@ -40,5 +48,5 @@ def draw_icc_histogram(reproducibility: Reproducibility, path: Path) -> Path:
         ax.set_xlim(edges[0], 1.0)
         ax.set_xlabel("Intraclass correlation coefficient between the two segmentations")
         ax.set_ylabel("Features")
-        ax.legend(loc="upper left")
+        legend_outside(ax, "right")
         return save(fig, path)

@@ -37,14 +37,17 @@ from studyrunner.results.models import ResponseScore, ResponseSubgroups, Results
 
 
 def response_km_panels(response: dict[str, ResponseScore], endpoint: str) -> list[Panel]:
-    """One panel per response score with a stratification for ``endpoint`` (low: score <= cut-off)."""
+    """One panel per response score with a stratification for ``endpoint`` (low: score <= cut-off).
+    The groups are coloured by the risk they stand for (``ResponseScore.high_score_risk``): a
+    high PRS marks the lower-risk group, so it has the low-risk colour of every other figure."""
     km_panels: list[Panel] = []
     for block in response.values():
         strat = block.stratification.get(endpoint)
         if strat is not None and strat.km:
             label, cut = block.label, fmt_num(strat.cutpoint, 3)
-            km_panels.append((f"{label}\ntraining cut-off {cut}", strat,
-                              {"low": f"{label} \u2264 {cut}", "high": f"{label} > {cut}"}))
+            risk = {"high": "low", "low": "high"} if block.high_score_risk == "lower" else None
+            km_panels.append(Panel(f"{label}\ntraining cut-off {cut}", strat,
+                                   {"low": f"{label} \u2264 {cut}", "high": f"{label} > {cut}"}, risk))
     return km_panels
 
 

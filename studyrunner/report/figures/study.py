@@ -9,22 +9,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studyrunner.report.figures.calibration import draw_calibration
+from studyrunner.report.figures.calibration import draw_frozen_calibration
 from studyrunner.report.figures.cross_validation import draw_cross_validation
 from studyrunner.report.figures.decision import draw_decision_curves
 from studyrunner.report.figures.discrimination import draw_discrimination
 from studyrunner.report.figures.flow import draw_flow_diagram
+from studyrunner.report.figures.forest import draw_forests
 from studyrunner.report.figures.km import draw_km
 from studyrunner.report.figures.learner_sets import draw_learner_sets, learner_sets
 from studyrunner.report.figures.reproducibility import draw_icc_histogram
 from studyrunner.report.figures.style import recorded
 from studyrunner.report.figures.time_roc import draw_time_roc
-from studyrunner.results.models import CohortEvaluation, Results
+from studyrunner.report.figures.workflow import draw_workflow
+from studyrunner.results.models import CohortEvaluation, HypothesisTest, Results
 
 
 def evaluated_cohorts(results: Results) -> dict[str, CohortEvaluation]:
     """The evaluated cohorts by name (none when the evaluation was not run)."""
     return results.evaluation if recorded(results.evaluation) else {}
+
+
+def cutoff_search(results: Results) -> HypothesisTest | None:
+    """The radiomics model's cut-off search test (maxstat, X-tile) on the training cohort, its p
+    adjusted for the search over cut-offs; None for a fixed cut-off (training median)."""
+    model = results.model if recorded(results.model) else None
+    cutoff = getattr(model, "cutoff", None)
+    return cutoff.search_test if cutoff is not None and cutoff.p_value is not None else None
 
 
 def primary_endpoint_label(results: Results) -> str:
@@ -36,18 +46,23 @@ def primary_endpoint_label(results: Results) -> str:
 def draw_figures(results: Results, figures_dir: Path) -> dict[str, Path]:
     """Draw every figure that the results have data for; return {figure key: PNG path}.
 
-    Keys: "flow", "km_<cohort>" for each cohort in ``evaluation`` that has curves, and
+    Keys: "flow" and "workflow" (``workflow.draw_workflow``), "forest_subgroups" and
+    "forest_comparison" of the CNN scores (``forest.draw_forests``), "km_<cohort>" for each
+    cohort in ``evaluation`` that has curves, and
     "discrimination" when any cohort has a C-index, then those of ``draw_signature_figures``.
     """
     figures: dict[str, Path] = {}
     if recorded(results.flow):
         figures["flow"] = draw_flow_diagram(results.flow, figures_dir / "flow.png")
+        figures["workflow"] = draw_workflow(results, figures_dir / "workflow.png")
+    figures.update(draw_forests(results.risk_scores, figures_dir))
     evaluation = evaluated_cohorts(results)
     endpoint_label = primary_endpoint_label(results)
     for name, ev in evaluation.items():
         if ev.km:
             figures[f"km_{name}"] = draw_km(ev, endpoint_label, figures_dir / f"km_{name}.png",
-                                            cohort_label=ev.cohort_label, time_unit=ev.time_unit)
+                                            cohort_label=ev.cohort_label, time_unit=ev.time_unit,
+                                            search=cutoff_search(results) if name == "training" else None)
     with_c = {name: ev for name, ev in evaluation.items() if ev.c_index is not None}
     if with_c:
         oracle = results.oracle if recorded(results.oracle) else None
@@ -84,8 +99,9 @@ def _cohort_signature_figures(name: str, ev: CohortEvaluation, figures_dir: Path
     if recorded(ev.time_roc):
         figures[f"time_roc_{name}"] = draw_time_roc(ev.time_roc, ev.cohort_label, figures_dir / f"time_roc_{name}.png")
     if recorded(ev.calibration):
-        figures[f"calibration_{name}"] = draw_calibration(ev.calibration, unit, figures_dir / f"calibration_{name}.png")
+        figures[f"calibration_{name}"] = draw_frozen_calibration(ev.calibration, unit,
+                                                                 figures_dir / f"calibration_{name}.png")
     if recorded(ev.decision_curves):
         figures[f"decision_{name}"] = draw_decision_curves(ev.decision_curves, unit,
-                                                           figures_dir / f"decision_{name}.png")
+                                                           figures_dir / f"decision_{name}.png", ev.decision_summary)
     return figures

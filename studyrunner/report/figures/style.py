@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.gridspec import GridSpec
+from matplotlib.legend import Legend
 from matplotlib.ticker import FuncFormatter
 
 from studyrunner.report.formatting import fmt_num
@@ -113,6 +115,65 @@ def roc_axes(ax: Axes, xlabel: str = "1 \u2212 specificity", ylabel: str = "Sens
     ax.set_aspect("equal")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+
+
+LEGEND_GAP_PT = 4.0  # between the axes (with its tick and axis labels) and a legend outside it
+
+
+def legend_outside(ax: Axes, side: str = "right", ncol: int | None = None, **kwargs: Any) -> Legend | None:
+    """The legend of ``ax`` outside its plotting area, so that no curve runs through its text.
+
+    ``side``: "right" (top-aligned beside the axes; leave room with ``subplots_adjust(right=...)``),
+    "above" (left-aligned over the axes, entries in one row by default) or "below" (centred
+    under the x-axis label, placed after a draw so it clears the tick and axis labels; leave
+    room with ``subplots_adjust(bottom=...)``). ``kwargs`` go to ``Axes.legend`` (handles,
+    labels, title, ...). Returns None when there is nothing to label."""
+    handles, labels = (kwargs.pop("handles", None), kwargs.pop("labels", None))
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    elif labels is None:
+        labels = [h.get_label() for h in handles]
+    if not handles:
+        return None
+    fig = ax.get_figure()
+    assert isinstance(fig, Figure)
+    gap = LEGEND_GAP_PT / 72 * fig.dpi  # pixels
+    if side == "right":
+        place: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.0 + gap / ax.bbox.width, 1.0),
+                                 "ncol": ncol or 1}
+    elif side == "above":
+        place = {"loc": "lower left", "bbox_to_anchor": (0.0, 1.0 + gap / ax.bbox.height), "ncol": ncol or len(handles)}
+    elif side == "below":
+        fig.canvas.draw()
+        below = ax.get_tightbbox()
+        bottom = ax.bbox.y0 - (below.y0 if below is not None else ax.bbox.y0)
+        place = {"loc": "upper center", "bbox_to_anchor": (0.5, -(bottom + gap) / ax.bbox.height),
+                 "ncol": ncol or len(handles)}
+    else:
+        raise ValueError(f"legend side must be right, above or below, not {side!r}")
+    legend = ax.legend(handles, labels, borderaxespad=0.0, **place, **kwargs)
+    if side == "right":
+        _make_room_right(ax, legend)
+    return legend
+
+
+def _make_room_right(ax: Axes, legend: Legend) -> None:
+    """Narrow ``ax`` (through its grid, so later cells of the same grid follow) until the legend
+    beside it ends inside the figure."""
+    fig = ax.get_figure()
+    assert isinstance(fig, Figure)
+    fig.canvas.draw()
+    overflow = legend.get_window_extent().x1 - (fig.bbox.x1 - LEGEND_GAP_PT / 72 * fig.dpi)
+    if overflow <= 0:
+        return
+    right = (ax.bbox.x1 - overflow) / fig.bbox.width
+    spec = ax.get_subplotspec()
+    grid = spec.get_gridspec() if spec is not None else None
+    if isinstance(grid, GridSpec):
+        grid.update(right=right)
+    else:
+        box = ax.get_position()
+        ax.set_position((box.x0, box.y0, right - box.x0, box.height))
 
 
 def hide_spines(ax: Axes) -> None:

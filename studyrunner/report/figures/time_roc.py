@@ -22,13 +22,14 @@ from studyrunner.report.figures.style import (
     save,
     time_colour,
 )
-from studyrunner.report.formatting import AUC_DIGITS, ci_label, fmt_num, fmt_time
+from studyrunner.report.formatting import AUC_DIGITS, ci_label, fmt_int, fmt_num, fmt_time
 from studyrunner.results.models import TimeRoc
 
 
 def draw_time_roc(time_roc: TimeRoc, cohort_label: str, path: Path) -> Path:
     """Left: the cumulative/dynamic ROC curve at each time (AUC in the legend). Right: AUC
-    against time with its confidence interval; times where the AUC is not estimable are marked."""
+    against time with its confidence interval; times where the AUC is not estimable or withheld are
+    marked. Each AUC carries the numbers of cases/controls it compares."""
     unit = time_roc.time_unit or ""
     with plt.rc_context(STYLE):
         fig, (ax_roc, ax_auc) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 3.0),
@@ -39,18 +40,33 @@ def draw_time_roc(time_roc: TimeRoc, cohort_label: str, path: Path) -> Path:
         return save(fig, path)
 
 
+def counts_label(time_roc: TimeRoc, i: int) -> str:
+    """"cases/controls" at the i-th time ("" when the record has no counts)."""
+    if i >= len(time_roc.cases) or i >= len(time_roc.controls):
+        return ""
+    return f"{fmt_int(time_roc.cases[i])}/{fmt_int(time_roc.controls[i])}"
+
+
 def _roc_curves(ax: Axes, time_roc: TimeRoc, unit: str, cohort_label: str) -> None:
-    """The ROC curve at each time with an estimable AUC (its curve keyed by ``time_key``)."""
+    """The ROC curve at each time with an estimable AUC (its curve keyed by ``time_key``), with
+    the cases/controls it compares; a withheld AUC's curve dashed and labelled "withheld"."""
     ax.plot([0, 1], [0, 1], **REFERENCE_LINE)
     for i, (t, auc) in enumerate(zip(time_roc.times, time_roc.auc, strict=False)):
         key = time_key(as_float(t))
-        if auc is None or key not in time_roc.roc:
+        withheld = time_roc.withheld.get(key)
+        if (auc is None and withheld is None) or key not in time_roc.roc:
             continue
         curve = time_roc.roc[key]
+        counts = counts_label(time_roc, i)
+        counts = f" ({counts})" if counts else ""
+        if withheld is not None:
+            ax.plot(floats(curve.fp), floats(curve.tp), color=time_colour(i), lw=0.8, ls="--", alpha=0.6,
+                    label=f"{fmt_time(t)} {unit}: withheld{counts}")
+            continue
         ax.plot(floats(curve.fp), floats(curve.tp), color=time_colour(i), lw=1.1,
-                label=f"{fmt_time(t)} {unit}: AUC {fmt_num(auc, AUC_DIGITS)}")
+                label=f"{fmt_time(t)} {unit}: AUC {fmt_num(auc, AUC_DIGITS)}{counts}")
     roc_axes(ax, "1 \u2212 specificity (false-positive rate)", "Sensitivity (true-positive rate)")
-    ax.legend(loc="lower right", handlelength=1.2)
+    ax.legend(loc="lower right", handlelength=1.2, title="AUC (cases/controls)", title_fontsize=FONT_SIZE - 1)
     ax.set_title(cohort_label, loc="left")
 
 
@@ -60,14 +76,18 @@ def _auc_over_time(ax: Axes, time_roc: TimeRoc, unit: str) -> None:
     ax.axhline(0.5, **REFERENCE_LINE)
     for i, (t, auc, lower, upper) in enumerate(zip(times, time_roc.auc, time_roc.lower, time_roc.upper,
                                                    strict=False)):
+        counts = counts_label(time_roc, i)
+        withheld = time_roc.withheld.get(time_key(t))
         if auc is None:
-            ax.text(t, 0.52, "not\nestimable", ha="center", va="bottom", fontsize=FONT_SIZE - 1.5, color="#777777")
+            word = "withheld" if withheld is not None else "not\nestimable"
+            ax.text(t, 0.52, f"{word}\n{counts}".strip(), ha="center", va="bottom", fontsize=FONT_SIZE - 1.5,
+                    color="#777777")
             continue
         if lower is not None and upper is not None:
             ax.plot([t, t], [lower, upper], color=time_colour(i), lw=1.3)
         ax.plot([t], [auc], "o", color=time_colour(i), ms=4.5)
-        ax.text(t, (upper if upper is not None else auc) + 0.015, fmt_num(auc, AUC_DIGITS),
-                ha="center", va="bottom", fontsize=FONT_SIZE - 1.5)
+        ax.text(t, (upper if upper is not None else auc) + 0.015, f"{fmt_num(auc, AUC_DIGITS)}\n{counts}".strip(),
+                ha="center", va="bottom", fontsize=FONT_SIZE - 1.5, linespacing=1.0)
     shown = [(t, a) for t, a in zip(times, time_roc.auc, strict=False) if a is not None]
     if len(shown) > 1:
         ax.plot([t for t, _ in shown], [a for _, a in shown], color="#888888", lw=0.7, zorder=0)

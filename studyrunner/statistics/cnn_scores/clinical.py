@@ -17,11 +17,14 @@ import numpy as np
 import pandas as pd
 
 from studyrunner.protocol import BaselineVariable, RiskScorePlan, TimeToEventEndpoint
-from studyrunner.statistics.cox_table import cox_table
+from studyrunner.statistics.cox_table import add_per_sd, cox_table
 from studyrunner.statistics.nomogram import nomogram_points
 from studyrunner.statistics.risk_scores import subgroup_hazard
 
 MIN_DISTINCT_FOR_MEDIAN_SPLIT = 5
+BY_CONSTRUCTION = ("{score} is the linear predictor of a Cox model of this outcome fitted on these {n} patients: "
+                   "its coefficient in a Cox model refitted on them is one (HR = e per unit) by construction, "
+                   "not a finding")
 
 
 def categorical_levels(variables: list[BaselineVariable], columns: list[str]) -> dict[str, list[str]]:
@@ -31,16 +34,33 @@ def categorical_levels(variables: list[BaselineVariable], columns: list[str]) ->
             if c in declared and declared[c].type == "categorical" and declared[c].levels}
 
 
+def mark_by_construction(table: dict[str, Any], headline: str, label: str, fitted_n: int | None) -> None:
+    """Mark the univariate row of ``headline`` when the score was fitted, as a Cox linear
+    predictor of this outcome, on exactly the table's rows (``fitted_n`` patients; None when
+    it was fitted for another outcome): its coefficient is then one by construction."""
+    if fitted_n is None:
+        return
+    for row in table["univariate"]:
+        if row["covariate"] == headline and row.get("n") == fitted_n:
+            row["by_construction"] = BY_CONSTRUCTION.format(score=label, n=fitted_n)
+
+
 def clinical_models(data: pd.DataFrame, training: pd.Series, endpoint: TimeToEventEndpoint, headline: str,
-                    plan: RiskScorePlan, variables: list[BaselineVariable]) -> dict[str, Any]:
-    """Uni- and multivariable Cox of the headline score with the clinical covariates, and the
-    nomogram of the multivariable model's covariates (training cohort)."""
+                    plan: RiskScorePlan, variables: list[BaselineVariable], label: str = "the score",
+                    fitted_n: int | None = None) -> dict[str, Any]:
+    """Uni- and multivariable Cox of the headline score with the clinical covariates (numeric
+    terms also per training SD, ``cox_table.add_per_sd``; the headline's refit on its own
+    fitting rows marked, :func:`mark_by_construction`), and the nomogram of the multivariable
+    model's covariates (training cohort)."""
     if not plan.clinical_covariates:
         return {}
     levels = categorical_levels(variables, plan.clinical_covariates)
     covariates = [headline, *plan.clinical_covariates]
     table = cox_table(data[training], endpoint.time, endpoint.event, covariates, levels, plan.multivariable_p,
                       force=[headline])
+    for part in ("univariate", "multivariable"):
+        add_per_sd(table[part], data[training], key="covariate")
+    mark_by_construction(table, headline, label, fitted_n)
     out: dict[str, Any] = {"clinical_cox": table}
     if plan.nomogram_times:
         entered = table["entered"] or [headline]

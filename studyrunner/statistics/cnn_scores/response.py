@@ -17,6 +17,9 @@ from studyrunner.statistics.roc import apply_cutoff, response_indicators, roc_an
 
 # score column -> (indicator column, label, what a positive is)
 RESPONSE_SCORES = {"prs": ("pr", "PRS", "partial response"), "pds": ("pd", "PDS", "progressive disease")}
+# score column -> the survival risk of the patients above its cut-off: a partial response is
+# the favourable outcome, progressive disease the unfavourable one (the figures colour by risk)
+HIGH_SCORE_RISK = {"prs": "lower", "pds": "higher"}
 
 
 def response_statistics(data: pd.DataFrame, cohorts: dict[str, pd.Series], response: CategoricalEndpoint,
@@ -34,7 +37,7 @@ def score_statistics(data: pd.DataFrame, cohorts: dict[str, pd.Series], score: s
                      km_times: list[float]) -> dict[str, Any]:
     """One response score's record (see :func:`response_statistics`)."""
     outcome, label, meaning = RESPONSE_SCORES[score]
-    block: dict[str, Any] = {"label": label, "outcome": meaning,
+    block: dict[str, Any] = {"label": label, "outcome": meaning, "high_score_risk": HIGH_SCORE_RISK[score],
                              "by_cohort": {cohort: roc_analysis(data[mask], outcome, score)
                                            for cohort, mask in cohorts.items()}}
     cutoff = block["by_cohort"]["training"].get("cutoff")

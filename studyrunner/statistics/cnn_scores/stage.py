@@ -79,6 +79,12 @@ def calibrate_scores(data: pd.DataFrame, cohorts: dict[str, pd.Series], scores: 
                                 for cohort, mask in cohorts.items()}
 
 
+def fitted_rows(score: dict[str, Any]) -> int | None:
+    """How many training patients the score's Cox model (backward selection or fusion) was fitted on."""
+    model = score.get("selection") or score.get("fusion") or {}
+    return model.get("n")
+
+
 def headline_score(plan: RiskScorePlan, survival_endpoints: list[str]) -> str | None:
     """The score the clinical models and subgroups are about: the fused score, else the first endpoint's."""
     if plan.fusion_endpoint:
@@ -114,7 +120,9 @@ def evaluate_cnn_scores(protocol: Protocol, clinical: pd.DataFrame, deep_dir: Pa
     if headline is not None:
         endpoint = endpoints[result["scores"][headline]["endpoint"]]
         result["headline_score"] = headline
-        result.update(clinical_models(data, training, endpoint, headline, plan, protocol.cohort.baseline_variables))
+        result.update(clinical_models(data, training, endpoint, headline, plan, protocol.cohort.baseline_variables,
+                                      label=result["scores"][headline]["label"],
+                                      fitted_n=fitted_rows(result["scores"][headline])))
         result["subgroups"] = subgroups(data, training, endpoint, headline,
                                         result["scores"][headline]["cutoff"]["value"], plan.subgroups, km_times)
     if deep.response is not None:

@@ -6,10 +6,13 @@ stepwise Cox -> risk score = linear predictor. Risk groups are cut on the traini
 (``statistics.cutoffs``: the median or the maximally selected log-rank statistic). Then, per
 cohort (the test cohort is touched only here): Harrell's C-index with 95% CI, HR high vs low,
 log-rank test, Kaplan-Meier with numbers at risk and median survival per group,
-time-dependent ROC/AUC at the planned times; on the training cohort also calibration and
-decision curves at the planned times, and repeated K-fold cross-validation that reruns the
-whole development inside every training fold. A synthetic cohort's true linear predictor
-gives the oracle C-index, computed the same way.
+time-dependent ROC/AUC at the planned times, and calibration and decision curves of the
+frozen predicted risk 1 - S0(t)^exp(lp), S0 the training cohort's Breslow baseline
+(``frozen_calibration``; apparent on the training cohort; nothing is refitted except the
+one-coefficient model of the calibration slope). Repeated K-fold cross-validation reruns the
+whole development inside every training fold (AUCs; calibration of the pooled out-of-fold
+predictions). A synthetic cohort's true linear predictor gives the oracle C-index, computed
+the same way.
 
 Outputs: normalisation.json, screening.csv, icc.csv, selection.json, model.json, scores.csv,
 evaluation.json, cross_validation.json + folds.csv, oracle.json.
@@ -25,17 +28,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from studyrunner.errors import InputError
 from studyrunner.protocol import Protocol, StatisticsSection
 from studyrunner.registry import time_key
 from studyrunner.run_folder import write_json
-from studyrunner.statistics.calibration import calibration_at, predicted_risk
+from studyrunner.statistics.baseline_survival import baseline_survival
 from studyrunner.statistics.cohorts import TRAINING, cohort_masks, default_km_times
 from studyrunner.statistics.cutoffs import choose_cutoff
-from studyrunner.statistics.decision_curve import decision_curve
-from studyrunner.statistics.radiomics_model.cross_validation import cross_validate, summarise_folds
+from studyrunner.statistics.decision_curve import decision_curve, net_benefit_summary
+from studyrunner.statistics.frozen_calibration import frozen_calibration
+from studyrunner.statistics.radiomics_model.cross_validation import (
+    cross_validate,
+    cross_validated_calibration,
+    summarise_folds,
+)
 from studyrunner.statistics.radiomics_model.development import DevelopedModel, develop_model
 from studyrunner.statistics.stratification import oracle_c_index, stratify
-from studyrunner.statistics.timeroc import time_dependent_auc
+from studyrunner.statistics.timeroc import time_dependent_auc, time_roc_record
+from studyrunner.statistics.validation import predicted_risk_from_baseline
 
 DECISION_THRESHOLDS = [round(x, 2) for x in np.arange(0.0, 0.96, 0.01)]
 Progress = Callable[[int, int], None]
@@ -47,29 +57,35 @@ def evaluate_cohort(rows: pd.DataFrame, time: str, event: str, cutoff: float, pl
     block = stratify(rows, time, event, "risk_score", cutoff, km_times)
     times = plan.evaluation.time_roc_times
     if times:
-        auc = time_dependent_auc(rows, time, event, "risk_score", times)
-        keys = list(auc["auc"])
-        reasons = {r["time"]: r["reason"] for r in auc["table"] if r.get("reason")}
-        block["time_roc"] = {"times": times, "auc": [auc["auc"][k] for k in keys],
-                             "se": [auc["se"][k] for k in keys], "lower": [auc["lower"][k] for k in keys],
-                             "upper": [auc["upper"][k] for k in keys], "implementation": auc["implementation"],
-                             "se_method": auc["se_method"], "roc": auc["roc"],
-                             "reasons": {time_key(k): v for k, v in reasons.items()}}
+        block["time_roc"] = time_roc_record(rows, time, event, "risk_score", times,
+                                            plan.evaluation.time_roc_min_cases_controls)
     return block
 
 
-def calibration_and_decision(rows: pd.DataFrame, time: str, event: str, plan: StatisticsSection) -> dict[str, Any]:
-    """Apparent calibration and decision curves on the development cohort."""
+def calibration_and_decision(rows: pd.DataFrame, time: str, event: str, baseline: dict[str, Any],
+                             plan: StatisticsSection) -> dict[str, Any]:
+    """Calibration and decision curves of the frozen predicted risk 1 - S0(t)^exp(risk_score) in
+    one cohort, ``baseline`` the training cohort's Breslow S0 (``baseline_survival``)."""
     out: dict[str, Any] = {}
     evaluation = plan.evaluation
+    frame = pd.DataFrame({"time": rows[time].to_numpy(), "event": rows[event].to_numpy(),
+                          "lp": rows["risk_score"].to_numpy()})
     if evaluation.calibration_times:
-        out["calibration"] = calibration_at(rows, time, event, "risk_score", evaluation.calibration_times)
+        times = list(evaluation.calibration_times)
+        try:
+            out["calibration"] = frozen_calibration(frame, baseline, times, [time_key(t) for t in times],
+                                                    evaluation.calibration_groups)
+        except InputError as exc:  # e.g. a time beyond this cohort's follow-up
+            out["calibration"] = {"not_run": str(exc)}
     if evaluation.decision_curve_times:
         curves = {}
         for t in evaluation.decision_curve_times:
-            scored = rows.assign(risk_at_t=predicted_risk(rows, time, event, "risk_score", t))
-            curves[time_key(t)] = decision_curve(scored, time, event, "risk_at_t", t, DECISION_THRESHOLDS)
+            risk = predicted_risk_from_baseline(baseline["time"], baseline["survival"], frame["lp"].to_numpy(), t)
+            curves[time_key(t)] = decision_curve(frame.assign(risk=risk), "time", "event", "risk", t,
+                                                 DECISION_THRESHOLDS)
         out["decision_curves"] = curves
+        out["decision_summary"] = {key: net_benefit_summary(rows_t, evaluation.decision_threshold_range)
+                                   for key, rows_t in curves.items()}
     return out
 
 
@@ -122,33 +138,48 @@ def develop_and_evaluate(protocol: Protocol, clinical: pd.DataFrame, features: p
     km_times = plan.km_times or default_km_times(data[time])
     evaluation = {name: evaluate_cohort(scored[mask], time, event, cutoff["value"], plan, km_times)
                   for name, mask in masks.items()}
-    evaluation[TRAINING].update(calibration_and_decision(scored[masks[TRAINING]], time, event, plan))
+    if plan.evaluation.calibration_times or plan.evaluation.decision_curve_times:
+        baseline = baseline_survival(scored[masks[TRAINING]], time, event, "risk_score")
+        for name, mask in masks.items():
+            evaluation[name].update(calibration_and_decision(scored[mask], time, event, baseline, plan))
     write_json(stage_dir / "evaluation.json", evaluation)
 
     if plan.evaluation.cross_validation is not None and plan.evaluation.time_roc_times:
-        run_cross_validation(train, reader2, time, event, plan, seed, endpoint.unit, stage_dir, workers, progress)
+        run_cross_validation(train, reader2, time, event, plan, seed, endpoint.unit, stage_dir, workers, progress,
+                             final_features=model.features)
     if truth is not None:
         write_json(stage_dir / "oracle.json", {
             "description": f"the synthetic generator's true linear predictor (true_lp_{plan.endpoint}), "
                            "scored like the model",
-            **{name: {"c_index": c}
-               for name, c in oracle_c_index(protocol.cohort.split, data, truth, plan.endpoint, time, event).items()},
+            **oracle_c_index(protocol.cohort.split, data, truth, plan.endpoint, time, event),
         })
 
 
 def run_cross_validation(train: pd.DataFrame, reader2: pd.DataFrame | None, time: str, event: str,
                          plan: StatisticsSection, seed: int, unit: str, stage_dir: Path,
-                         workers: int = 1, progress: Progress | None = None) -> None:
-    """Repeated K-fold cross-validation of the whole development: the fold AUCs' summary
-    (cross_validation.json) and which patient was where (folds.csv)."""
+                         workers: int = 1, progress: Progress | None = None,
+                         final_features: list[str] | None = None) -> None:
+    """Repeated K-fold cross-validation of the whole development: the fold AUCs' summary, the
+    failed fits, the final features' selection frequency and the cross-validated calibration
+    (cross_validation.json), and which patient was where (folds.csv)."""
+    calibrate = bool(plan.evaluation.calibration_times)
     results = cross_validate(
         train, reader2, event, plan, seed,
         develop=functools.partial(develop_model, time=time, event=event, plan=plan),
-        auc=functools.partial(fold_auc, time=time, event=event), workers=workers, progress=progress)
-    write_json(stage_dir / "cross_validation.json", summarise_folds(results, plan, unit))
+        auc=functools.partial(fold_auc, time=time, event=event), workers=workers, progress=progress,
+        baseline=functools.partial(fold_baseline, time=time, event=event) if calibrate else None)
+    summary = summarise_folds(results, plan, unit, final_features)
+    if calibrate:
+        summary["calibration"] = cross_validated_calibration(results, train, time, event, plan)
+    write_json(stage_dir / "cross_validation.json", summary)
     pd.DataFrame([{"repeat": r.repeat + 1, "fold": r.fold + 1, "role": role, "patient_id": pid}
                   for r in results for role, ids in (("training", r.training_ids), ("validation", r.validation_ids))
                   for pid in ids]).to_csv(stage_dir / "folds.csv", index=False)
+
+
+def fold_baseline(rows: pd.DataFrame, time: str, event: str) -> dict[str, Any]:
+    """Breslow baseline survival of a training fold's scored rows (column ``risk_score``)."""
+    return baseline_survival(rows, time, event, "risk_score")
 
 
 def fold_auc(rows: pd.DataFrame, times: list[float], time: str, event: str) -> dict[str, float | None]:
