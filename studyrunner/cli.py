@@ -79,6 +79,25 @@ def _announce(study: Any, what: str) -> None:
     console.print(f"studyrunner {__version__}: {what}")
 
 
+def _cluster_spec(option: str | None, study_default: str) -> str:
+    """--cluster when given, else the protocol's execution.cluster; a bad SPEC exits 2."""
+    from studyrunner.cluster import ClusterSpecError, parse_cluster
+
+    try:
+        return parse_cluster(option if option is not None else study_default).text
+    except ClusterSpecError as exc:
+        _fail(str(exc), exc.exit_code)
+        raise  # _fail exits
+
+
+def _on_cluster(spec: str, sink: RichSink, work: Callable[[], Path]) -> Path:
+    """``work()`` with the run's cluster open (started once, its dashboard address printed)."""
+    from studyrunner.cluster import cluster_session
+
+    with cluster_session(spec, note=sink.note):
+        return work()
+
+
 def _with_progress(work: Callable[[RichSink], Path]) -> Path:
     """Run ``work`` with progress bars on the terminal; a StudyError exits with its code."""
     columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -96,6 +115,8 @@ def run(
     out: Path | None = typer.Option(None, "--out", help="run folder (default: runs/<study>-<time>)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     workers: int = typer.Option(1, "--workers", min=1, help="parallel processes for per-case work"),
+    cluster: str | None = typer.Option(None, "--cluster", help="local | dask:N | tcp://host:port (a Dask "
+                                       "scheduler); default: the protocol's execution.cluster, else local"),
 ) -> None:
     """Run the whole study: validation, images, radiomics, R statistics, frozen model, PDF report."""
     from studyrunner.runner import RunOptions, run_study
@@ -103,7 +124,9 @@ def run(
     _check_device(device)
     loaded = _load(protocol)
     _announce(loaded.protocol.study, f"[bold]{loaded.protocol.study.name}[/] ({loaded.path})")
-    run_dir = _with_progress(lambda sink: run_study(loaded, RunOptions(out, device, workers), sink))
+    spec = _cluster_spec(cluster, loaded.protocol.execution.cluster)
+    run_dir = _with_progress(lambda sink: _on_cluster(
+        spec, sink, lambda: run_study(loaded, RunOptions(out, device, workers, spec), sink)))
     results = json.loads((run_dir / "results.json").read_text())
     _print_summary(results, run_dir)
 
@@ -115,14 +138,16 @@ def _print_summary(results: dict, run_dir: Path) -> None:
     table.add_column("model C-index", justify="right")
     table.add_column("oracle C-index", justify="right")
     oracle = results.get("oracle") or {}
-    for name, block in (results.get("evaluation") or {}).items():
+    evaluation = results.get("evaluation") or {}
+    for name, block in ({} if "not_run" in evaluation else evaluation).items():
         c = block.get("c_index")
         model = f"{c:.3f} ({block['c_lower']:.3f}-{block['c_upper']:.3f})" if c is not None else "-"
         truth = oracle.get(name, {}).get("c_index")
         table.add_row(name, f"{block['n']} / {block['n_events']}", model, f"{truth:.3f}" if truth is not None else "-")
     console.print(table)
-    if (results.get("model") or {}).get("note"):
-        console.print(f"[yellow]note[/]: {results['model']['note']}")
+    record = results.get("model") or {}
+    if record.get("note") or record.get("not_run"):
+        console.print(f"[yellow]note[/]: no model was fitted: {record.get('note') or record['not_run']}")
     console.print(f"report: [bold]{run_dir / 'report.pdf'}[/]\nrun folder: {run_dir}")
 
 
@@ -133,6 +158,8 @@ def external(
     out: Path | None = typer.Option(None, "--out", help="run folder (default: runs/<study>-<time>)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     workers: int = typer.Option(1, "--workers", min=1, help="parallel processes for per-case work"),
+    cluster: str | None = typer.Option(None, "--cluster", help="local | dask:N | tcp://host:port (a Dask "
+                                       "scheduler); default: the protocol's execution.cluster, else local"),
 ) -> None:
     """Apply a frozen model unchanged to another cohort: discrimination, calibration, risk groups, case mix."""
     from studyrunner.external.run import validate_externally
@@ -146,7 +173,9 @@ def external(
         _fail(f"invalid protocol\n{exc}", 2)
         return
     _announce(loaded.protocol.study, f"external validation [bold]{loaded.protocol.study.name}[/] of {model}")
-    run_dir = _with_progress(lambda sink: validate_externally(model, loaded, RunOptions(out, device, workers), sink))
+    spec = _cluster_spec(cluster, loaded.protocol.execution.cluster)
+    run_dir = _with_progress(lambda sink: _on_cluster(
+        spec, sink, lambda: validate_externally(model, loaded, RunOptions(out, device, workers, spec), sink)))
     results = json.loads((run_dir / "results.json").read_text())
     for name, block in results["external"]["models"].items():
         c = block["c_index"]

@@ -605,6 +605,21 @@ class ReportSection(_Strict):
                                                                 "set beside this run's in the report")
 
 
+# --- execution -----------------------------------------------------------------------
+
+# local | dask:N | a Dask scheduler address (studyrunner.cluster parses it).
+CLUSTER_SPEC_PATTERN = r"^(local|dask:[1-9][0-9]*|(tcp|tls|ucx)://[^\s:/]+:[0-9]+)$"
+
+
+class ExecutionSection(_Strict):
+    """Where per-case work runs by default; ``--cluster`` on the command line wins. The
+    numbers do not depend on it, so no stage's fingerprint covers it."""
+
+    cluster: str = Field("local", pattern=CLUSTER_SPEC_PATTERN, description=(
+        "local (this machine's process pool, --workers), dask:N (a Dask LocalCluster of N worker "
+        "processes) or tcp://host:port (an existing Dask scheduler; the inputs on a shared filesystem)"))
+
+
 # --- the protocol --------------------------------------------------------------------
 
 class Protocol(_Strict):
@@ -617,6 +632,7 @@ class Protocol(_Strict):
     predictors: PredictorsSection = PredictorsSection()
     statistics: StatisticsSection
     report: ReportSection
+    execution: ExecutionSection = ExecutionSection()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Protocol:
@@ -738,6 +754,7 @@ class ExternalValidationProtocol(_Strict):
     preprocessing: PreprocessingSection = PreprocessingSection()
     validation: ExternalValidationPlan
     report: ReportSection
+    execution: ExecutionSection = ExecutionSection()
 
     @model_validator(mode="after")
     def _endpoint(self) -> ExternalValidationProtocol:

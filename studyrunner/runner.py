@@ -11,6 +11,10 @@ each stage's protocol sections, the stages it reads from and its entry module: t
 given a protocol in which only those sections can be read, and its fingerprint covers those
 sections, its code (the modules its entry imports) and its input files.
 
+When no patient is left to analyse (every case excluded), the stages after the features are
+skipped, each with the reason: results.json records their sections as not run, and the report
+and the manifest are still written; the run is a result (exit code 0), not an error.
+
 The run folder also holds ``results.json`` (every number the report shows),
 ``manifest.json`` (protocol and input hashes, versions, seed, stage timings) and ``logs/``.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +68,9 @@ FEATURE_TABLES = StageSpec("radiomics", ("cohort.id_column", "cohort.feature_tab
                                          "cohort.feature_table_second_reader"), ("cohort",),
                            "studyrunner.radiomics.feature_table")
 IMAGE_COLUMNS = ("image", "mask", "mask_reader2")
+# The stages after the features: skipped, each with the reason, when no patient is left to analyse.
+ANALYSIS_STAGES = ("deep", "statistics", "explanations", "model")
+CNN_STAGES = ("deep", "explanations")
 
 
 @dataclass
@@ -70,6 +78,7 @@ class RunOptions:
     out_dir: Path | None = None
     device: str = "auto"
     workers: int = 1
+    cluster: str = "local"  # studyrunner.cluster: local | dask:N | tcp://host:port
 
 
 class ProgressSink(Protocol):
@@ -126,6 +135,7 @@ class StudyRun:
         self.device = "cpu"
         self.inputs: list[Path] = []
         self.image_files: list[Path] = []
+        self.skipped: dict[str, str] = {}
 
     def stage(self, spec: StageSpec, work: Callable[[Any, Path], None],
               inputs: Sequence[Path] = (), settings: Sequence[Any] = ()) -> StageRecord:
@@ -140,6 +150,17 @@ class StudyRun:
         record = self.folder.run_stage(spec.name, fingerprint, lambda stage_dir: work(view, stage_dir))
         self.sink.stage(spec.name, record.reused, record.seconds)
         return record
+
+    def skip(self, name: str, reason: str) -> None:
+        """A stage that cannot run: its reason is kept (results.json, manifest.json, the log and
+        the terminal) and its folder from an earlier run is removed, since its files describe
+        other inputs."""
+        stage_dir = self.folder.stage_dir(name)
+        if stage_dir.exists():
+            shutil.rmtree(stage_dir)
+        self.skipped[name] = reason
+        log.warning("stage %s: not run: %s", name, reason)
+        self.sink.note(f"- {name:<11} not run: {reason}")
 
     def read_csv(self, relative: str) -> pd.DataFrame:
         return pd.read_csv(self.run_dir / relative, dtype={"patient_id": str})
@@ -189,6 +210,7 @@ class StudyRun:
             "environment": environment,
             "stages": {name: {"fingerprint": rec.fingerprint, "seconds": round(rec.seconds, 3), "reused": rec.reused}
                        for name, rec in self.folder.records.items()},
+            "not_run": dict(self.skipped),
         }
 
     @contextmanager
@@ -217,7 +239,8 @@ class DevelopmentRun(StudyRun):
 
         def work(view: LoadedProtocol, stage_dir: Path) -> None:
             extract_features(view.protocol, usable, stage_dir, self.run_dir / "cache" / "radiomics",
-                             self.options.workers, self.sink.task("Extracting radiomics features"))
+                             self.options.workers, self.sink.task("Extracting radiomics features"),
+                             cluster=self.options.cluster)
 
         self.stage(STAGES["radiomics"], work)
 
@@ -235,6 +258,26 @@ class DevelopmentRun(StudyRun):
             import_feature_tables(tables, view.protocol.cohort.id_column, clinical["patient_id"].tolist(), stage_dir)
 
         self.stage(FEATURE_TABLES, work, list(tables.values()))
+
+    def analyse(self, usable: pd.DataFrame) -> None:
+        """The CNNs, the statistics, their explanations and the frozen model; when no patient
+        is left to analyse (``statistics.stage.nothing_to_analyse``), each is skipped with the reason."""
+        from studyrunner.statistics.stage import nothing_to_analyse
+
+        protocol = self.development.protocol
+        deep_learning = protocol.predictors.deep_learning.enabled
+        reason = nothing_to_analyse(self.run_dir, protocol.cohort.split.training)
+        if reason is not None:
+            for name in ANALYSIS_STAGES:
+                if deep_learning or name not in CNN_STAGES:
+                    self.skip(name, reason)
+            return
+        if deep_learning:
+            self.deep(usable)
+        self.statistics()
+        if deep_learning:
+            self.explanations(usable)
+        self.model()
 
     def deep(self, usable: pd.DataFrame) -> None:
         """Train and score the CNNs (on the GPU when there is one)."""
@@ -276,7 +319,7 @@ class DevelopmentRun(StudyRun):
         from studyrunner.results import assemble_results
 
         results = assemble_results(self.development, self.run_dir, environment, self.folder.timings(),
-                                   self.run_dir.name)
+                                   self.run_dir.name, self.skipped)
         results = results.dated_as(previous_results(self.run_dir))
         write_json(self.run_dir / "results.json", results.to_json())
         templates = sorted(p for p in repo_folder("reports", "STUDYRUNNER_REPORTS").rglob("*") if p.is_file())
@@ -290,7 +333,6 @@ class DevelopmentRun(StudyRun):
 def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | None = None) -> Path:
     """Run the whole study; return the run folder."""
     run = DevelopmentRun(loaded, options, sink or SilentSink())
-    deep_learning = loaded.protocol.predictors.deep_learning.enabled
     with run.logged():
         run.device = resolve_device(options.device)
         if loaded.protocol.study.synthetic:
@@ -304,12 +346,7 @@ def run_study(loaded: LoadedProtocol, options: RunOptions, sink: ProgressSink | 
         else:
             usable = clinical
             run.feature_tables(clinical)
-        if deep_learning:
-            run.deep(usable)
-        run.statistics()
-        if deep_learning:
-            run.explanations(usable)
-        run.model()
+        run.analyse(usable)
         environment = environment_report()
         run.report(environment)
         write_json(run.run_dir / "manifest.json", run.manifest(environment))

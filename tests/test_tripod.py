@@ -81,7 +81,7 @@ def tag_pages(pdf: Path) -> dict[str, set[int]]:
 def checklist_rows(pages: list[str]) -> dict[str, dict[str, Any]]:
     """The checklist table read back from the layout text: item -> {"pages": [...], "todo": bool}.
     A row starts with its item code in the first column and ends with its page number(s)."""
-    start = next(i for i, page in enumerate(pages) if "items to be completed by the authors" in page)
+    start = next(i for i, page in enumerate(pages) if "TRIPOD+AI checklist: where this report addresses" in page)
     rows: dict[str, dict[str, Any]] = {}
     last = None
     codes = {item for item, _, _ in TRIPOD_AI_ITEMS}

@@ -110,7 +110,8 @@ class ExternalRun(StudyRun):
         params = extraction_params(bundle)
         self.stage(EXTERNAL_STAGES["radiomics"], lambda view, stage_dir: extract_with_params(
             params, usable, stage_dir, self.run_dir / "cache" / "radiomics", self.options.workers,
-            self.sink.task("Extracting the model's radiomics features")), settings=[bundle.content_sha256])
+            self.sink.task("Extracting the model's radiomics features"), cluster=self.options.cluster),
+            settings=[bundle.content_sha256])
 
     def scores(self, clinical: pd.DataFrame) -> None:
         """The frozen model's linear predictor and risk group of every patient (external/scores.csv)."""

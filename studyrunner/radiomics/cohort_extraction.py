@@ -37,6 +37,7 @@ def extract_cohort(
     cache_dir: Path,
     workers: int = 1,
     progress: Progress | None = None,
+    cluster: str = "local",
 ) -> CohortFeatures:
     """Features of every case, cached per case; the image of a case is prepared once.
 
@@ -53,8 +54,10 @@ def extract_cohort(
     A case whose cache file exists is not recomputed (its key covers the settings, the
     PyRadiomics version, the image and every mask file); a case with a failed mask is not
     cached. ``workers > 1`` runs whole cases in that many spawned processes (largest
-    masks first). ``progress(done, total)`` is called once the cache has been looked up
-    and after each computed case.
+    masks first); ``cluster`` (``dask:N``, a scheduler address) runs them as tasks of a
+    Dask cluster instead (:mod:`studyrunner.cluster`), the cache still read and written
+    here. ``progress(done, total)`` is called once the cache has been looked up and after
+    each computed case.
     """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -75,7 +78,7 @@ def extract_cohort(
         progress(done, len(cohort))
     by_id = {case.patient_id: case for case in pending}
     files = [CaseFiles(case.patient_id, case.image_path, case.mask_paths) for case in pending]
-    for patient_id, features, reasons in run_cases(files, params, workers):
+    for patient_id, features, reasons in run_cases(files, params, workers, cluster):
         case = by_id[patient_id]
         reasons = {**case.unreadable, **reasons}
         reasons = {name: reasons[name] for name in case.mask_names if name in reasons}

@@ -35,20 +35,23 @@ def params_from_protocol(protocol: Protocol) -> dict:
 
 
 def extract_features(protocol: Protocol, cases: pd.DataFrame, stage_dir: Path, cache_dir: Path,
-                     workers: int, progress: Callable[[int, int], None] | None = None) -> None:
+                     workers: int, progress: Callable[[int, int], None] | None = None, cluster: str = "local") -> None:
     """Extract features for ``cases`` (columns patient_id, image, mask[, mask_reader2]).
 
     The second reader's mask is extracted only when the statistics plan has a
     reproducibility filter; the image of a case is then prepared once for both masks.
     A first-reader failure excludes the patient; a second-reader failure only leaves the
-    patient out of the ICC, and is recorded in ``reader2_failures.json``.
+    patient out of the ICC, and is recorded in ``reader2_failures.json``. ``cluster``: where
+    the cases are computed (:mod:`studyrunner.cluster`); the outputs do not depend on it.
     """
     second = protocol.statistics.reproducibility is not None
-    extract_with_params(params_from_protocol(protocol), cases, stage_dir, cache_dir, workers, progress, second)
+    extract_with_params(params_from_protocol(protocol), cases, stage_dir, cache_dir, workers, progress, second,
+                        cluster)
 
 
 def extract_with_params(params: dict, cases: pd.DataFrame, stage_dir: Path, cache_dir: Path, workers: int,
-                        progress: Callable[[int, int], None] | None = None, second_reader: bool = False) -> None:
+                        progress: Callable[[int, int], None] | None = None, second_reader: bool = False,
+                        cluster: str = "local") -> None:
     """The radiomics stage's outputs (module docstring) for ``cases`` under ``params``; the
     second reader's masks are extracted when ``second_reader`` and the cases have them."""
     write_params_file(params, stage_dir / "params.yaml")
@@ -59,7 +62,8 @@ def extract_with_params(params: dict, cases: pd.DataFrame, stage_dir: Path, cach
         if second and isinstance(case.mask_reader2, str) and case.mask_reader2:
             masks["reader2"] = Path(case.mask_reader2)
         items.append((case.patient_id, Path(case.image), masks))
-    tables, failures = extract_cohort(items, params, cache_dir, workers=workers, progress=progress)
+    tables, failures = extract_cohort(items, params, cache_dir, workers=workers, progress=progress,
+                                     cluster=cluster)
     for reader, table in tables.items():
         table.index.name = "patient_id"
         name = "features.csv" if reader == "reader1" else f"features_{reader}.csv"

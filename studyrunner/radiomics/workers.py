@@ -7,6 +7,7 @@ is returned as a reason per mask, never raised, so one case never stops the othe
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ from typing import Any
 import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
+from studyrunner.cluster import LOCAL, cluster_session
 from studyrunner.imaging.io import read_image
 from studyrunner.radiomics.execution import extract_masks_with, failure_reason
 from studyrunner.radiomics.parameters import build_extractor
@@ -35,14 +37,20 @@ class CaseFiles:
     mask_paths: Mapping[str, Path]
 
 
-def run_cases(cases: list[CaseFiles], params: Mapping[str, Any], workers: int) -> Iterator[CaseResult]:
+def run_cases(cases: list[CaseFiles], params: Mapping[str, Any], workers: int,
+              cluster: str = LOCAL) -> Iterator[CaseResult]:
     """Yield each case's result as it finishes.
 
     ``workers > 1`` (and more than one case) runs whole cases in that many spawned
     processes, each building its extractor once, the largest cases first; SimpleITK's
-    threads are shared out between the workers.
+    threads are shared out between the workers. ``cluster`` other than ``local`` runs
+    them as tasks of that Dask cluster instead (:mod:`studyrunner.cluster`; ``workers``
+    is then the cluster's), the largest cases first too.
     """
     if not cases:
+        return
+    if cluster != LOCAL:
+        yield from _run_on_cluster(cases, params, cluster)
         return
     if workers <= 1 or len(cases) == 1:
         extractor = build_extractor(params)
@@ -50,9 +58,7 @@ def run_cases(cases: list[CaseFiles], params: Mapping[str, Any], workers: int) -
             yield extract_case_files(extractor, case)
         return
     workers = min(workers, len(cases))
-    # Largest cases first (mask file bytes as the measure of work), so that no worker is
-    # left with a large case at the end while the others are idle.
-    ordered = sorted(cases, key=work_estimate, reverse=True)
+    ordered = largest_first(cases)
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -83,6 +89,25 @@ def extract_case_files(extractor: RadiomicsFeatureExtractor, case: CaseFiles) ->
     return case.patient_id, features, reasons
 
 
+def largest_first(cases: list[CaseFiles]) -> list[CaseFiles]:
+    """Largest cases first (mask file bytes as the measure of work), so that no worker is
+    left with a large case at the end while the others are idle."""
+    return sorted(cases, key=work_estimate, reverse=True)
+
+
+def _run_on_cluster(cases: list[CaseFiles], params: Mapping[str, Any], cluster: str) -> Iterator[CaseResult]:
+    """The cases as tasks of a Dask cluster; each worker builds its extractor once. A case
+    whose task kept killing its workers is a failure of that case, like any other."""
+    with cluster_session(cluster) as executor:
+        assert executor is not None  # cluster is not local
+        first = cases[0]
+        executor.check_paths([first.image_path, *first.mask_paths.values()])
+        threads = executor.worker_threads()
+        yield from executor.map_unordered(
+            _extract_on_cluster_worker, largest_first(cases), dict(params), threads,
+            on_lost=lambda case, error: (case.patient_id, {}, dict.fromkeys(case.mask_paths, failure_reason(error))))
+
+
 def work_estimate(case: CaseFiles) -> int:
     """Bytes of the case's mask files (every file of a DICOM folder): a proxy for its work."""
     total = 0
@@ -105,3 +130,19 @@ def _init_worker(params: Mapping[str, Any], threads: int) -> None:
 def _extract_in_worker(case: CaseFiles) -> CaseResult:
     assert _worker_extractor is not None, "worker not initialised"
     return extract_case_files(_worker_extractor, case)
+
+
+# Dask worker state: one extractor per worker process and settings (see _extract_on_cluster_worker).
+_cluster_extractors: dict[str, RadiomicsFeatureExtractor] = {}
+
+
+def _extract_on_cluster_worker(params: dict[str, Any], threads: Mapping[str, int], case: CaseFiles) -> CaseResult:
+    """A Dask task: the case with this worker's extractor, built on its first task (a
+    restarted worker builds it again) with its share of the host's cores for SimpleITK."""
+    key = json.dumps(params, sort_keys=True, default=str)
+    if key not in _cluster_extractors:
+        from distributed import get_worker
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads.get(get_worker().address, 1))
+        _cluster_extractors[key] = build_extractor(params)
+    return extract_case_files(_cluster_extractors[key], case)

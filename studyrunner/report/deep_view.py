@@ -240,7 +240,28 @@ def headline_view(results: Results) -> dict[str, Any] | None:
 def deep_context(results: Results) -> dict[str, Any]:
     """The template variables of the CNN sections (and the summary's headline result)."""
     return {**cnn_context(results), "headline": headline_view(results),
-            "unknown_categories": unknown_categories(results.table_one)}
+            "unknown_categories": unknown_categories(results.table_one),
+            "covariate_labels": covariate_labels(results)}
+
+
+def covariate_labels(results: Results) -> dict[str, str]:
+    """Display names of the clinical Cox covariates and subgroup columns: Table 1's label of
+    the column where it has one ("ECOG performance status"), else the figures' label (a CNN
+    score by its label, "tumour_size" -> "Tumour size"); the same names as in the figures."""
+    from studyrunner.report.figures.labels import covariate_label  # here: the figures package imports this module
+
+    risk = results.risk_scores
+    columns: dict[str, None] = {}
+    if risk is not None:
+        if risk.clinical_cox is not None:
+            columns.update(dict.fromkeys(r.covariate for r in risk.clinical_cox.univariate))
+        columns.update(dict.fromkeys(risk.subgroups))
+        for block in (risk.response or {}).values():
+            columns.update(dict.fromkeys(block.subgroups))
+    table_one = results.table_one
+    known = ({v.column: v.label for v in table_one.variables if v.label}
+             if table_one is not None and not isinstance(table_one, NotRun) else {})
+    return {c: known.get(c) or covariate_label(risk, c) for c in columns}
 
 
 def cnn_context(results: Results) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from studyrunner.protocol import ReportSection
@@ -95,12 +96,13 @@ def validation_view(validation: Validation) -> dict[str, Any]:
             "n_warning": counts["warning"]}
 
 
-def table_one_view(table_one: TableOne) -> dict[str, Any]:
+def table_one_view(table_one: TableOne, endpoints: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Table 1 layout facts.
 
     Keys: ``wide`` (needs a landscape page: more than five value columns), ``tests`` (one
     {"type", "tests"} line per variable type for the footnote), ``missing`` (per variable with
-    missing values in the first group: {"label", "n"}).
+    missing values in the first group: {"label", "n"}), ``time_digits`` (decimals of each
+    time-to-event column's medians: none for an endpoint timed in days, else one).
     """
     groups = list(table_one.groups)
     tests: dict[str, set[str]] = {}
@@ -115,7 +117,9 @@ def table_one_view(table_one: TableOne) -> dict[str, Any]:
                 missing.append({"label": variable.label or variable.column, "n": first.missing})
     return {"wide": len(groups) + len(table_one.comparisons) > 5,
             "tests": [{"type": t, "tests": ", ".join(sorted(names))} for t, names in sorted(tests.items())],
-            "missing": missing}
+            "missing": missing,
+            "time_digits": {getattr(e, "time", None): 0 if getattr(e, "unit", None) == "days" else 1
+                            for e in (endpoints or {}).values() if getattr(e, "time", None)}}
 
 
 def sample_size_view(results: Results) -> dict[str, Any] | None:
@@ -161,6 +165,7 @@ def learner_view(selection: Selection) -> dict[str, Any]:
     Keys: ``learners`` (rows in the registry's order: {"name", "label", "method", "package",
     "package_ran" (the implementation string names the package), "implementation", "error",
     "package_error" (the installed package stopped with it and the stand-in ran),
+    "own_stand_in" (the implementation that ran is studyrunner's own, not another package's),
     "ran", "n_features", "features"}), ``n_ran``, ``failed`` (rows with an error),
     ``combined`` (rows {"feature", "votes"}: how many learners chose each combined feature),
     ``stand_ins`` (rows where another implementation replaced the named package), ``venn`` (the
@@ -179,7 +184,8 @@ def learner_view(selection: Selection) -> dict[str, Any]:
                      "package_error": record.package_error,
                      "ran": not record.error, "n_features": len(record.features), "features": record.features,
                      "package_ran": bool(package and implementation
-                                         and implementation.lower().startswith(package.lower()))})
+                                         and implementation.lower().startswith(package.lower())),
+                     "own_stand_in": bool(implementation and implementation.lower().startswith("studyrunner"))})
     votes = Counter(f for row in rows if row["ran"] for f in row["features"])
     n_ran = sum(row["ran"] for row in rows)
     return {"learners": rows, "n_ran": n_ran, "venn": uses_venn(n_ran),
@@ -381,7 +387,7 @@ def build_context(results: Results, figures: dict[str, str], css: str) -> dict[s
         "validation": validation,
         "validation_view": validation_view(validation) if validation else None,
         "table_one": table_one,
-        "table_one_view": table_one_view(table_one) if table_one else None,
+        "table_one_view": table_one_view(table_one, endpoints) if table_one else None,
         "radiomics": section(results, "radiomics"),
         "model": section(results, "model"),
         "evaluation": evaluation,
@@ -431,7 +437,7 @@ def signature_context(results: Results, evaluation: dict[str, CohortEvaluation])
         "cv_rows": cv_rows,
         "cv_by_time": {time_key(row["time"]): row for row in cv_rows},
         "cv_calibration_rows": apparent_and_cross_validated(training, cv) if signature else [],
-        "eval_parts": evaluation_parts(evaluation) if signature else {},
+        "eval_parts": evaluation_parts(evaluation) if evaluation else {},
         "maxstat_pmethod": MAXSTAT_PMETHODS.get(str(cutoff.pmethod), cutoff.pmethod) if cutoff else None,
         "model_aic": model_aic(model) if model else None,
         "auc_digits": AUC_DIGITS,

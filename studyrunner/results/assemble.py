@@ -8,6 +8,7 @@ run at this point, naming the record and the key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,15 @@ import pandas as pd
 
 from studyrunner import __version__
 from studyrunner.paths import shareable_path, shareable_text
-from studyrunner.protocol import AnyLoaded, LoadedProtocol, SplitSection, StatisticsSection
+from studyrunner.protocol import AnyLoaded, LoadedProtocol, Protocol, SplitSection, StatisticsSection
 from studyrunner.results.flags import compute_flags
 from studyrunner.results.models import Results
 from studyrunner.results.published import published_features
 from studyrunner.run_folder import read_json
 
 SCREENING_ROWS_SHOWN = 15
+# The sections the statistics stage writes, recorded as not run when the runner skipped it.
+STATISTICS_SECTIONS = ("table_one", "model", "evaluation", "oracle", "tripod")
 
 
 def _maybe(path: Path) -> Any:
@@ -153,25 +156,47 @@ def selection_section(run_dir: Path, plan: StatisticsSection, n_candidates: int 
 
 
 def assemble_results(loaded: LoadedProtocol, run_dir: Path, environment: dict, timings: dict[str, float],
-                     run_id: str) -> Results:
+                     run_id: str, skipped: Mapping[str, str] | None = None) -> Results:
     """The run's results, validated, with the flags of ``results.flags`` (see ``Results.to_json``
-    for what is written)."""
-    results = Results.model_validate(results_record(loaded, run_dir, environment, timings, run_id))
+    for what is written). ``skipped``: the stages the runner did not run, with the reason; the
+    sections of a skipped statistics stage are NotRun records carrying it."""
+    record = results_record(loaded, run_dir, environment, timings, run_id)
+    if skipped and "statistics" in skipped:
+        record.update(skipped_statistics(loaded.protocol.statistics, skipped["statistics"]))
+    results = Results.model_validate(record)
     return results.model_copy(update={"flags": compute_flags(results)})
 
 
-def results_record(loaded: LoadedProtocol, run_dir: Path, environment: dict, timings: dict[str, float],
-                   run_id: str) -> dict[str, Any]:
-    """results.json as plain JSON types, from the protocol and the stages' files."""
-    protocol = loaded.protocol
+def skipped_statistics(plan: StatisticsSection, reason: str) -> dict[str, Any]:
+    """The statistics sections of a run whose statistics stage could not run, each ``{"not_run":
+    reason}``; a signature study's own sections only when the plan has them (their presence is
+    what marks a signature study, ``report.views.signature_study``)."""
+    keys = [*STATISTICS_SECTIONS, *(["reproducibility"] if plan.reproducibility is not None else []),
+            *(["selection", "cross_validation"] if plan.selection is not None else [])]
+    return {key: {"not_run": reason} for key in keys}
+
+
+def evaluation_section(run_dir: Path, protocol: Protocol, model: dict[str, Any] | None) -> dict[str, Any]:
+    """The per-cohort evaluation of the radiomics model (statistics/evaluation.json), labelled;
+    ``{"not_run": why}`` when no cohort was evaluated because no model was fitted."""
     evaluation = _maybe(run_dir / "statistics" / "evaluation.json") or {}
+    if not evaluation and model is not None and not model["coefficients"]:
+        return {"not_run": f"no model was fitted ({model.get('note') or 'no feature entered the model'})"}
     cohort_labels = {"training": "Training cohort", "test": "Test cohort"}
     for name, block in evaluation.items():
         block.setdefault("cohort_label", cohort_labels.get(name, name))
         block.setdefault("time_unit", protocol.primary_endpoint().unit)
         if "time_roc" in block:
             block["time_roc"].setdefault("time_unit", block["time_unit"])
+    return evaluation
+
+
+def results_record(loaded: LoadedProtocol, run_dir: Path, environment: dict, timings: dict[str, float],
+                   run_id: str) -> dict[str, Any]:
+    """results.json as plain JSON types, from the protocol and the stages' files."""
+    protocol = loaded.protocol
     model = model_section(run_dir, protocol.statistics, environment["r_packages"])
+    evaluation = evaluation_section(run_dir, protocol, model)
     radiomics = _maybe(run_dir / "radiomics" / "summary.json")
     if radiomics is not None and (run_dir / "radiomics" / "params.yaml").exists():
         import yaml

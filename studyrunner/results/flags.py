@@ -207,8 +207,11 @@ def optimised_cutoff(results: Results) -> list[Flag]:
     flags = []
     model = results.model
     cutoffs = []
+    naive: dict[str, float | None] = {}  # target: the training log-rank p when the cut-off record has none
     if model is not None and not isinstance(model, NotRun) and model.cutoff is not None:
         cutoffs.append(("discrimination", "evaluation:training", "Radiomics Cox model", model.cutoff))
+        training = results.evaluation.get("training") if isinstance(results.evaluation, dict) else None
+        naive["evaluation:training"] = training.logrank_p if training is not None else None
     if results.risk_scores is not None:
         cutoffs.extend(("deep-scores", f"score:{name}:training", block.label, block.cutoff)
                        for name, block in results.risk_scores.scores.items())
@@ -216,10 +219,12 @@ def optimised_cutoff(results: Results) -> list[Flag]:
         if cutoff.p_value is None:
             continue
         searched = f" over {fmt_int(cutoff.n_cutoffs)} cut-offs" if cutoff.n_cutoffs else ""
+        p_naive = cutoff.p_naive if cutoff.p_naive is not None else naive.get(target)
+        unadjusted = f" (unadjusted {fmt_p_eq(p_naive)})" if p_naive is not None else ""
         flags.append(Flag(code="optimised_cutoff", severity="note", section=section, target=target,
                           message=f"{label}, training cohort: the cut-off was chosen on these patients to maximise "
                                   f"the separation; the log-rank p corrected for the search{searched} is "
-                                  f"{fmt_p_eq(cutoff.p_value)} (unadjusted {fmt_p_eq(cutoff.p_naive)}), and the "
+                                  f"{fmt_p_eq(cutoff.p_value)}{unadjusted}, and the "
                                   "training hazard ratio is optimistic"))
     return flags
 

@@ -9,13 +9,14 @@ the second reader's, when there is one) and, with CNN predictors, deep/. Writes 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from studyrunner.protocol import LoadedProtocol, TimeToEventEndpoint
-from studyrunner.run_folder import write_json
+from studyrunner.run_folder import read_json, write_json
 from studyrunner.statistics.cohorts import default_km_times
 from studyrunner.statistics.radiomics_model.stage import develop_and_evaluate
 from studyrunner.statistics.table_one import table_one
@@ -37,6 +38,32 @@ def truth_file(loaded: LoadedProtocol) -> Path | None:
 def read_table(path: Path) -> pd.DataFrame | None:
     """A per-patient CSV of an earlier stage, or None when the stage did not write it."""
     return pd.read_csv(path, dtype={"patient_id": str}) if path.is_file() else None
+
+
+def nothing_to_analyse(run_dir: Path, training: Sequence[str]) -> str | None:
+    """Why the statistics stage cannot run on the run in ``run_dir``, or None when it can: no
+    patient has radiomics features (each excluded case is in the participant flow with its
+    reason), or none of those who have them is in the training partitions."""
+    features = read_table(run_dir / "radiomics" / "features.csv")
+    if features is None or features.empty:
+        summary = read_json(run_dir / "cohort" / "summary.json")
+        excluded = Counter(e["stage"] for stage in ("images", "radiomics")
+                           for e in (read_table_json(run_dir / stage / "exclusions.json")))
+        by_stage = ", ".join(f"{n} at the {stage} stage" for stage, n in excluded.items())
+        return (f"no patient is left to analyse: of {summary['n_eligible']} eligible patients, "
+                f"{sum(excluded.values())} were excluded ({by_stage or 'none listed'}) and none has "
+                "radiomics features; the participant flow lists each exclusion with its reason")
+    clinical = pd.read_csv(run_dir / "cohort" / "clinical.csv", dtype={"patient_id": str})
+    kept = clinical[clinical["patient_id"].isin(features["patient_id"])]
+    if not kept["partition"].isin(training).any():
+        return (f"no patient left to analyse is in the training partitions ({', '.join(training)}): "
+                "no model can be developed")
+    return None
+
+
+def read_table_json(path: Path) -> list:
+    """A JSON list an earlier stage wrote (exclusions), empty when the stage did not write it."""
+    return read_json(path) if path.is_file() else []
 
 
 def run_statistics(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path, workers: int = 1,

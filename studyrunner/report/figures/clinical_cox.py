@@ -38,7 +38,9 @@ FOREST_CLIP = (0.001, 1000.0)
 def forest_rows(risk: RiskScores | None, clinical_cox: ClinicalCox | None) -> list[dict[str, Any]]:
     """Rows of the forest plot, univariate block then multivariable block: {"model", "label",
     "indent", "hr", "lower", "upper", "p"}; a heading row per block and per categorical
-    covariate ("Histology (vs reference)") has no HR, its levels are indented below it."""
+    covariate ("Histology (vs reference)") has no HR, its levels are indented below it.
+    A numeric covariate with a per-SD hazard ratio is drawn per SD ("Age, per SD"), as in the
+    table; a term fixed by construction has no HR, only the ``note`` "by construction"."""
     rows: list[dict[str, Any]] = []
     if clinical_cox is None:
         return rows
@@ -54,8 +56,16 @@ def forest_rows(risk: RiskScores | None, clinical_cox: ClinicalCox | None) -> li
                     rows.append({"model": model, "label": f"{label} (vs {r.reference})", "indent": 1, "hr": None})
                 label = str(r.level)
             previous = r.covariate
-            rows.append({"model": model, "label": label, "indent": 2 if r.level is not None else 1,
-                         "hr": r.hr, "lower": r.hr_lower, "upper": r.hr_upper, "p": r.p})
+            indent = 2 if r.level is not None else 1
+            if r.by_construction:
+                rows.append({"model": model, "label": label, "indent": indent, "hr": None,
+                             "note": "by construction, not a finding"})
+            elif r.hr_per_sd is not None:
+                rows.append({"model": model, "label": f"{label}, per SD", "indent": indent, "hr": r.hr_per_sd,
+                             "lower": r.hr_per_sd_lower, "upper": r.hr_per_sd_upper, "p": r.p})
+            else:
+                rows.append({"model": model, "label": label, "indent": indent,
+                             "hr": r.hr, "lower": r.hr_lower, "upper": r.hr_upper, "p": r.p})
     return rows
 
 
@@ -81,6 +91,9 @@ def draw_forest(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
             ax.text(0.01 + 0.02 * row["indent"], i, row["label"], transform=labels, ha="left", va="center",
                     fontweight="bold" if row["indent"] == 0 else "normal")
             if row["hr"] is None:
+                if row.get("note"):
+                    ax.text(0.715, i, row["note"], transform=labels, ha="left", va="center", style="italic",
+                            color="#555555")
                 continue
             hr, lo, hi = (min(max(float(v), lo_clip), hi_clip) for v in (row["hr"], row["lower"], row["upper"]))
             ax.plot([lo, hi], [i, i], color=NEUTRAL, lw=1.2)

@@ -124,7 +124,8 @@ def _km_curves(ax: Axes, evaluation: Stratification, groups: Sequence[str], unit
         label = GROUP_LABELS.get(g, g) + group_text(evaluation.groups.get(g), n_at_start)
         if g in medians:
             reached = medians[g].median is not None
-            label += f"\nmedian {fmt_survival_median(medians[g])}" + (f" {unit}" if reached else "")
+            digits = 0 if unit == "days" else 1  # days are whole: "579 (250–NR) days"
+            label += f"\nmedian {fmt_survival_median(medians[g], digits)}" + (f" {unit}" if reached else "")
         ax.step(t, s, where="post", color=colour, label=label)
         if curve.lower and curve.upper:
             _, lo = from_zero(curve.time, curve.lower)

@@ -84,11 +84,15 @@ def draw_signature_figures(results: Results, figures_dir: Path) -> dict[str, Pat
     selection = results.selection
     if recorded(selection) and learner_sets(selection):
         figures["learner_sets"] = draw_learner_sets(selection, figures_dir / "learner_sets.png")
-    for name, ev in evaluated_cohorts(results).items():
+    cohorts = evaluated_cohorts(results)
+    for name, ev in cohorts.items():
         figures.update(_cohort_signature_figures(name, ev, figures_dir))
     cv = results.cross_validation
     if recorded(cv) and cv.times:
-        figures["cross_validation"] = draw_cross_validation(cv, figures_dir / "cross_validation.png")
+        training = cohorts.get("training")
+        training_roc = training.time_roc if training is not None and recorded(training.time_roc) else None
+        withheld = set(training_roc.withheld) if training_roc is not None else set()
+        figures["cross_validation"] = draw_cross_validation(cv, figures_dir / "cross_validation.png", withheld)
     return figures
 
 

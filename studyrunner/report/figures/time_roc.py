@@ -18,12 +18,15 @@ from studyrunner.report.figures.style import (
     TEXT_WIDTH_IN,
     as_float,
     floats,
+    legend_outside,
     roc_axes,
     save,
     time_colour,
 )
 from studyrunner.report.formatting import AUC_DIGITS, ci_label, fmt_int, fmt_num, fmt_time
 from studyrunner.results.models import TimeRoc
+
+LEGEND_LINE_IN = 0.15  # height of one legend line at the legend's font size, with its spacing
 
 
 def draw_time_roc(time_roc: TimeRoc, cohort_label: str, path: Path) -> Path:
@@ -32,11 +35,16 @@ def draw_time_roc(time_roc: TimeRoc, cohort_label: str, path: Path) -> Path:
     marked. Each AUC carries the numbers of cases/controls it compares."""
     unit = time_roc.time_unit or ""
     with plt.rc_context(STYLE):
-        fig, (ax_roc, ax_auc) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 3.0),
+        shown = sum(1 for key in map(time_key, floats(time_roc.times)) if key in time_roc.roc)
+        height = 3.0 + LEGEND_LINE_IN * (shown + 1)  # the legend (title and one line per curve) below the axes
+        fig, (ax_roc, ax_auc) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, height),
                                              gridspec_kw={"width_ratios": [1, 1.15], "wspace": 0.32})
-        fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.15)
+        fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.3 / height,
+                            bottom=(0.5 + LEGEND_LINE_IN * (shown + 1)) / height)
         _roc_curves(ax_roc, time_roc, unit, cohort_label)
         _auc_over_time(ax_auc, time_roc, unit)
+        legend_outside(ax_roc, "below", ncol=1, handlelength=1.6, title="AUC (cases/controls)",
+                       title_fontsize=FONT_SIZE - 1)
         return save(fig, path)
 
 
@@ -66,7 +74,6 @@ def _roc_curves(ax: Axes, time_roc: TimeRoc, unit: str, cohort_label: str) -> No
         ax.plot(floats(curve.fp), floats(curve.tp), color=time_colour(i), lw=1.1,
                 label=f"{fmt_time(t)} {unit}: AUC {fmt_num(auc, AUC_DIGITS)}{counts}")
     roc_axes(ax, "1 \u2212 specificity (false-positive rate)", "Sensitivity (true-positive rate)")
-    ax.legend(loc="lower right", handlelength=1.2, title="AUC (cases/controls)", title_fontsize=FONT_SIZE - 1)
     ax.set_title(cohort_label, loc="left")
 
 

@@ -99,6 +99,8 @@ def develop_model(train: pd.DataFrame, reader2: pd.DataFrame | None, time: str, 
     else:
         model = _screened_cox(z, time, event, plan, normalisation, icc)
     model.features = list(model.coefficients)
+    if not train[event].astype(bool).any():  # the screening's Cox fits have nothing to estimate
+        model.notes.insert(0, f"the training set has no event ({event} is 0 for all {len(train)} patients)")
     return model
 
 

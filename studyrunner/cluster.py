@@ -1,0 +1,203 @@
+"""Where per-case work runs: this machine's process pool, or a Dask cluster.
+
+``--cluster SPEC`` (or the protocol's ``execution.cluster``) names it:
+
+- ``local``: the process pool of :mod:`studyrunner.radiomics.workers` (``--workers``);
+- ``dask:N``: a ``distributed.LocalCluster`` of N worker processes of one thread each,
+  started and stopped by studyrunner;
+- ``tcp://host:port``: the scheduler of an existing cluster (``dask scheduler`` and
+  ``dask worker`` on the nodes, or a dask-jobqueue cluster on SLURM/PBS).
+
+Dask (Rocklin, "Dask: parallel computation with blocked algorithms and task scheduling",
+Proc. 14th Python in Science Conf. 2015:126-132) reschedules the tasks of a worker that
+dies. The workers only compute: each task returns a small record to the driver, which
+alone keeps the cache and writes the run folder. Workers read the inputs from paths they
+must see (a shared filesystem); :meth:`DaskExecutor.check_paths` stops a run at its start
+when one does not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import sysconfig
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from studyrunner.errors import InputError
+from studyrunner.protocol import CLUSTER_SPEC_PATTERN
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+LOCAL = "local"
+SPEC_HELP = "local | dask:N (N worker processes on this machine) | tcp://host:port (an existing Dask scheduler)"
+
+
+class ClusterSpecError(InputError):
+    """A --cluster SPEC (or the protocol's execution.cluster) that names no cluster."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A parsed SPEC: ``n_workers`` for ``dask:N``, ``address`` for a scheduler, neither for local."""
+
+    text: str
+    n_workers: int | None = None
+    address: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.n_workers is None and self.address is None
+
+
+def parse_cluster(text: str) -> ClusterSpec:
+    """``local``, ``dask:N`` (N >= 1) or ``tcp://host:port`` (the protocol schema's
+    :data:`~studyrunner.protocol.CLUSTER_SPEC_PATTERN`); anything else is refused, naming the forms."""
+    spec = text.strip()
+    if not re.fullmatch(CLUSTER_SPEC_PATTERN, spec):
+        raise ClusterSpecError(f"--cluster {text!r} is not a cluster: use {SPEC_HELP}")
+    if spec == LOCAL:
+        return ClusterSpec(LOCAL)
+    if spec.startswith("dask:"):
+        return ClusterSpec(spec, n_workers=int(spec.removeprefix("dask:")))
+    return ClusterSpec(spec, address=spec)
+
+
+class DaskExecutor:
+    """Tasks on a Dask cluster through its client: submit, results as they finish."""
+
+    def __init__(self, client: Any, spec: ClusterSpec):
+        self.client = client
+        self.spec = spec
+
+    def workers(self) -> list[str]:
+        """The addresses of the workers connected now."""
+        return sorted(self.client.scheduler_info()["workers"])
+
+    def worker_threads(self) -> dict[str, int]:
+        """SimpleITK threads per worker: the host's cores shared out between its worker processes."""
+        cores: dict[str, int] = self.client.run(os.cpu_count)
+        hosts = {address: self.client.scheduler_info()["workers"][address]["host"] for address in cores}
+        per_host = {host: sum(1 for h in hosts.values() if h == host) for host in hosts.values()}
+        return {address: max(1, (n or 1) // per_host[hosts[address]]) for address, n in cores.items()}
+
+    def check_paths(self, paths: Sequence[Path]) -> None:
+        """Stop with the worker and the path when a worker cannot see one of ``paths``."""
+        missing: dict[str, list[str]] = self.client.run(_missing_paths, [str(p) for p in paths])
+        for worker, absent in sorted(missing.items()):
+            if absent:
+                raise InputError(
+                    f"Dask worker {worker} cannot see the input {absent[0]}: the workers read the inputs "
+                    f"themselves, so the files must be on a filesystem every worker mounts at the same path")
+
+    def map_unordered(
+        self,
+        function: Callable[..., Result],
+        items: Sequence[Item],
+        *arguments: Any,
+        on_lost: Callable[[Item, BaseException], Result],
+    ) -> Iterator[Result]:
+        """``function(*arguments, item)`` for each item, the first items first (Dask priorities);
+        results in the order they finish. A task whose workers died ``allowed-failures`` times
+        (Dask's ``KilledWorker``) gives ``on_lost(item, error)``: the item itself kills workers."""
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        prefer_own_libpython()
+        futures = {
+            self.client.submit(function, *arguments, item, pure=False, priority=len(items) - index): item
+            for index, item in enumerate(items)
+        }
+        for future in as_completed(futures, loop=self.client.loop):
+            try:
+                yield future.result()
+            except KilledWorker as error:
+                yield on_lost(futures[future], error)
+            finally:
+                future.release()
+
+
+def _missing_paths(paths: Iterable[str]) -> list[str]:
+    """Run on each worker: the paths it cannot see."""
+    return [p for p in paths if not Path(p).exists()]
+
+
+_sessions: dict[str, DaskExecutor] = {}
+
+
+@contextmanager
+def cluster_session(
+    spec: str | ClusterSpec, note: Callable[[str], None] | None = None
+) -> Iterator[DaskExecutor | None]:
+    """The cluster for the duration of the block: None for ``local``; a Dask executor
+    otherwise (a LocalCluster started for ``dask:N``, or the scheduler at the address). A
+    session already open for the same SPEC (the command line opens one per run) is reused."""
+    parsed = spec if isinstance(spec, ClusterSpec) else parse_cluster(spec)
+    if parsed.is_local:
+        yield None
+        return
+    if parsed.text in _sessions:
+        yield _sessions[parsed.text]
+        return
+    client, cluster = _start(parsed)
+    executor = DaskExecutor(client, parsed)
+    _sessions[parsed.text] = executor
+    try:
+        _announce(executor, note or log.info)
+        yield executor
+    finally:
+        del _sessions[parsed.text]
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _start(spec: ClusterSpec) -> tuple[Any, Any]:
+    """(client, LocalCluster or None); a scheduler that does not answer is an input error."""
+    from distributed import Client, LocalCluster
+
+    if spec.n_workers is not None:
+        prefer_own_libpython()
+        cluster = LocalCluster(n_workers=spec.n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=logging.ERROR)
+        return Client(cluster, set_as_default=False), cluster
+    try:
+        client = Client(spec.address, timeout="20s", set_as_default=False)
+    except OSError as error:
+        raise InputError(f"--cluster {spec.text}: no Dask scheduler answers there ({error})") from error
+    return client, None
+
+
+def prefer_own_libpython() -> None:
+    """Put this interpreter's library folder first on LD_LIBRARY_PATH, for the processes it starts.
+
+    Starting R (rpy2) sets LD_LIBRARY_PATH to R's and the system's library folders; a
+    Python started after that with a shared libpython (pyenv's, here) then loads the
+    system's libpython of the same minor version, whose missing symbols stop a Dask worker
+    at ``import ssl``. The nannies of a LocalCluster start (and restart) their workers
+    from this process's environment, so it is set here, before they start and before
+    each batch of tasks (a killed worker is restarted then). This process's own libraries
+    are loaded already: the change reaches only the processes started from now on."""
+    current = os.environ.get("LD_LIBRARY_PATH")
+    if not current or not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        return
+    folders = [str(sysconfig.get_config_var("LIBDIR")), *filter(None, current.split(":"))]
+    os.environ["LD_LIBRARY_PATH"] = ":".join(dict.fromkeys(folders))
+
+
+def _announce(executor: DaskExecutor, note: Callable[[str], None]) -> None:
+    """One line: the cluster, its workers, and the dashboard address when it has one."""
+    info = executor.client.scheduler_info()
+    # a LocalCluster's scheduler runs here: its dashboard's pages need bokeh here
+    served = "dashboard" in info.get("services", {}) and (
+        executor.spec.address is not None or importlib.util.find_spec("bokeh") is not None)
+    dashboard = f"dashboard {executor.client.dashboard_link}" if served else "no dashboard (bokeh is not installed)"
+    note(f"Dask cluster {executor.spec.text}: scheduler {info['address']}, {len(info['workers'])} workers, {dashboard}")
