@@ -38,6 +38,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 LOCAL = "local"
+WORKER_WAIT_SECONDS = 60  # how long an existing scheduler may take to have its first worker
 SPEC_HELP = "local | dask:N (N worker processes on this machine) | tcp://host:port (an existing Dask scheduler)"
 
 
@@ -78,14 +79,11 @@ class DaskExecutor:
         self.client = client
         self.spec = spec
 
-    def workers(self) -> list[str]:
-        """The addresses of the workers connected now."""
-        return sorted(self.client.scheduler_info()["workers"])
-
     def worker_threads(self) -> dict[str, int]:
         """SimpleITK threads per worker: the host's cores shared out between its worker processes."""
         cores: dict[str, int] = self.client.run(os.cpu_count)
-        hosts = {address: self.client.scheduler_info()["workers"][address]["host"] for address in cores}
+        workers = self.client.scheduler_info()["workers"]
+        hosts = {address: workers[address]["host"] for address in cores}
         per_host = {host: sum(1 for h in hosts.values() if h == host) for host in hosts.values()}
         return {address: max(1, (n or 1) // per_host[hosts[address]]) for address, n in cores.items()}
 
@@ -132,6 +130,17 @@ def _missing_paths(paths: Iterable[str]) -> list[str]:
 
 _sessions: dict[str, DaskExecutor] = {}
 
+LOCAL_CLUSTER_CONFIG = {
+    # Dask's nannies put MALLOC_TRIM_THRESHOLD_ and OMP/MKL/OPENBLAS_NUM_THREADS=1 into this
+    # process's environment before starting a worker; with them extraction took 12% longer
+    # (benchmarks/dask.md). The workers get the local pool's environment instead.
+    "distributed.nanny.pre-spawn-environ": {},
+    # One task per worker thread, none queued on the worker: when a worker dies, only the
+    # case it was computing is suspected (Dask's allowed-failures), never a case queued
+    # behind it (found by test_a_case_that_kills_every_worker_it_runs_on_is_excluded...).
+    "distributed.scheduler.worker-saturation": 1.0,
+}
+
 
 @contextmanager
 def cluster_session(
@@ -165,14 +174,23 @@ def _start(spec: ClusterSpec) -> tuple[Any, Any]:
     from distributed import Client, LocalCluster
 
     if spec.n_workers is not None:
+        import dask
+
         prefer_own_libpython()
-        cluster = LocalCluster(n_workers=spec.n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
+            cluster = LocalCluster(n_workers=spec.n_workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", silence_logs=logging.ERROR)
         return Client(cluster, set_as_default=False), cluster
     try:
         client = Client(spec.address, timeout="20s", set_as_default=False)
     except OSError as error:
         raise InputError(f"--cluster {spec.text}: no Dask scheduler answers there ({error})") from error
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+    except TimeoutError as error:
+        client.close()
+        raise InputError(f"--cluster {spec.text}: the scheduler has no worker "
+                         f"(none joined within {WORKER_WAIT_SECONDS} s)") from error
     return client, None
 
 

@@ -206,6 +206,7 @@ class StudyRun:
             "images": {"n_files": len(self.image_files), "sha256_of_hashes": hash_of_hashes(self.image_files)},
             "device": self.device,
             "workers": self.options.workers,
+            "cluster": self.options.cluster,
             "host": {"cpus": os.cpu_count()},
             "environment": environment,
             "stages": {name: {"fingerprint": rec.fingerprint, "seconds": round(rec.seconds, 3), "reused": rec.reused}

@@ -95,6 +95,12 @@ def largest_first(cases: list[CaseFiles]) -> list[CaseFiles]:
     return sorted(cases, key=work_estimate, reverse=True)
 
 
+# The reason of a case whose task killed every worker that ran it (Dask's KilledWorker, whose
+# own message names the task's random key: not repeatable between runs).
+LOST_CASE = ("KilledWorker: every Dask worker that computed this case died (Dask's allowed-failures); "
+             "reading or extracting it crashes the process")
+
+
 def _run_on_cluster(cases: list[CaseFiles], params: Mapping[str, Any], cluster: str) -> Iterator[CaseResult]:
     """The cases as tasks of a Dask cluster; each worker builds its extractor once. A case
     whose task kept killing its workers is a failure of that case, like any other."""
@@ -105,7 +111,7 @@ def _run_on_cluster(cases: list[CaseFiles], params: Mapping[str, Any], cluster: 
         threads = executor.worker_threads()
         yield from executor.map_unordered(
             _extract_on_cluster_worker, largest_first(cases), dict(params), threads,
-            on_lost=lambda case, error: (case.patient_id, {}, dict.fromkeys(case.mask_paths, failure_reason(error))))
+            on_lost=lambda case, error: (case.patient_id, {}, dict.fromkeys(case.mask_paths, LOST_CASE)))
 
 
 def work_estimate(case: CaseFiles) -> int:

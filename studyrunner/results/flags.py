@@ -114,11 +114,17 @@ def few_events(results: Results) -> list[Flag]:
             continue
         groups = "; ".join(f"{events(c.n_events)} among {fmt_int(c.n)} {g}-risk patients" if c.n
                            else f"no {g}-risk patient" for g, c in few)
-        what = (f"the hazard ratio {fmt_hr(spot.hr, spot.hr_lower, spot.hr_upper)}" if spot.hr is not None
-                else "the comparison of the risk groups")
+        empty = any(not c.n for _, c in few)
+        if empty:
+            message = (f"{spot.label}: the risk groups cannot be compared ({groups}); no hazard ratio or "
+                       "log-rank test is estimable")
+        else:
+            what = (f"the hazard ratio {fmt_hr(spot.hr, spot.hr_lower, spot.hr_upper)}" if spot.hr is not None
+                    else "the comparison of the risk groups")
+            message = (f"{spot.label}: {what} rests on {groups}; "
+                       "with so few events the estimate and its interval are unstable")
         flags.append(Flag(code="few_events", severity="warning", section=spot.section, target=spot.target,
-                          message=f"{spot.label}: {what} rests on {groups}; "
-                                  "with so few events the estimate and its interval are unstable"))
+                          message=message))
     return flags
 
 
