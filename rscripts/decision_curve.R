@@ -1,9 +1,9 @@
 # Decision curve analysis for a survival outcome: net benefit of treating the patients
 # whose predicted risk of an event by time t is at least a threshold probability.
 #
-# requires: cox.R
-#   (surv_outcome, require_columns, stop_on_rows are defined there; in an R session,
-#    source("cox.R") before this file.)
+# requires: cox.R, validation.R
+#   (surv_outcome, require_columns, stop_on_rows are defined in cox.R, km_risk_at in
+#    validation.R; in an R session, source both before this file.)
 #
 # The predicted risk is given (the caller's frozen model: 1 - S0(t)^exp(lp) with the
 # development cohort's baseline survival); nothing is fitted here.
@@ -50,7 +50,7 @@ decision_curve <- function(df, time, event, risk_at_t, t, thresholds) {
     stop("thresholds must be numbers in [0, 1)")
   }
   n <- length(risk)
-  s_all <- km_at_time(y, t)$surv
+  s_all <- 1 - km_risk_at(y, t)$estimate
   rows <- lapply(thresholds, function(p) {
     odds <- p / (1 - p)
     treated <- risk >= p
@@ -58,7 +58,7 @@ decision_curve <- function(df, time, event, risk_at_t, t, thresholds) {
     net_benefit <- if (n_treated == 0) {
       0
     } else {
-      s_treated <- km_at_time(y[treated], t)$surv
+      s_treated <- 1 - km_risk_at(y[treated], t)$estimate
       (1 - s_treated) * n_treated / n - s_treated * n_treated / n * odds
     }
     data.frame(threshold = p, net_benefit = net_benefit,
@@ -68,21 +68,4 @@ decision_curve <- function(df, time, event, risk_at_t, t, thresholds) {
   out <- do.call(rbind, rows)
   rownames(out) <- NULL
   out
-}
-
-
-#' Kaplan-Meier survival at time t with its 95% log-scale confidence interval
-#' (Kaplan EL, Meier P (1958). JASA 53:457-481; survfit's default Greenwood variance).
-#'
-#' @param y survival::Surv object of one group.
-#' @return list(surv, lower, upper); all NA for an empty group or when t is beyond the
-#'   last follow-up time and that time is censored.
-km_at_time <- function(y, t) {
-  missing <- list(surv = NA_real_, lower = NA_real_, upper = NA_real_)
-  if (length(y) == 0) return(missing)
-  last <- max(y[, "time"])
-  if (t > last && !any(y[, "time"] == last & y[, "status"] == 1)) return(missing)
-  fit <- survival::survfit(y ~ 1, conf.type = "log")
-  s <- summary(fit, times = t, extend = TRUE)
-  list(surv = s$surv, lower = s$lower, upper = s$upper)
 }

@@ -109,14 +109,17 @@ def _with_progress(work: Callable[[RichSink], Path]) -> Path:
         raise  # _fail exits; this keeps the type checker informed
 
 
+CLUSTER_OPTION = typer.Option(None, "--cluster", help="local | dask:N | tcp://host:port (a Dask scheduler); "
+                                                   "default: the protocol's execution.cluster, else local")
+
+
 @app.command()
 def run(
     protocol: Path = typer.Argument(..., help="protocol YAML"),
     out: Path | None = typer.Option(None, "--out", help="run folder (default: runs/<study>-<time>)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     workers: int = typer.Option(1, "--workers", min=1, help="parallel processes for per-case work"),
-    cluster: str | None = typer.Option(None, "--cluster", help="local | dask:N | tcp://host:port (a Dask "
-                                       "scheduler); default: the protocol's execution.cluster, else local"),
+    cluster: str | None = CLUSTER_OPTION,
 ) -> None:
     """Run the whole study: validation, images, radiomics, R statistics, frozen model, PDF report."""
     from studyrunner.runner import RunOptions, run_study
@@ -158,8 +161,7 @@ def external(
     out: Path | None = typer.Option(None, "--out", help="run folder (default: runs/<study>-<time>)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     workers: int = typer.Option(1, "--workers", min=1, help="parallel processes for per-case work"),
-    cluster: str | None = typer.Option(None, "--cluster", help="local | dask:N | tcp://host:port (a Dask "
-                                       "scheduler); default: the protocol's execution.cluster, else local"),
+    cluster: str | None = CLUSTER_OPTION,
 ) -> None:
     """Apply a frozen model unchanged to another cohort: discrimination, calibration, risk groups, case mix."""
     from studyrunner.external.run import validate_externally

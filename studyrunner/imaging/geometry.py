@@ -223,7 +223,7 @@ def _rounded(values: np.ndarray) -> tuple[float, ...]:
 
 def _read_or_record(path: Path, role: str, problems: list[str]) -> sitk.Image | None:
     try:
-        return read_image(Path(path))
+        return read_image(Path(path), verify=True)
     except ImageReadError as error:
         problems.append(f"{role}: {error}")
         return None

@@ -6,10 +6,10 @@ Supported inputs: NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``), Me
 which names the path and the reason, so the caller can record why a case was excluded.
 
 ITK reads a truncated or partly corrupted file without an error and fills what is missing
-with zeros, so a damaged file would bend the features without a word: before reading, a
-gzip-compressed file (``.nii.gz``) is decompressed in full (the gzip CRC and length
-checked) and a raw file must hold at least the bytes its header declares
-(:func:`check_file_integrity`).
+with zeros, so a damaged file would bend the features without a word: before the images
+stage reads a file (``verify``), a gzip-compressed file (``.nii.gz``) is decompressed in
+full (the gzip CRC and length checked) and a raw file must hold at least the bytes its
+header declares (:func:`check_file_integrity`).
 """
 
 from __future__ import annotations
@@ -59,11 +59,14 @@ class ImageReadError(Exception):
         super().__init__(f"cannot read image {self.path}: {reason}")
 
 
-def read_image(path: Path, series_uid: str | None = None) -> sitk.Image:
+def read_image(path: Path, series_uid: str | None = None, verify: bool = False) -> sitk.Image:
     """Read an image file, or the DICOM series in a folder.
 
     ``series_uid`` selects one series when a DICOM folder holds several; it is an error
-    to leave it out in that case (the message lists the series found).
+    to leave it out in that case (the message lists the series found). ``verify`` first
+    checks the file's integrity (:func:`check_file_integrity`): the images stage reads every
+    case so, and the later stages read only files it passed (their hashes are in the later
+    stages' fingerprints), without paying for the check again.
     """
     path = Path(path)
     if not path.exists():
@@ -76,8 +79,9 @@ def read_image(path: Path, series_uid: str | None = None) -> sitk.Image:
     reader.SetImageIO(_image_io_for(path))
     reader.SetFileName(str(path))
     try:
-        reader.ReadImageInformation()
-        check_file_integrity(path, _declared_bytes(reader))
+        if verify:
+            reader.ReadImageInformation()
+            check_file_integrity(path, _declared_bytes(reader))
         return reader.Execute()
     except RuntimeError as error:
         raise ImageReadError(path, _itk_reason(error)) from error
