@@ -206,14 +206,29 @@ def validate(protocol: Path = typer.Argument(..., help="protocol YAML")) -> None
             build_cohort(loaded, Path(tmp))
             summary = json.loads((Path(tmp) / "summary.json").read_text())
             validation = json.loads((Path(tmp) / "validation.json").read_text())
+            references = _dicom_reference_problems(Path(tmp) / "clinical.csv", loaded.path.parent)
     except StudyError as exc:
         _fail(str(exc), exc.exit_code)
     warnings = [e for e in validation["expectations"] if not e["success"]]
     for item in warnings:
         console.print(f"[yellow]warning[/]: {item['name']}: {item['unexpected_count']} row(s)")
+    for problem in references:
+        console.print(f"[yellow]warning[/]: {problem} (the case will be excluded)", highlight=False)
     console.print(f"[green]valid[/]: protocol {loaded.path.name}; clinical table {validation['n_rows']} rows, "
                   f"{len(validation['expectations'])} expectations; {summary['n_eligible']} eligible patients; "
                   f"partitions {summary['partitions']}")
+
+
+def _dicom_reference_problems(clinical_csv: Path, base: Path) -> list[str]:
+    """DICOM masks whose referenced series is not in the image folder (headers only, no pixel
+    data), paths written relative to the protocol's folder."""
+    import pandas as pd
+
+    from studyrunner.imaging.masks import cohort_reference_problems
+    from studyrunner.paths import shareable_text
+
+    clinical = pd.read_csv(clinical_csv, dtype=str, keep_default_na=False)
+    return [shareable_text(problem, base) for problem in cohort_reference_problems(clinical)]
 
 
 @app.command()

@@ -18,12 +18,15 @@ when one does not.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
+import multiprocessing
 import os
 import re
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,21 +109,110 @@ class DaskExecutor:
         """``function(*arguments, item)`` for each item, the first items first (Dask priorities);
         results in the order they finish. A task whose workers died ``allowed-failures`` times
         (Dask's ``KilledWorker``) gives ``on_lost(item, error)``: the item itself kills workers."""
+        for _, result in self._completed(function, items, arguments, on_lost):
+            yield result
+
+    def map_ordered(
+        self,
+        function: Callable[..., Result],
+        items: Sequence[Item],
+        *arguments: Any,
+        on_lost: Callable[[Item, BaseException], Result],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Result]:
+        """As :meth:`map_unordered`, but the results in the order of ``items`` (the order the
+        local path gives them in), ``progress(done, total)`` as they finish."""
+        results: dict[int, Result] = {}
+        for index, result in self._completed(function, items, arguments, on_lost):
+            results[index] = result
+            if progress:
+                progress(len(results), len(items))
+        return [results[index] for index in range(len(items))]
+
+    def _completed(
+        self,
+        function: Callable[..., Result],
+        items: Sequence[Item],
+        arguments: tuple[Any, ...],
+        on_lost: Callable[[Item, BaseException], Result],
+    ) -> Iterator[tuple[int, Result]]:
+        """(index of the item, its result) as the tasks finish; the arguments common to all
+        tasks are scattered once (a cohort table is then sent to each worker once, not per task)."""
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
 
         prefer_own_libpython()
+        shared = [self.client.scatter(argument, broadcast=True) if _is_large(argument) else argument
+                  for argument in arguments]
         futures = {
-            self.client.submit(function, *arguments, item, pure=False, priority=len(items) - index): item
+            self.client.submit(function, *shared, item, pure=False, priority=len(items) - index): index
             for index, item in enumerate(items)
         }
         for future in as_completed(futures, loop=self.client.loop):
+            index = futures[future]
             try:
-                yield future.result()
+                yield index, future.result()
             except KilledWorker as error:
-                yield on_lost(futures[future], error)
+                yield index, on_lost(items[index], error)
             finally:
                 future.release()
+
+
+LARGE_ARGUMENT_BYTES = 100_000  # arguments larger than this (pickled) are scattered to the workers once
+
+
+def _is_large(argument: Any) -> bool:
+    """Whether an argument common to all tasks is worth scattering once rather than sending with each."""
+    import pickle
+
+    try:
+        return len(pickle.dumps(argument)) > LARGE_ARGUMENT_BYTES
+    except Exception:  # noqa: BLE001 - not picklable here: Dask will say so with its own error
+        return False
+
+
+def run_tasks(
+    function: Callable[..., Result],
+    items: Sequence[Item],
+    *arguments: Any,
+    cluster: str = LOCAL,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    on_lost: Callable[[Item, BaseException], Result],
+    worker_paths: Sequence[Path] = (),
+) -> list[Result]:
+    """``function(*arguments, item)`` for every item, the results in the order of ``items``.
+
+    ``cluster`` ``local``: in this process (``workers <= 1``) or in ``workers`` spawned
+    processes; else as tasks of that Dask cluster (the first items first). ``function`` and
+    its arguments must be picklable (module-level functions, ``functools.partial`` of them).
+    A task whose Dask workers all died gives ``on_lost(item, error)``; on the local pool a
+    dead process stops the run (Python's ``BrokenProcessPool``), as it always has. The
+    results do not depend on where the tasks ran: each must depend only on its item and
+    arguments (a seed is part of the item). ``worker_paths``: files the tasks read, which
+    every Dask worker must see (:meth:`DaskExecutor.check_paths`, before the first task)."""
+    if not items:
+        return []
+    with cluster_session(cluster) as executor:
+        if executor is not None:
+            executor.check_paths(worker_paths)
+            return executor.map_ordered(function, items, *arguments, on_lost=on_lost, progress=progress)
+    call = functools.partial(function, *arguments)
+    if workers <= 1 or len(items) == 1:
+        results = []
+        for item in items:
+            results.append(call(item))
+            if progress:
+                progress(len(results), len(items))
+        return results
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=context) as pool:
+        results = []
+        for result in pool.map(call, items):
+            results.append(result)
+            if progress:
+                progress(len(results), len(items))
+    return results
 
 
 def _missing_paths(paths: Iterable[str]) -> list[str]:

@@ -93,6 +93,20 @@ class ManifestColumns(_Strict):
     image: str = "image"
     mask: str = "mask"
     second_reader_mask: str | None = None
+    structure: str | None = Field(
+        None, description="column naming each case's tumour structure in a DICOM mask: RTSTRUCT ROI names "
+                          "separated by '|' (first match, case-insensitive) or a DICOM-SEG segment number or "
+                          "label; an empty cell takes cohort.mask_structure")
+
+
+class MaskStructure(_Strict):
+    """Which structure of a DICOM mask is the tumour (RTSTRUCT ROI or DICOM-SEG segment)."""
+
+    roi_names: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="RTSTRUCT ROI names and synonyms, tried in order, case-insensitive "
+                                          "(e.g. ['GTV-1', 'GTVp', 'gtv']); the name that matched is recorded")
+    segment: Annotated[int, Field(ge=1)] | Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="DICOM-SEG segment: its SegmentNumber or its SegmentLabel (case-insensitive)")
 
 
 NO_SPLIT_PARTITION = "development"
@@ -188,6 +202,9 @@ class CohortSection(_Strict):
     id_column: str = "patient_id"
     image_manifest: str | None = Field(None, description="CSV of image and mask paths per patient")
     manifest_columns: ManifestColumns = ManifestColumns()
+    mask_structure: MaskStructure | None = Field(
+        None, description="the tumour's structure when masks are DICOM RTSTRUCT or SEG files (default for every "
+                          "case; a manifest structure column overrides it per case)")
     feature_table: str | None = Field(
         None, description="start from this feature table (id column + one column per feature) instead of images")
     feature_table_second_reader: str | None = Field(
@@ -421,6 +438,15 @@ class CrossValidationPlan(_Strict):
     repeats: int = Field(10, ge=1)
 
 
+def bootstrap_replicates_field() -> Any:
+    """The number of bootstrap replicates behind the calibration measures' intervals (one definition for
+    the radiomics model, the CNN scores and the external validation)."""
+    return Field(200, ge=0, le=10000,
+                 description="bootstrap percentile 95% intervals of the Brier score, IPA, ICI, E50 and E90 at each "
+                             "calibration time from this many resamples of the cohort's patients, score and baseline "
+                             "frozen (seeded by study.seed); 0: none")
+
+
 class EvaluationPlan(_Strict):
     """Times are in the primary endpoint's unit."""
 
@@ -437,6 +463,7 @@ class EvaluationPlan(_Strict):
                     "S0 the training cohort's Breslow baseline, in every cohort (apparent on training) and "
                     "cross-validated (out-of-fold predictions with each fold's baseline)")
     calibration_groups: int = Field(3, ge=2, le=10, description="groups of predicted risk in the calibration tables")
+    bootstrap_replicates: int = bootstrap_replicates_field()
     decision_curve_times: list[PositiveFloat] = Field(
         default_factory=list, description="decision curves of the frozen predicted risk at these times")
     decision_threshold_range: tuple[float, float] | None = Field(
@@ -475,6 +502,7 @@ class RiskScorePlan(_Strict):
         description="calibration of every score at these times: its predicted risk from the training cohort's "
                     "Breslow baseline survival, on training (apparent) and test")
     calibration_groups: int = Field(4, ge=2, le=10, description="groups of predicted risk in the calibration tables")
+    bootstrap_replicates: int = bootstrap_replicates_field()
     subgroups: list[str] = Field(default_factory=list, description="columns for subgroup KM/HR (clinical columns or "
                                  "names given in feature_columns); a numeric column is split at its training median")
     feature_columns: dict[str, str] = Field(
@@ -735,6 +763,7 @@ class ExternalValidationPlan(_Strict):
         None, description="the bundle's name of that endpoint when it differs (default: the same name)")
     times: list[PositiveFloat] = Field(min_length=1, description="evaluation times, in this protocol's endpoint unit")
     calibration_groups: int = Field(5, ge=2, le=10, description="groups of predicted risk in the calibration table")
+    bootstrap_replicates: int = bootstrap_replicates_field()
     min_events_per_group: int = Field(5, ge=1, description="a risk group with fewer events is flagged in the report")
     updating: list[Literal["baseline", "slope"]] = Field(
         default_factory=list, description="model updating reported beside the frozen model (the radiomics score): "

@@ -50,7 +50,8 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,24 @@ def _r() -> _RSession:
         return _session
 
 
+@contextmanager
+def _in_r() -> Iterator[_RSession]:
+    """The R session, held by this thread, with rpy2's default conversion rules in force.
+
+    rpy2 keeps its conversion rules in a ``contextvars.ContextVar``, which a thread other
+    than the one that imported rpy2 does not inherit: a Dask worker runs each task in such a
+    thread, and there every call would stop with "Conversion rules ... appear to be missing"."""
+    with warnings.catch_warnings():
+        # A Dask worker starts R (on importing rpy2.robjects) in a task thread; rpy2 warns that
+        # Ctrl-C cannot then interrupt R. The worker is stopped by its nanny, never by Ctrl-C.
+        warnings.filterwarnings("ignore", message="R is not initialized by the main thread")
+        import rpy2.robjects as ro
+    from rpy2.robjects.conversion import localconverter
+
+    with _lock, localconverter(ro.default_converter):
+        yield _r()
+
+
 class RFunction:
     """A Python callable for an R function defined in ``rscripts/<script>.R``.
 
@@ -235,8 +254,7 @@ class RFunction:
 
     def __call__(self, *args: Any, r_seed: int | None = None, **kwargs: Any) -> Any:
         try:
-            with _lock:
-                session = _r()
+            with _in_r() as session:
                 function = session.find(self.script, self.name)
                 value = to_python(session.call(self.label, function, args, kwargs, r_seed))
         except RError as error:
@@ -302,8 +320,7 @@ def r_versions(packages: Sequence[str]) -> dict[str, Any]:
     Returns ``{"r": "4.2.2", "r_version_string": "R version 4.2.2 ...",
     "packages": {name: "3.5.3" or None when not installed}}``.
     """
-    with _lock:
-        session = _r()
+    with _in_r() as session:
         result = session.call("versions", session.helpers.rx2("versions"),
                               [list(packages)], {})
         versions = to_python(result)
@@ -314,8 +331,7 @@ def r_versions(packages: Sequence[str]) -> dict[str, Any]:
 
 def r_package_available(name: str) -> bool:
     """Whether the R package ``name`` is installed and its namespace loads."""
-    with _lock:
-        session = _r()
+    with _in_r() as session:
         return bool(to_python(session.call("requireNamespace",
                                            session.helpers.rx2("available"), [name], {})))
 

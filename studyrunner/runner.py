@@ -34,8 +34,8 @@ from typing import Any, Protocol
 import pandas as pd
 
 from studyrunner import __version__
+from studyrunner.devices import resolve_device
 from studyrunner.environment import environment_report, git_revision
-from studyrunner.errors import InputError
 from studyrunner.paths import repo_folder, shareable_path
 from studyrunner.protocol import AnyLoaded, LoadedProtocol
 from studyrunner.run_folder import RunFolder, StageRecord, attach_log_file, read_json, sha256_path, write_json
@@ -102,19 +102,6 @@ class SilentSink:
 
     def task(self, description: str) -> Callable[[int, int], None]:
         return lambda done, total: None
-
-
-def resolve_device(requested: str) -> str:
-    """``auto`` picks CUDA when a GPU is visible; ``cuda`` without one is an error."""
-    import torch
-
-    if requested == "cpu":
-        return "cpu"
-    if torch.cuda.is_available():
-        return "cuda"
-    if requested == "cuda":
-        raise InputError("--device cuda was asked for, but no CUDA GPU is visible (see `studyrunner doctor`)")
-    return "cpu"
 
 
 def default_run_dir(loaded: AnyLoaded) -> Path:
@@ -296,7 +283,7 @@ class DevelopmentRun(StudyRun):
         truth = truth_file(self.development)
         progress = self.sink.task("Cross-validating the model development")
         self.stage(STAGES["statistics"], lambda view, stage_dir: run_statistics(
-            view, self.run_dir, stage_dir, self.options.workers, progress),
+            view, self.run_dir, stage_dir, self.options.workers, progress, cluster=self.options.cluster),
             [*r_code, *([truth] if truth is not None else [])])
 
     def explanations(self, usable: pd.DataFrame) -> None:

@@ -36,6 +36,7 @@ def small_study(tmp: Path, n_patients: int = 40, **overrides) -> Path:
     data["statistics"]["km_times"] = None
     data["predictors"]["deep_learning"]["enabled"] = False  # the CNN tests build their own protocol
     data["statistics"].pop("risk_scores", None)
+    data["statistics"]["evaluation"]["bootstrap_replicates"] = 20  # the calibration's CIs, few for speed
     for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")

@@ -29,7 +29,7 @@ def deep_protocol(tmp: Path) -> Path:
     deep = {**demo["predictors"]["deep_learning"], "crop": TINY_CROP, "network": TINY_NETWORK,
             "training": TINY_TRAINING, "cpu": None, "gradcam_patients": 2}
     risk_scores = {**demo["statistics"]["risk_scores"], "clinical_covariates": ["age", "sex", "histology"],
-                   "multivariable_p": 0.5}
+                   "multivariable_p": 0.5, "bootstrap_replicates": 20}
     split = {**demo["cohort"]["split"], "counts": COUNTS, "stratify_on": ["os_event"]}
     return small_study(tmp, n_patients=N_PATIENTS, **{
         "study.name": "deep_small", "cohort.split": split, "statistics.endpoint": "os",
@@ -66,7 +66,8 @@ def run_signature_study(work: Path) -> tuple[Path, dict[str, Any]]:
     stats["selection"]["min_votes"] = 3
     stats["selection"]["learner_settings"] = {"gbm": {"n_trees": 200}, "rsf": {"num_trees": 200}}
     stats["evaluation"] = {**stats["evaluation"], "time_roc_times": [12, 24, 36], "calibration_times": [12, 24],
-                           "decision_curve_times": [12], "cross_validation": {"folds": 3, "repeats": 1}}
+                           "decision_curve_times": [12], "cross_validation": {"folds": 3, "repeats": 1},
+                           "bootstrap_replicates": 20}
     protocol = work / "escc.yaml"
     protocol.write_text(yaml.safe_dump(data, sort_keys=False))
     run_dir = run_study(load_protocol(protocol), RunOptions(out_dir=work / "run"))
@@ -83,6 +84,7 @@ def run_real_study(work: Path) -> tuple[Path, dict[str, Any]]:
         data["cohort"][key] = str(LUNG1 / data["cohort"][key].rsplit("/", 1)[1])
     data["cohort"]["validation"]["suite"] = str(REPO / "validation" / "clinical_table.yaml")
     data["predictors"]["radiomics"]["feature_classes"] = ["firstorder", "shape"]
+    data["statistics"]["evaluation"]["bootstrap_replicates"] = 20
     protocol = work / "lung1.yaml"
     protocol.write_text(yaml.safe_dump(data))
     run_dir = run_study(load_protocol(protocol), RunOptions(out_dir=work / "run", workers=2))

@@ -129,6 +129,25 @@ def test_two_worker_processes_give_the_same_folds_and_aucs(cohort):
            [(r.training_ids, r.features, r.auc_validation) for r in two]
 
 
+def test_folds_fitted_on_a_dask_cluster_equal_the_local_fits(cohort):
+    """Issue 12: the 6 fits as tasks of a LocalCluster of two worker processes (R started in
+    each through rpy2): every fold's patients, features, AUCs and out-of-fold risks are the
+    ones fitted in this process, to the last bit, in the same order."""
+    from studyrunner.statistics.radiomics_model.stage import fold_auc, fold_baseline
+
+    kwargs = {"develop": functools.partial(develop_model, time="time", event="event", plan=PLAN_CAL),
+              "auc": functools.partial(fold_auc, time="time", event="event"),
+              "baseline": functools.partial(fold_baseline, time="time", event="event")}
+    here = cross_validate(cohort, None, "event", PLAN_CAL, seed=3, workers=1, **kwargs)
+    seen: list[tuple[int, int]] = []
+    on_dask = cross_validate(cohort, None, "event", PLAN_CAL, seed=3, cluster="dask:2",
+                             progress=lambda done, total: seen.append((done, total)), **kwargs)
+    assert on_dask == here
+    assert sum(r.error is None for r in here) >= 4
+    assert all(r.validation_risk for r in here if r.error is None)
+    assert seen == [(k, 6) for k in range(1, 7)]
+
+
 # ----------------------------------------------------------------- failures and cross-validated calibration
 
 PLAN_CAL = StatisticsSection.model_validate({

@@ -58,7 +58,7 @@ def external_protocol(folder: Path, cohort: Path, *, time: str = "pfs_days", uni
         "endpoints": {"pfs": {"type": "time_to_event", "label": "Progression-free survival", "time": time,
                               "event": "pfs_event", "unit": unit}},
         "validation": {"endpoint": "pfs", "times": times, "calibration_groups": 3, "min_events_per_group": 5,
-                       "updating": updating or []},
+                       "updating": updating or [], "bootstrap_replicates": 20},
         "report": {"title": "External validation test"},
     }
     path = folder / "external.yaml"

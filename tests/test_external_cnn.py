@@ -23,7 +23,7 @@ from lifelines.utils import concordance_index
 from scipy.stats import mannwhitneyu
 from typer.testing import CliRunner
 
-from tests.study_runs import N_PATIENTS, deep_protocol
+from tests.study_runs import N_PATIENTS
 
 pytestmark = [pytest.mark.needs_r, pytest.mark.slow]
 
@@ -34,16 +34,9 @@ ENDPOINT_COLUMNS = {"osrs": ("os_days", "os_event"), "pfsrs": ("pfs_days", "pfs_
 
 
 @pytest.fixture(scope="module")
-def development(tmp_path_factory) -> Path:
-    """The run folder of the tiny CNN study, with both frozen bundles in model/."""
-    from studyrunner.protocol import load_protocol
-    from studyrunner.runner import RunOptions, run_study
-    from studyrunner.synthetic import generate_nsclc_ici_cohort
-
-    tmp = tmp_path_factory.mktemp("cnn_development")
-    generate_nsclc_ici_cohort(tmp / "cohort", n_patients=N_PATIENTS, seed=20220415)
-    # in-process: a subprocess would inherit the LD_LIBRARY_PATH that embedded R set in this one
-    return run_study(load_protocol(deep_protocol(tmp)), RunOptions(out_dir=tmp / "run", device="cpu"))
+def development(deep_run: Path) -> Path:
+    """The run folder of the tiny CNN study (the session's), with both frozen bundles in model/."""
+    return deep_run
 
 
 def cnn_external_protocol(folder: Path, development: Path, *, drop_endpoints: tuple[str, ...] = (),
@@ -240,3 +233,25 @@ def test_a_cnn_bundle_alone_validates_and_skips_an_endpoint_the_protocol_lacks(d
     assert record.get("case_mix") is None
     assert not (run_dir / "radiomics").exists()
     assert (run_dir / "report.pdf").stat().st_size > 10_000
+
+
+def test_cnn_scoring_on_dask_gives_the_local_scores(own_cohort, development, tmp_path) -> None:
+    """Issue 12: the external run on dask:2 (cases cropped and scored in batches on the
+    workers, the radiomics features per case) gives the local run's scores byte for byte
+    and its results; scoring.json counts the cases per device."""
+    from studyrunner.cluster import cluster_session
+    from studyrunner.deep.frozen import CASES_PER_BATCH
+    from studyrunner.external.run import validate_externally
+    from studyrunner.protocol import load_external_protocol
+    from studyrunner.runner import RunOptions
+
+    assert N_PATIENTS > 2 * CASES_PER_BATCH  # several batches, on both workers
+    protocol = cnn_external_protocol(tmp_path, development)
+    with cluster_session("dask:2"):
+        on_dask = validate_externally(development / "model", load_external_protocol(protocol),
+                                      RunOptions(out_dir=tmp_path / "run", device="cpu", cluster="dask:2"))
+    for name in ("cnn_scores/scores.csv", "radiomics/features.csv"):
+        assert (on_dask / name).read_bytes() == (own_cohort / name).read_bytes(), name
+    assert external(on_dask) == external(own_cohort)
+    scoring = json.loads((on_dask / "cnn_scores" / "scoring.json").read_text())
+    assert scoring == {"cluster": "dask:2", "device_requested": "cpu", "cases_per_device": {"cpu": N_PATIENTS}}

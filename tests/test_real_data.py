@@ -69,7 +69,7 @@ def test_the_frozen_real_model_applied_to_real_ct_gives_back_its_scores(real_run
                    "split": {"method": "none", "training": ["development"]}},
         "endpoints": protocol["endpoints"],
         "preprocessing": {"mask_label": 1},
-        "validation": {"endpoint": "os", "times": [365.5, 730.5]},
+        "validation": {"endpoint": "os", "times": [365.5, 730.5], "bootstrap_replicates": 20},
         "report": {"title": "Lung1 model reproduction on real CT"},
     }
     path = tmp_path / "external.yaml"

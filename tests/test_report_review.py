@@ -22,6 +22,7 @@ import pytest
 
 from studyrunner.report.formatting import (
     fmt_auc,
+    fmt_bootstrap,
     fmt_ci,
     fmt_estimate,
     fmt_int,
@@ -61,7 +62,9 @@ def radiomics_model_numbers(r: Results) -> Iterator[Expectation]:
                 yield f"evaluation.{name}.calibration.at.{key}.predicted", fmt_num(at.predicted, 3)
                 yield f"evaluation.{name}.calibration.at.{key}.observed", fmt_estimate(at.observed, 3)
                 yield f"evaluation.{name}.calibration.at.{key}.oe", fmt_estimate(at.oe)
-                yield f"evaluation.{name}.calibration.at.{key}.brier", fmt_num(at.brier.model, 3)
+                prefix = f"evaluation.{name}.calibration.at.{key}"
+                yield f"{prefix}.brier", fmt_bootstrap(at.brier.model, at.bootstrap, "brier")
+                yield f"{prefix}.ipa", fmt_bootstrap(at.brier.ipa, at.bootstrap, "ipa")
     assert r.table_one is not None
     digits = table_one_view(r.table_one, r.endpoints)["time_digits"]
     for variable in r.table_one.variables:
@@ -99,7 +102,8 @@ def cnn_numbers(r: Results) -> Iterator[Expectation]:
             yield f"risk_scores.{name}.{cohort}.hr", fmt_estimate(ev.hazard_ratio)
         for cohort, calibration in score.calibration.items():
             for key, at in calibration.at.items():
-                yield f"risk_scores.{name}.calibration.{cohort}.{key}.brier", fmt_num(at.brier.model, 3)
+                yield (f"risk_scores.{name}.calibration.{cohort}.{key}.brier",
+                       fmt_bootstrap(at.brier.model, at.bootstrap, "brier"))
 
 
 STUDIES: dict[str, tuple[str, list[Callable[[Results], Iterator[Expectation]]]]] = {

@@ -25,6 +25,7 @@ from studyrunner.cohort.clinical_table import (
 from studyrunner.cohort.expectations import ClinicalRoles, validate_clinical_table
 from studyrunner.cohort.split import split_cohort
 from studyrunner.errors import ClinicalValidationFailed, InputError
+from studyrunner.imaging.structure import STRUCTURE_COLUMN, StructureSelector
 from studyrunner.protocol import NO_SPLIT_PARTITION, AnyLoaded, TimeToEventEndpoint
 from studyrunner.run_folder import write_json
 
@@ -83,6 +84,8 @@ def read_manifest(path: Path, loaded: AnyLoaded) -> pd.DataFrame:
     wanted = {"patient_id": columns.id, "image": columns.image, "mask": columns.mask}
     if columns.second_reader_mask:
         wanted["mask_reader2"] = columns.second_reader_mask
+    if columns.structure:
+        wanted[STRUCTURE_COLUMN] = columns.structure
     manifest = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [col for col in wanted.values() if col not in manifest.columns]
     if missing:
@@ -97,6 +100,21 @@ def read_manifest(path: Path, loaded: AnyLoaded) -> pd.DataFrame:
     for col in IMAGE_COLUMNS:
         if col in manifest:
             manifest[col] = [str((path.parent / v).resolve()) if v else "" for v in manifest[col]]
+    return _with_structures(manifest, loaded)
+
+
+def _with_structures(manifest: pd.DataFrame, loaded: AnyLoaded) -> pd.DataFrame:
+    """The column ``mask_structure`` as the selector of each case's DICOM-mask structure in
+    text (:class:`StructureSelector`): the manifest's structure cell, else the protocol's
+    ``cohort.mask_structure``; left out when the protocol gives neither."""
+    cohort = loaded.protocol.cohort
+    spec = cohort.mask_structure
+    if spec is None and cohort.manifest_columns.structure is None:
+        return manifest
+    default = StructureSelector(tuple(spec.roi_names), spec.segment) if spec else None
+    cells = manifest[STRUCTURE_COLUMN] if STRUCTURE_COLUMN in manifest else [""] * len(manifest)
+    selectors = [StructureSelector.from_manifest_cell(cell) or default for cell in cells]
+    manifest[STRUCTURE_COLUMN] = [selector.to_text() if selector else "" for selector in selectors]
     return manifest
 
 

@@ -9,7 +9,8 @@ Conventions (ours; the seed gives only the size and the HU bounds):
 
 * Image and mask are read with the project's one reader
   (:func:`studyrunner.imaging.io.read_image`): NIfTI, NRRD, MetaImage files or a DICOM
-  series folder, as for the image checks and radiomics.
+  series folder, as for the image checks and radiomics; a DICOM RTSTRUCT or SEG mask is
+  made on the image's grid (:mod:`studyrunner.imaging.masks`).
 * One reference grid per case: identity direction, the given spacing (mm) and size, its
   physical centre on the physical centre of the bounding box of the mask's voxels equal to
   ``mask_label`` (the centre of the box of voxel centres, mapped by the mask's own origin,
@@ -33,7 +34,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from studyrunner.errors import InputError
-from studyrunner.imaging.io import ImageReadError, read_image
+from studyrunner.imaging.io import ImageReadError
+from studyrunner.imaging.masks import read_case_image, read_mask
+from studyrunner.imaging.structure import STRUCTURE_COLUMN, StructureSelector
 
 _INTERPOLATORS = {
     "linear": sitk.sitkLinear,
@@ -44,12 +47,16 @@ _INTERPOLATORS = {
 AIR_HU = -1024.0
 
 
-def _read(path, what: str) -> sitk.Image:
+def _read(path, what: str, mask_path=None, image: sitk.Image | None = None, structure: object = None) -> sitk.Image:
+    """The image (``mask_path``: its DICOM mask, which picks the series of an image folder) or,
+    given ``image``, the mask on its grid (a DICOM mask's ROI or segment: ``structure``, the
+    cohort table's selector text)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{what} {p}: file not found")
     try:
-        image = read_image(p)
+        image = (read_case_image(p, Path(mask_path)) if image is None
+                 else read_mask(p, image, StructureSelector.from_text(structure)))
     except ImageReadError as exc:
         raise InputError(f"{what} {p}: {exc.reason}") from exc
     if image.GetDimension() != 3:
@@ -90,6 +97,7 @@ def tumour_crop(
     size_voxels=(82, 82, 78),
     hu_window=(-1024.0, 1024.0),
     interpolator: str = "linear",
+    structure: object = None,
 ) -> np.ndarray:
     """The image resampled onto a grid centred on the tumour, clipped to ``hu_window``.
 
@@ -106,8 +114,8 @@ def tumour_crop(
     if interpolator not in _INTERPOLATORS:
         raise InputError(f"interpolator is {interpolator!r}; need one of {sorted(_INTERPOLATORS)}")
 
-    image = _read(image_path, "image")
-    mask = _read(mask_path, "mask")
+    image = _read(image_path, "image", mask_path)
+    mask = _read(mask_path, "mask", image=image, structure=structure)
     centre = np.asarray(mask_box_centre(mask, mask_label, mask_path))
     # identity direction: physical point of index i is origin + i * spacing
     origin = centre - np.asarray(spacing) * (np.asarray(size) - 1) / 2.0
@@ -162,16 +170,18 @@ def apply_zscore(crops: np.ndarray, mean: float, sd: float) -> np.ndarray:
     return out
 
 
-def crop_case(image_path, mask_path, crop: Mapping, mask_label: int = 1) -> np.ndarray:
+def crop_case(image_path, mask_path, crop: Mapping, mask_label: int = 1, structure: object = None) -> np.ndarray:
     """One case's crop under recorded crop settings (``size_voxels``, ``spacing_mm``,
-    ``hu_window``: the protocol's crop section, deep/crops.json or a frozen bundle)."""
+    ``hu_window``: the protocol's crop section, deep/crops.json or a frozen bundle);
+    ``structure``: the selector text of a DICOM mask (the cohort table's ``mask_structure``)."""
     return tumour_crop(image_path, mask_path, mask_label=mask_label, spacing_mm=tuple(crop["spacing_mm"]),
-                       size_voxels=tuple(crop["size_voxels"]), hu_window=tuple(crop["hu_window"]))
+                       size_voxels=tuple(crop["size_voxels"]), hu_window=tuple(crop["hu_window"]),
+                       structure=structure)
 
 
 def cohort_crops(patients, crop: Mapping, zscore: Mapping, mask_label: int = 1) -> np.ndarray:
     """The z-scored crops [N, 1, z, y, x] of ``patients`` (rows with ``image`` and ``mask``),
     made exactly as the deep stage made them (``zscore``: its recorded mean and sd)."""
-    volumes = np.stack([crop_case(row.image, row.mask, crop, mask_label)
+    volumes = np.stack([crop_case(row.image, row.mask, crop, mask_label, getattr(row, STRUCTURE_COLUMN, None))
                         for row in patients.itertuples(index=False)])[:, None]
     return apply_zscore(volumes, zscore["mean"], zscore["sd"])

@@ -43,6 +43,7 @@ from studyrunner.deep.survival_loss import SurvivalIntervalLoss
 from studyrunner.deep.training import TrainingResult, TrainingSettings, train_network
 from studyrunner.deep.weights import save_weights
 from studyrunner.errors import InputError, StudyError
+from studyrunner.imaging.structure import STRUCTURE_COLUMN
 from studyrunner.protocol import (
     CategoricalEndpoint,
     CropSettings,
@@ -84,7 +85,8 @@ def load_crops(patients: pd.DataFrame, crop: CropSettings, mask_label: int,
     ids, volumes, excluded = [], [], []
     for done, row in enumerate(patients.itertuples(index=False), start=1):
         try:
-            volumes.append(crop_case(row.image, row.mask, crop.model_dump(), mask_label))
+            volumes.append(crop_case(row.image, row.mask, crop.model_dump(), mask_label,
+                                     getattr(row, STRUCTURE_COLUMN, None)))
             ids.append(row.patient_id)
         except (InputError, RuntimeError) as error:  # SimpleITK raises RuntimeError
             excluded.append({"patient_id": row.patient_id, "reason": f"CNN crop failed: {error}"})

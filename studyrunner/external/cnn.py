@@ -20,6 +20,7 @@ The validation stage then gives:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +28,29 @@ import numpy as np
 import pandas as pd
 
 from studyrunner.bundle import CnnBundle, CnnSurvivalScore
+from studyrunner.cluster import LOCAL
 from studyrunner.deep.frozen import score_with_cnn_bundle
 from studyrunner.external.statistics import validate_score
 from studyrunner.protocol import CategoricalEndpoint, ExternalValidationProtocol, TimeToEventEndpoint
 from studyrunner.registry import unit_factor
+from studyrunner.run_folder import write_json
+from studyrunner.statistics.bootstrap_calibration import BootstrapPlan
 from studyrunner.statistics.cnn_scores.response import RESPONSE_SCORES
 from studyrunner.statistics.roc import apply_cutoff, response_indicators, roc_analysis
 
 MIN_PER_CLASS = 2  # roc_analysis needs at least two patients with and two without the outcome
 
 
-def score_cases(bundle: CnnBundle, usable: pd.DataFrame, mask_label: int, device: str, stage_dir: Path) -> None:
+def score_cases(bundle: CnnBundle, usable: pd.DataFrame, mask_label: int, device: str, stage_dir: Path,
+                cluster: str = LOCAL, progress: Callable[[int, int], None] | None = None) -> None:
     """The cnn_scores stage: every usable case's network outputs and scores under the frozen
-    bundle, and each survival score's risk group at its frozen cut-off (``scores.csv``)."""
-    scores = score_with_cnn_bundle(bundle.source, usable, mask_label=mask_label, device=device)
+    bundle, and each survival score's risk group at its frozen cut-off (``scores.csv``); the
+    cases are scored in batches here or on the Dask cluster ``cluster``, and the devices
+    that scored them are counted (``scoring.json``)."""
+    scores = score_with_cnn_bundle(bundle.source, usable, mask_label=mask_label, device=device, cluster=cluster,
+                                   progress=progress)
+    write_json(stage_dir / "scoring.json", {"cluster": cluster, "device_requested": device,
+                                            "cases_per_device": scores.attrs.get("devices", {})})
     for name, score in bundle.scores.items():
         scores[f"{name}_group"] = np.where(scores[name] > score.cutoff, "high", "low")
     scores.to_csv(stage_dir / "scores.csv", index=False, float_format="%.12g")
@@ -97,11 +107,12 @@ def development_summary(name: str, score: CnnSurvivalScore, endpoint: str) -> di
 
 
 def validate_survival_scores(bundle: CnnBundle, scores: pd.DataFrame, clinical: pd.DataFrame,
-                             protocol: ExternalValidationProtocol) -> tuple[dict[str, Any], dict[str, str],
-                                                                            pd.DataFrame]:
+                             protocol: ExternalValidationProtocol, cluster: str = LOCAL
+                             ) -> tuple[dict[str, Any], dict[str, str], pd.DataFrame]:
     """Every statistic of each survival score whose endpoint this protocol has (keyed by the
     score's name), the skipped scores with their reason, and the rows each was computed on
-    (long format: patient_id, score, time, event, lp; times in the bundle's unit)."""
+    (long format: patient_id, score, time, event, lp; times in the bundle's unit). The
+    calibration measures' bootstrap replicates run where ``cluster`` says."""
 
     plan = protocol.validation
     primary_unit = protocol.primary_endpoint().unit
@@ -112,7 +123,8 @@ def validate_survival_scores(bundle: CnnBundle, scores: pd.DataFrame, clinical: 
         frozen = bundle.scores[name]
         rows = survival_rows(scores, clinical, name, endpoint, unit_factor(endpoint.unit, frozen.endpoint.unit))
         times = [t * unit_factor(primary_unit, frozen.endpoint.unit) for t in plan.times]
-        models[name] = {**validate_score(rows, frozen_record(frozen), plan, times),
+        bootstrap = BootstrapPlan(plan.bootstrap_replicates, protocol.study.seed, cluster)
+        models[name] = {**validate_score(rows, frozen_record(frozen), plan, times, bootstrap),
                         **development_summary(name, frozen, frozen.endpoint.name)}
         used.append(rows.assign(score=name)[["patient_id", "score", "time", "event", "lp"]])
     long = pd.concat(used, ignore_index=True) if used else pd.DataFrame(
@@ -168,9 +180,10 @@ def validate_response_scores(bundle: CnnBundle, scores: pd.DataFrame, clinical: 
 
 
 def validate_cnn_bundle(bundle: CnnBundle, scores: pd.DataFrame, clinical: pd.DataFrame,
-                        protocol: ExternalValidationProtocol) -> tuple[dict[str, Any], pd.DataFrame]:
+                        protocol: ExternalValidationProtocol, cluster: str = LOCAL
+                        ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The CNN part of validation/external.json (``models``, ``response``, ``skipped``) and the
     survival scores' rows."""
-    models, skipped, rows = validate_survival_scores(bundle, scores, clinical, protocol)
+    models, skipped, rows = validate_survival_scores(bundle, scores, clinical, protocol, cluster)
     response, not_validated = validate_response_scores(bundle, scores, clinical, protocol)
     return {"models": models, "response": response, "skipped": {**skipped, **not_validated}}, rows

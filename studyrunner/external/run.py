@@ -36,6 +36,8 @@ from studyrunner.bundle import (
     lp_summary,
     write_updated_bundle,
 )
+from studyrunner.cluster import LOCAL
+from studyrunner.devices import resolve_device
 from studyrunner.environment import environment_report
 from studyrunner.errors import InputError
 from studyrunner.external.case_mix import case_mix_rows, external_table_one
@@ -46,8 +48,9 @@ from studyrunner.paths import repo_folder
 from studyrunner.protocol import LoadedExternal, TimeToEventEndpoint
 from studyrunner.registry import time_key, unit_factor
 from studyrunner.run_folder import read_json, write_json
-from studyrunner.runner import ProgressSink, RunOptions, SilentSink, StudyRun, default_run_dir, resolve_device
+from studyrunner.runner import ProgressSink, RunOptions, SilentSink, StudyRun, default_run_dir
 from studyrunner.stages import StageSpec
+from studyrunner.statistics.bootstrap_calibration import BootstrapPlan
 
 EXTERNAL_STAGES: dict[str, StageSpec] = {spec.name: spec for spec in (
     StageSpec("radiomics", ("preprocessing.mask_label",), ("images",), "studyrunner.radiomics.stage"),
@@ -133,10 +136,15 @@ class ExternalRun(StudyRun):
         cnn = self.cnn
         assert cnn is not None  # this stage runs only with a CNN bundle
 
-        def work(view: Any, stage_dir: Path) -> None:
-            score_cases(cnn, usable, view.protocol.preprocessing.mask_label, self.device, stage_dir)
+        # On a cluster each worker scores on its own device (--device auto: its GPU when it has one).
+        device = self.device if self.options.cluster == LOCAL else self.options.device
+        progress = self.sink.task("Scoring the cases with the frozen CNNs")
 
-        self.stage(EXTERNAL_STAGES["cnn_scores"], work, settings=[cnn.content_sha256, self.device])
+        def work(view: Any, stage_dir: Path) -> None:
+            score_cases(cnn, usable, view.protocol.preprocessing.mask_label, device, stage_dir,
+                        cluster=self.options.cluster, progress=progress)
+
+        self.stage(EXTERNAL_STAGES["cnn_scores"], work, settings=[cnn.content_sha256, device])
 
     def update(self, bundle: RadiomicsBundle, rows: pd.DataFrame, method: UpdatingMethod, times: list[float],
                keys: list[str]) -> dict[str, Any]:
@@ -161,7 +169,8 @@ class ExternalRun(StudyRun):
         record = {"baseline_survival": {"time": list(baseline.time), "survival": list(baseline.survival)},
                   "cutoff": bundle.cutoff.value}
         times = [t * factor for t in plan.times]
-        model = validate_score(rows, record, plan, times)
+        bootstrap = BootstrapPlan(plan.bootstrap_replicates, self.external.protocol.study.seed, self.options.cluster)
+        model = validate_score(rows, record, plan, times, bootstrap)
         keys = [time_key(t) for t in plan.times]
         model["updated"] = {method: self.update(bundle, rows, method, times, keys) for method in plan.updating}
         variables = self.external.protocol.cohort.baseline_variables
@@ -174,7 +183,7 @@ class ExternalRun(StudyRun):
         rows go to validation/cnn_outcomes.csv."""
         assert self.cnn is not None  # called only with a CNN bundle
         scores = pd.read_csv(self.run_dir / "cnn_scores" / "scores.csv", dtype={"patient_id": str})
-        record, rows = validate_cnn_bundle(self.cnn, scores, clinical, self.external.protocol)
+        record, rows = validate_cnn_bundle(self.cnn, scores, clinical, self.external.protocol, self.options.cluster)
         rows.to_csv(stage_dir / "cnn_outcomes.csv", index=False, float_format="%.12g")
         return record
 

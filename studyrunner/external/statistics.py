@@ -14,6 +14,8 @@ shared wrappers):
   ratio (Debray TPA et al. (2017), BMJ 356:i6460), the IPCW Brier score and the index of
   prediction accuracy (Graf E et al. (1999), Stat Med 18:2529-2545), a table by group of
   predicted risk; the calibration slope (van Houwelingen HC (2000), Stat Med 19:3401-3415);
+  bootstrap percentile intervals of the Brier score, IPA, ICI, E50 and E90 (Efron B,
+  Tibshirani RJ (1993), An Introduction to the Bootstrap, ch. 13; ``statistics.bootstrap_calibration``);
 - risk groups at the frozen cut-off: Kaplan-Meier curves, numbers at risk, HR, log-rank and
   events per group (a group with fewer than ``min_events_per_group`` events is flagged);
 - case mix (Debray TPA et al. (2015), J Clin Epidemiol 68:279-289): the linear predictor's
@@ -29,6 +31,7 @@ import pandas as pd
 from studyrunner.bundle import lp_summary
 from studyrunner.protocol import ExternalValidationPlan
 from studyrunner.registry import time_key
+from studyrunner.statistics.bootstrap_calibration import BootstrapPlan
 from studyrunner.statistics.cohorts import default_km_times
 from studyrunner.statistics.frozen_calibration import frozen_calibration
 from studyrunner.statistics.stratification import stratify
@@ -55,15 +58,16 @@ def risk_groups(rows: pd.DataFrame, cutoff: float, min_events: int) -> dict[str,
 
 
 def validate_score(rows: pd.DataFrame, bundle_record: dict[str, Any], plan: ExternalValidationPlan,
-                   times: list[float]) -> dict[str, Any]:
+                   times: list[float], bootstrap: BootstrapPlan | None = None) -> dict[str, Any]:
     """Every statistic of one frozen score on ``rows`` (columns time, event, lp, in the
-    bundle's time unit; ``times`` converted to it too; keys in this protocol's unit)."""
+    bundle's time unit; ``times`` converted to it too; keys in this protocol's unit); with
+    ``bootstrap``, the calibration measures' bootstrap intervals."""
     keys = [time_key(t) for t in plan.times]
     return {
         "n": len(rows), "n_events": int(rows["event"].sum()),
         **discrimination(rows, times, keys),
         "calibration": frozen_calibration(rows, bundle_record["baseline_survival"], times, keys,
-                                          plan.calibration_groups),
+                                          plan.calibration_groups, bootstrap),
         "risk_groups": risk_groups(rows, bundle_record["cutoff"], plan.min_events_per_group),
         "lp": lp_summary(rows["lp"]),
     }

@@ -18,7 +18,9 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
-from studyrunner.imaging.io import ImageReadError, read_image
+from studyrunner.imaging.io import ImageReadError
+from studyrunner.imaging.masks import read_case_image, read_mask, structure_used
+from studyrunner.imaging.structure import StructureSelector
 
 SLICE_THICKNESS_TAG = "0018|0050"
 _MAX_VALUES_LISTED = 10
@@ -99,18 +101,23 @@ def load_case(
     mask2_path: Path | None = None,
     label: int = 1,
     tolerance: float = 1e-3,
+    structure: StructureSelector | None = None,
 ) -> CaseLoadResult:
     """Read and check one case; a per-case problem is recorded, never raised.
 
     ``mask2_path`` is an optional second segmentation of the same tumour (e.g. a second
     reader's), checked against the image like the first; its problems are recorded apart
     (``mask2_problems``) because they exclude the case from the reproducibility analysis only.
+    A mask may be a DICOM RTSTRUCT or SEG (:mod:`studyrunner.imaging.masks`): ``structure``
+    selects its ROI or segment, the image folder's series is the one it references, and the
+    structure used is recorded in ``info["mask_structure"]``.
     """
     problems: list[str] = []
     mask2_problems: list[str] = []
-    image = _read_or_record(image_path, "image", problems)
-    mask = _read_or_record(mask_path, "mask", problems)
-    mask2 = None if mask2_path is None else _read_or_record(mask2_path, "mask2", mask2_problems)
+    image = _read_or_record(image_path, "image", problems, mask_path)
+    mask = _read_mask_or_record(mask_path, image, structure, "mask", problems)
+    mask2 = None if mask2_path is None else _read_mask_or_record(mask2_path, image, structure, "mask2",
+                                                                  mask2_problems)
     info: dict[str, Any] = {}
     if image is not None and mask is not None:
         geometry = check_geometry(image, mask, tolerance, label)
@@ -119,6 +126,8 @@ def load_case(
             problems.extend(non_finite_problems(image, mask, label))
         if image.GetDimension() == 3 and mask.GetDimension() == 3:
             info = _case_info(image, mask, label)
+        if structure_used(mask):
+            info["mask_structure"] = structure_used(mask)
     if image is not None and mask2 is not None:
         mask2_problems.extend(check_geometry(image, mask2, tolerance, label, mask_name="mask2"))
     return CaseLoadResult(patient_id, image, mask, mask2, problems, info, mask2_problems)
@@ -221,9 +230,20 @@ def _rounded(values: np.ndarray) -> tuple[float, ...]:
     return tuple(round(float(v), 6) for v in values)
 
 
-def _read_or_record(path: Path, role: str, problems: list[str]) -> sitk.Image | None:
+def _read_or_record(path: Path, role: str, problems: list[str], mask_path: Path | None = None) -> sitk.Image | None:
+    """The image (from a DICOM folder, the series a DICOM mask at ``mask_path`` references)."""
     try:
-        return read_image(Path(path), verify=True)
+        return read_case_image(Path(path), mask_path, verify=True)
+    except ImageReadError as error:
+        problems.append(f"{role}: {error}")
+        return None
+
+
+def _read_mask_or_record(path: Path, image: sitk.Image | None, structure: StructureSelector | None, role: str,
+                         problems: list[str]) -> sitk.Image | None:
+    """The mask (a DICOM mask on ``image``'s grid; without the image it cannot be made)."""
+    try:
+        return read_mask(Path(path), image, structure, verify=True)
     except ImageReadError as error:
         problems.append(f"{role}: {error}")
         return None

@@ -218,7 +218,9 @@ def _itk_reason(error: RuntimeError) -> str:
 
 
 def _read_dicom_series(folder: Path, series_uid: str | None) -> sitk.Image:
-    series_ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    # A named series present in the folder needs one header scan (the file names), not two.
+    file_names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_uid) if series_uid else ()
+    series_ids = [str(series_uid)] if file_names else list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     if not series_ids:
         raise ImageReadError(folder, "no DICOM series found in the folder")
     if series_uid is None:
@@ -233,7 +235,8 @@ def _read_dicom_series(folder: Path, series_uid: str | None) -> sitk.Image:
         raise ImageReadError(
             folder, f"series {series_uid} not found; the folder holds {', '.join(series_ids)}"
         )
-    file_names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_uid)
+    if not file_names:
+        file_names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_uid)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(file_names)
     reader.MetaDataDictionaryArrayUpdateOn()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from studyrunner.imaging.geometry import load_case
+from studyrunner.imaging.structure import STRUCTURE_COLUMN, StructureSelector
 from studyrunner.run_folder import write_json
 
 Progress = Callable[[int, int], None]
@@ -30,7 +31,8 @@ def check_images(clinical: pd.DataFrame, stage_dir: Path, label: int, tolerance:
         reader2 = case.mask_reader2 if has_second else None
         second = Path(reader2) if isinstance(reader2, str) and reader2 else None
         result = load_case(case.patient_id, Path(case.image), Path(case.mask), second,
-                           label=label, tolerance=tolerance)
+                           label=label, tolerance=tolerance,
+                           structure=StructureSelector.from_text(getattr(case, STRUCTURE_COLUMN, None)))
         rows.append({"patient_id": case.patient_id, "ok": result.ok, "problems": "; ".join(result.problems),
                      "mask2_problems": "; ".join(result.mask2_problems),
                      **{k: _flat(v) for k, v in result.info.items()}})

@@ -38,6 +38,7 @@ def extract_cohort(
     workers: int = 1,
     progress: Progress | None = None,
     cluster: str = "local",
+    structures: Mapping[str, str] | None = None,
 ) -> CohortFeatures:
     """Features of every case, cached per case; the image of a case is prepared once.
 
@@ -57,11 +58,12 @@ def extract_cohort(
     masks first); ``cluster`` (``dask:N``, a scheduler address) runs them as tasks of a
     Dask cluster instead (:mod:`studyrunner.cluster`), the cache still read and written
     here. ``progress(done, total)`` is called once the cache has been looked up and after
-    each computed case.
+    each computed case. ``structures``: patient_id -> the text of the structure selector of
+    the case's DICOM masks (:mod:`studyrunner.imaging.structure`; part of the cache key).
     """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cohort = _cohort_cases(cases)
+    cohort = _cohort_cases(cases, structures or {})
     results: dict[str, CaseFeatures] = {}
     failures: dict[str, dict[str, str]] = {}
     pending: list[_CohortCase] = []
@@ -77,7 +79,7 @@ def extract_cohort(
     if progress and done:
         progress(done, len(cohort))
     by_id = {case.patient_id: case for case in pending}
-    files = [CaseFiles(case.patient_id, case.image_path, case.mask_paths) for case in pending]
+    files = [CaseFiles(case.patient_id, case.image_path, case.mask_paths, case.structure) for case in pending]
     for patient_id, features, reasons in run_cases(files, params, workers, cluster):
         case = by_id[patient_id]
         reasons = {**case.unreadable, **reasons}
@@ -110,9 +112,10 @@ class _CohortCase:
     mask_paths: dict[str, Path]
     unreadable: dict[str, str] = field(default_factory=dict)
     cache_file: Path | None = None
+    structure: str = ""
 
 
-def _cohort_cases(cases: Sequence[Any]) -> list[_CohortCase]:
+def _cohort_cases(cases: Sequence[Any], structures: Mapping[str, str]) -> list[_CohortCase]:
     """One case per input, masks by name; refuses duplicated ids, mixed or empty mask sets."""
     kinds = {isinstance(case[2], Mapping) for case in cases}
     if len(kinds) > 1:
@@ -127,7 +130,8 @@ def _cohort_cases(cases: Sequence[Any]) -> list[_CohortCase]:
         mask_paths = {str(n): Path(m) for n, m in masks.items()} if multi else {SINGLE_MASK: Path(masks)}
         if not mask_paths:
             raise ValueError(f"case {patient_id} has no mask")
-        cohort.append(_CohortCase(patient_id, Path(image_path), list(mask_paths), mask_paths))
+        cohort.append(_CohortCase(patient_id, Path(image_path), list(mask_paths), mask_paths,
+                                  structure=structures.get(patient_id) or ""))
     return cohort
 
 
@@ -144,7 +148,7 @@ def _look_up_cache(case: _CohortCase, params: Mapping[str, Any], cache_dir: Path
     mask_digests = {}
     for name, path in list(case.mask_paths.items()):
         try:
-            mask_digests[name] = input_digest(path)
+            mask_digests[name] = input_digest(path) + (f" {case.structure}" if case.structure else "")
         except OSError as error:
             case.unreadable[name] = f"cannot read image {error.filename}: {error.strerror}"
             del case.mask_paths[name]

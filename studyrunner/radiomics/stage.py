@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from studyrunner.imaging.structure import STRUCTURE_COLUMN
 from studyrunner.protocol import Protocol
 from studyrunner.radiomics.cohort_extraction import extract_cohort
 from studyrunner.radiomics.parameters import radiomics_params, write_params_file
@@ -62,8 +63,10 @@ def extract_with_params(params: dict, cases: pd.DataFrame, stage_dir: Path, cach
         if second and isinstance(case.mask_reader2, str) and case.mask_reader2:
             masks["reader2"] = Path(case.mask_reader2)
         items.append((case.patient_id, Path(case.image), masks))
+    structures = (dict(zip(cases["patient_id"], cases[STRUCTURE_COLUMN].fillna(""), strict=True))
+                  if STRUCTURE_COLUMN in cases.columns else None)
     tables, failures = extract_cohort(items, params, cache_dir, workers=workers, progress=progress,
-                                     cluster=cluster)
+                                     cluster=cluster, structures=structures)
     for reader, table in tables.items():
         table.index.name = "patient_id"
         name = "features.csv" if reader == "reader1" else f"features_{reader}.csv"

@@ -20,7 +20,8 @@ import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from studyrunner.cluster import LOCAL, cluster_session
-from studyrunner.imaging.io import read_image
+from studyrunner.imaging.masks import read_case_image, read_mask
+from studyrunner.imaging.structure import StructureSelector
 from studyrunner.radiomics.execution import extract_masks_with, failure_reason
 from studyrunner.radiomics.parameters import build_extractor
 
@@ -30,11 +31,14 @@ CaseResult = tuple[str, dict[str, dict[str, float]], dict[str, str]]
 
 @dataclass(frozen=True)
 class CaseFiles:
-    """The files of one case to compute: its image and its (readable) masks by name."""
+    """The files of one case to compute: its image and its (readable) masks by name, and
+    the text of the :class:`~studyrunner.imaging.structure.StructureSelector` of its DICOM
+    masks (empty: none)."""
 
     patient_id: str
     image_path: Path
     mask_paths: Mapping[str, Path]
+    structure: str = ""
 
 
 def run_cases(cases: list[CaseFiles], params: Mapping[str, Any], workers: int,
@@ -73,13 +77,13 @@ def run_cases(cases: list[CaseFiles], params: Mapping[str, Any], workers: int,
 def extract_case_files(extractor: RadiomicsFeatureExtractor, case: CaseFiles) -> CaseResult:
     """Read the case's image and masks and extract every mask; never raises."""
     try:
-        image = read_image(case.image_path)
+        image = read_case_image(case.image_path, next(iter(case.mask_paths.values()), None))
     except Exception as error:  # noqa: BLE001 - any failure excludes this case only
         return case.patient_id, {}, {name: failure_reason(error) for name in case.mask_paths}
     masks: dict[str, sitk.Image | str] = {}
     for name, path in case.mask_paths.items():
         try:
-            masks[name] = read_image(path)
+            masks[name] = read_mask(path, image, StructureSelector.from_text(case.structure))
         except Exception as error:  # noqa: BLE001 - this mask only
             masks[name] = failure_reason(error)
     try:

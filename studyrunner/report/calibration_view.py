@@ -9,21 +9,42 @@ cross_validation``). Decision-curve counts are those the statistics stage record
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from studyrunner.registry import time_key
 from studyrunner.results.models import (
+    CalibrationBootstrap,
     CohortEvaluation,
     CrossValidatedCalibration,
     CrossValidation,
     DecisionSummary,
     FrozenCalibration,
+    RiskScores,
 )
 
 
 def frozen(record: Any) -> FrozenCalibration | None:
     """The record when it is a frozen calibration (not a NotRun or None)."""
     return record if isinstance(record, FrozenCalibration) else None
+
+
+def first_bootstrap(records: Iterable[Any]) -> CalibrationBootstrap | None:
+    """The first bootstrap record of these calibration records (the methods text's replicates and
+    level: every calibration of a run draws the same number), or None when none has one."""
+    for record in records:
+        calibration = frozen(record)
+        for at in calibration.at.values() if calibration is not None else ():
+            if at.bootstrap is not None:
+                return at.bootstrap
+    return None
+
+
+def risk_score_bootstrap(risk: RiskScores | None) -> CalibrationBootstrap | None:
+    """The first bootstrap record of the CNN scores' calibrations (:func:`first_bootstrap`)."""
+    if risk is None:
+        return None
+    return first_bootstrap(cal for block in risk.scores.values() for cal in block.calibration.values())
 
 
 def decision_summary(summaries: dict[str, DecisionSummary]) -> list[dict[str, Any]]:
@@ -62,9 +83,11 @@ def apparent_and_cross_validated(training: CohortEvaluation | None,
 
 def calibration_methods(evaluation: dict[str, CohortEvaluation]) -> dict[str, Any]:
     """What the methods text says about the calibration: ``calibration_times`` and
-    ``calibration_groups`` (of the first cohort with a frozen calibration; empty/None without)."""
+    ``calibration_groups`` (of the first cohort with a frozen calibration; empty/None without) and
+    ``calibration_bootstrap`` (:func:`first_bootstrap`)."""
     first = next((cal for ev in evaluation.values() if (cal := frozen(ev.calibration)) is not None), None)
     if first is None:
-        return {"calibration_times": [], "calibration_groups": None}
+        return {"calibration_times": [], "calibration_groups": None, "calibration_bootstrap": None}
     ats = list(first.at.values())
-    return {"calibration_times": [at.t for at in ats], "calibration_groups": len(ats[0].groups) if ats else None}
+    return {"calibration_times": [at.t for at in ats], "calibration_groups": len(ats[0].groups) if ats else None,
+            "calibration_bootstrap": first_bootstrap(ev.calibration for ev in evaluation.values())}

@@ -18,6 +18,7 @@ METHOD_REFERENCES = {
     "xtile": "Camp, Dolled-Filhart & Rimm, Clin Cancer Res 2004",
     "nomogram": "Harrell, Regression Modeling Strategies, 2015: rms::nomogram",
     "ici": "Austin, Harrell & van Klaveren, Stat Med 2020",
+    "bootstrap": "Efron & Tibshirani, An Introduction to the Bootstrap, 1993, ch. 13",
     "seed000": "Transl Lung Cancer Res 2022;11(4):670-685",
     "reverse_km": "Schemper & Smith, Control Clin Trials 1996",
     "smd": "Austin, Stat Med 2009",

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from studyrunner.errors import InputError
 from studyrunner.external.case_mix import IMBALANCE
+from studyrunner.report.calibration_view import first_bootstrap
 from studyrunner.report.citations import METHOD_REFERENCES
 from studyrunner.report.figures.calibration import draw_calibration
 from studyrunner.report.figures.flow import draw_flow_diagram
@@ -220,6 +221,7 @@ def render_external_report(run_dir: Path) -> Path:
         "checklist": checklist(results), "checklist_todo": None,
         "tripod_tags": tripod_tags(), "ci": ci_label(), "ci_words": ci_words(), "refs": METHOD_REFERENCES,
         "imbalance": IMBALANCE, "e90_label": "E90",
+        "calibration_bootstrap": first_bootstrap(model.calibration for model in results.external.models.values()),
     }
     html = environment.get_template(MAIN_TEMPLATE).render(**context)
     (report_dir / "report.html").write_text(html, encoding="utf-8")

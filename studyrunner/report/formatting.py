@@ -173,6 +173,18 @@ def fmt_estimate(estimate: Any, digits: int = 2, reason: str | None = None) -> s
                   field(estimate, "reason") or reason)
 
 
+def fmt_bootstrap(estimate: float | None, bootstrap: Any, measure: str, digits: int = 3,
+                  reason: str | None = None) -> str:
+    """A calibration measure with its bootstrap percentile interval, the entry ``measure`` of a
+    ``CalibrationBootstrap`` record: ``fmt_bootstrap(0.183, {"brier": {"lower": 0.152, "upper": 0.214}},
+    "brier") == "0.183 (0.152–0.214)"``. Without a bootstrap record (none was asked for) the estimate
+    alone; with one that has no interval (too few replicates), the estimate and "(—)"."""
+    if bootstrap is None:
+        return fmt_num(estimate, digits, reason)
+    interval = field(bootstrap, measure)
+    return fmt_ci(estimate, field(interval, "lower"), field(interval, "upper"), digits, reason)
+
+
 def fmt_pct(value: float | None, reason: str | None = None) -> str:
     """A percentage rounded to a whole number; values in (0, 0.5) print as "<1%"."""
     if value is None or is_missing(value):
@@ -351,6 +363,7 @@ FILTERS: dict[str, Callable[..., str]] = {
     "fmt_ci": nowrap_interval(fmt_ci),
     "fmt_hr": nowrap_interval(fmt_hr),
     "fmt_estimate": nowrap_interval(fmt_estimate),
+    "fmt_bootstrap": nowrap_interval(fmt_bootstrap),
     "fmt_pct": fmt_pct,
     "fmt_n_pct": nowrap_interval(fmt_n_pct),
     "fmt_median_iqr": nowrap_interval(fmt_median_iqr),

@@ -15,7 +15,13 @@ from typing import Any
 
 from studyrunner.protocol import ReportSection
 from studyrunner.registry import LEARNERS, MAXSTAT_PMETHODS, learner_label, time_key
-from studyrunner.report.calibration_view import apparent_and_cross_validated, calibration_methods, decision_summary
+from studyrunner.report.calibration_view import (
+    apparent_and_cross_validated,
+    calibration_methods,
+    decision_summary,
+    first_bootstrap,
+    risk_score_bootstrap,
+)
 from studyrunner.report.citations import METHOD_REFERENCES
 from studyrunner.report.deep_view import deep_context
 from studyrunner.report.figures import stage_label, uses_venn
@@ -402,6 +408,7 @@ def build_context(results: Results, figures: dict[str, str], css: str) -> dict[s
         "tripod_reference": TRIPOD_AI_REFERENCE,
         "ci": ci_label(),
         "ci_words": ci_words(),
+        "risk_bootstrap": risk_score_bootstrap(results.risk_scores),
         "section_titles": SECTION_TITLES,
         **signature_context(results, evaluation),
         "published": published_view(results),
@@ -437,6 +444,7 @@ def signature_context(results: Results, evaluation: dict[str, CohortEvaluation])
         "cv_rows": cv_rows,
         "cv_by_time": {time_key(row["time"]): row for row in cv_rows},
         "cv_calibration_rows": apparent_and_cross_validated(training, cv) if signature else [],
+        "calibration_bootstrap": first_bootstrap(ev.calibration for ev in evaluation.values()),
         "eval_parts": evaluation_parts(evaluation) if evaluation else {},
         "maxstat_pmethod": MAXSTAT_PMETHODS.get(str(cutoff.pmethod), cutoff.pmethod) if cutoff else None,
         "model_aic": model_aic(model) if model else None,

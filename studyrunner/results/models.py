@@ -1225,6 +1225,34 @@ class SmoothedCalibration(Record):
     curve: CalibrationCurve
 
 
+class BootstrapInterval(Record):
+    lower: Number = None
+    upper: Number = None
+
+
+class CalibrationBootstrap(Record):
+    """Bootstrap percentile intervals (Efron & Tibshirani 1993, ch. 13) of one time's Brier score
+    (of the model), IPA, ICI, E50 and E90: ``replicates`` resamples of the cohort's patients from
+    ``seed``, score and baseline frozen; ``used`` gave every measure, ``failed`` did not (``failures``:
+    reason -> count); no interval, with ``reason``, when fewer than half were used."""
+
+    method: Literal["percentile"]
+    level: float
+    replicates: int
+    seed: int
+    used: int
+    failed: int
+    failures: dict[str, int] = Field(default_factory=dict)
+    brier: BootstrapInterval | None = None
+    ipa: BootstrapInterval | None = None
+    # Percentile intervals of absolute calibration errors: resampling noise only adds to an absolute
+    # difference, so these can lie wholly above their estimate; kept for completeness, not printed.
+    ici: BootstrapInterval | None = None
+    e50: BootstrapInterval | None = None
+    e90: BootstrapInterval | None = None
+    reason: str | None = None
+
+
 class CalibrationAt(Record):
     """Observed (1 - Kaplan-Meier) against mean predicted risk by one time."""
 
@@ -1237,6 +1265,7 @@ class CalibrationAt(Record):
     brier: Brier
     groups: list[CalibrationGroup] = Field(default_factory=list)
     smoothed: SmoothedCalibration | None = None
+    bootstrap: CalibrationBootstrap | None = None
 
 
 class CalibrationSlope(Record):

@@ -67,8 +67,10 @@ def read_table_json(path: Path) -> list:
 
 
 def run_statistics(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path, workers: int = 1,
-                   progress: Progress | None = None) -> None:
-    """Table 1, the radiomics model and the CNN scores of the run in ``run_dir`` into ``stage_dir``."""
+                   progress: Progress | None = None, cluster: str = "local") -> None:
+    """Table 1, the radiomics model and the CNN scores of the run in ``run_dir`` into ``stage_dir``;
+    the cross-validation fits and the calibration's bootstrap replicates run where ``cluster`` says
+    (:mod:`studyrunner.cluster`)."""
     protocol = loaded.protocol
     clinical = pd.read_csv(run_dir / "cohort" / "clinical.csv", dtype={"patient_id": str})
     features = pd.read_csv(run_dir / "radiomics" / "features.csv", dtype={"patient_id": str})
@@ -76,14 +78,15 @@ def run_statistics(loaded: LoadedProtocol, run_dir: Path, stage_dir: Path, worke
     truth_path = truth_file(loaded)
     truth = read_table(truth_path) if truth_path is not None else None
 
-    develop_and_evaluate(protocol, clinical, features, reader2, stage_dir, truth, workers, progress)
+    develop_and_evaluate(protocol, clinical, features, reader2, stage_dir, truth, workers, progress, cluster)
     write_json(stage_dir / "table_one.json", baseline_table(loaded, clinical))
     write_json(stage_dir / "tripod.json", tripod_record(protocol, clinical, features["patient_id"], stage_dir))
     if protocol.statistics.risk_scores is not None:
         from studyrunner.statistics.cnn_scores.stage import evaluate_cnn_scores
 
         km_times = protocol.statistics.km_times or default_km_times(clinical[protocol.primary_endpoint().time])
-        evaluate_cnn_scores(protocol, clinical, run_dir / "deep", features, stage_dir, km_times, truth)
+        evaluate_cnn_scores(protocol, clinical, run_dir / "deep", features, stage_dir, km_times, truth,
+                            cluster=cluster)
 
 
 def baseline_table(loaded: LoadedProtocol, clinical: pd.DataFrame) -> dict:

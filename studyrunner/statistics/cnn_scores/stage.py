@@ -23,6 +23,7 @@ from studyrunner.protocol import CategoricalEndpoint, Protocol, RiskScorePlan, T
 from studyrunner.registry import fused_name, score_name, time_key
 from studyrunner.run_folder import read_json, write_json
 from studyrunner.statistics.baseline_survival import baseline_survival
+from studyrunner.statistics.bootstrap_calibration import BootstrapPlan
 from studyrunner.statistics.cnn_scores.clinical import clinical_models, subgroups
 from studyrunner.statistics.cnn_scores.response import RESPONSE_SCORES, response_statistics
 from studyrunner.statistics.cnn_scores.scores import endpoint_scores, fused_score
@@ -61,10 +62,11 @@ def cut_and_evaluate(data: pd.DataFrame, cohorts: dict[str, pd.Series], scores: 
 
 
 def calibrate_scores(data: pd.DataFrame, cohorts: dict[str, pd.Series], scores: dict[str, dict[str, Any]],
-                     endpoints: dict[str, TimeToEventEndpoint], plan: RiskScorePlan) -> None:
+                     endpoints: dict[str, TimeToEventEndpoint], plan: RiskScorePlan,
+                     bootstrap: BootstrapPlan | None = None) -> None:
     """Each score's calibration at the plan's times (``frozen_calibration``): the predicted
     risk 1 - S0(t)^exp(score) with S0 the training cohort's Breslow baseline survival, in
-    every cohort (apparent on training)."""
+    every cohort (apparent on training); with ``bootstrap``, the measures' bootstrap intervals."""
     if not plan.calibration_times:
         return
     keys = [time_key(t) for t in plan.calibration_times]
@@ -75,7 +77,8 @@ def calibrate_scores(data: pd.DataFrame, cohorts: dict[str, pd.Series], scores: 
         rows = rows[rows["time"].notna()]
         baseline = baseline_survival(rows[cohorts["training"].loc[rows.index]], "time", "event", "lp")
         block["calibration"] = {cohort: frozen_calibration(rows[mask.loc[rows.index]], baseline,
-                                                           list(plan.calibration_times), keys, plan.calibration_groups)
+                                                           list(plan.calibration_times), keys, plan.calibration_groups,
+                                                           bootstrap)
                                 for cohort, mask in cohorts.items()}
 
 
@@ -93,8 +96,10 @@ def headline_score(plan: RiskScorePlan, survival_endpoints: list[str]) -> str | 
 
 
 def evaluate_cnn_scores(protocol: Protocol, clinical: pd.DataFrame, deep_dir: Path, features: pd.DataFrame,
-                        stage_dir: Path, km_times: list[float], truth: pd.DataFrame | None) -> None:
-    """Every statistic of the CNN scores into ``stage_dir`` (module docstring)."""
+                        stage_dir: Path, km_times: list[float], truth: pd.DataFrame | None,
+                        cluster: str = "local") -> None:
+    """Every statistic of the CNN scores into ``stage_dir`` (module docstring); the calibration's
+    bootstrap replicates run where ``cluster`` says (:mod:`studyrunner.cluster`)."""
     plan = protocol.statistics.risk_scores
     assert plan is not None  # the statistics stage calls this only with a risk-score plan
     deep = protocol.predictors.deep_learning
@@ -114,7 +119,8 @@ def evaluate_cnn_scores(protocol: Protocol, clinical: pd.DataFrame, deep_dir: Pa
         result["scores"][fused_name(plan.fusion_endpoint)] = fused.pop("score")
         result.update(fused)
     cut_and_evaluate(data, cohorts, result["scores"], endpoints, plan.cutoff, protocol.study.seed, km_times)
-    calibrate_scores(data, cohorts, result["scores"], endpoints, plan)
+    calibrate_scores(data, cohorts, result["scores"], endpoints, plan,
+                     BootstrapPlan(plan.bootstrap_replicates, protocol.study.seed, cluster))
 
     headline = headline_score(plan, deep.survival_endpoints)
     if headline is not None:

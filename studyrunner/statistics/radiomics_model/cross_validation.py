@@ -23,21 +23,26 @@ A fold whose development selected no feature has no model and no prediction: it 
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from studyrunner.cluster import LOCAL, run_tasks
 from studyrunner.errors import InputError
 from studyrunner.protocol import StatisticsSection
 from studyrunner.registry import time_key
 from studyrunner.statistics.validation import calibration_at, calibration_slope, predicted_risk_from_baseline
 
-Developer = Callable[[pd.DataFrame, pd.DataFrame | None, int], Any]  # -> model with .features, .score(rows)
+
+class Developer(Protocol):
+    """``develop(train_rows, reader2_rows, seed=...)``: a model with ``features`` and ``score(rows)``."""
+
+    def __call__(self, train: pd.DataFrame, reader2: pd.DataFrame | None, *, seed: int) -> Any: ...
+
+
 AucFunction = Callable[[pd.DataFrame, list[float]], dict[str, float | None]]
 BaselineFunction = Callable[[pd.DataFrame], dict[str, Any]]  # scored training rows -> {"time", "survival"}
 
@@ -76,66 +81,98 @@ class FoldResult:
         return self.error == NO_FEATURES
 
 
+@dataclass(frozen=True)
+class FoldTask:
+    """One fit: its repeat and fold, which development rows are its validation rows, its seed."""
+
+    repeat: int
+    fold: int
+    validation: tuple[bool, ...]
+    seed: int
+
+
+@dataclass(frozen=True)
+class FoldContext:
+    """What every fit shares: the development rows, the second reader's rows and the functions
+    (sent once to each worker of a cluster, not with every fold)."""
+
+    data: pd.DataFrame
+    reader2: pd.DataFrame | None
+    times: list[float]
+    develop: Developer
+    auc: AucFunction
+    calibration_times: list[float]
+    baseline: BaselineFunction | None
+
+
 def cross_validate(data: pd.DataFrame, reader2: pd.DataFrame | None, event: str, plan: StatisticsSection,
                    seed: int, develop: Developer, auc: AucFunction, workers: int = 1,
                    progress: Callable[[int, int], None] | None = None,
-                   baseline: BaselineFunction | None = None) -> list[FoldResult]:
+                   baseline: BaselineFunction | None = None, cluster: str = LOCAL) -> list[FoldResult]:
     """Run ``plan.evaluation.cross_validation`` on ``data`` (the development cohort).
 
     ``develop(train_rows, reader2_rows, seed=...)`` returns a model with ``features`` and
     ``score(rows)``; ``auc(rows_with_score, times)`` returns {time: AUC}. A fold whose
-    development or evaluation fails is recorded with its error; the others go on. With
-    ``workers > 1`` the fits run in that many processes (``develop`` and ``auc`` must then
-    be picklable, e.g. ``functools.partial`` of module functions); the folds and seeds are
-    the same, so are the results. With ``baseline(scored_training_rows)`` (the fold-training
-    Breslow baseline {"time", "survival"} of the column ``risk_score``) each fold also keeps its
-    validation patients' linear predictor and predicted risk at ``plan.evaluation.calibration_times``.
+    development or evaluation fails is recorded with its error; the others go on. The fits run
+    where ``cluster`` says (:func:`studyrunner.cluster.run_tasks`: this process, ``workers``
+    spawned processes, or a Dask cluster, R started once in each worker process); ``develop``,
+    ``auc`` and ``baseline`` must then be picklable (``functools.partial`` of module functions).
+    The folds and seeds are drawn here, before any fit, so the results do not depend on where
+    the fits ran. With ``baseline(scored_training_rows)`` (the fold-training Breslow baseline
+    {"time", "survival"} of the column ``risk_score``) each fold also keeps its validation
+    patients' linear predictor and predicted risk at ``plan.evaluation.calibration_times``.
     """
     cv = plan.evaluation.cross_validation
     assert cv is not None
     rng = np.random.default_rng(seed)
-    tasks = []
+    tasks: list[FoldTask] = []
     for repeat in range(cv.repeats):
         assignment = stratified_folds(data[event].to_numpy().astype(int), cv.folds, rng)
-        for fold in range(cv.folds):
-            train, valid = data[assignment != fold], data[assignment == fold]
-            fold_reader2 = None if reader2 is None else reader2[reader2["patient_id"].isin(train["patient_id"])]
-            tasks.append((repeat, fold, train, valid, fold_reader2, seed + 1000 * (repeat + 1) + fold,
-                          plan.evaluation.time_roc_times, develop, auc,
-                          plan.evaluation.calibration_times if baseline is not None else [], baseline))
-    if workers <= 1:
-        results = []
-        for task in tasks:
-            results.append(_fit_fold(task))
-            if progress:
-                progress(len(results), len(tasks))
-        return results
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        results = []
-        for result in pool.map(_fit_fold, tasks):
-            results.append(result)
-            if progress:
-                progress(len(results), len(tasks))
-    return results
+        tasks.extend(FoldTask(repeat, fold, tuple(bool(v) for v in assignment == fold),
+                              seed + 1000 * (repeat + 1) + fold) for fold in range(cv.folds))
+    context = FoldContext(data, reader2, plan.evaluation.time_roc_times, develop, auc,
+                          plan.evaluation.calibration_times if baseline is not None else [], baseline)
+    return run_tasks(_fit_fold, tasks, context, cluster=cluster, workers=workers, progress=progress,
+                     on_lost=lambda task, error: _lost_fold(context, task))
 
 
-def _fit_fold(task: tuple) -> FoldResult:
+LOST_FOLD = ("KilledWorker: every Dask worker that fitted this fold died (Dask's allowed-failures); "
+             "the fit crashes the process")
+
+
+def _split(context: FoldContext, task: FoldTask) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """The fold's training rows, validation rows and the second reader's training rows."""
+    valid_mask = np.asarray(task.validation)
+    train, valid = context.data[~valid_mask], context.data[valid_mask]
+    reader2 = context.reader2
+    fold_reader2 = None if reader2 is None else reader2[reader2["patient_id"].isin(train["patient_id"])]
+    return train, valid, fold_reader2
+
+
+def _lost_fold(context: FoldContext, task: FoldTask) -> FoldResult:
+    """The record of a fit whose every worker died: a failed fold like any other."""
+    train, valid, _ = _split(context, task)
+    return FoldResult(task.repeat, task.fold, train["patient_id"].tolist(), valid["patient_id"].tolist(), [], {}, {},
+                      error=LOST_FOLD)
+
+
+def _fit_fold(context: FoldContext, task: FoldTask) -> FoldResult:
     """Develop on the fold's training rows, score both sides, compute their AUCs."""
-    repeat, fold, train, valid, reader2, fold_seed, times, develop, auc, calibration_times, baseline = task
-    result = FoldResult(repeat, fold, train["patient_id"].tolist(), valid["patient_id"].tolist(), [], {}, {})
+    train, valid, reader2 = _split(context, task)
+    times = context.times
+    result = FoldResult(task.repeat, task.fold, train["patient_id"].tolist(), valid["patient_id"].tolist(), [], {}, {})
     try:
-        model = develop(train, reader2, seed=fold_seed)
+        model = context.develop(train, reader2, seed=task.seed)
         result.features = list(model.features)
         if not result.features:
             result.error = NO_FEATURES
         else:
-            result.auc_training = auc(train.assign(risk_score=model.score(train)), times)
-            result.auc_validation = auc(valid.assign(risk_score=model.score(valid)), times)
+            result.auc_training = context.auc(train.assign(risk_score=model.score(train)), times)
+            result.auc_validation = context.auc(valid.assign(risk_score=model.score(valid)), times)
     except Exception as exc:  # noqa: BLE001 - one failing fold is recorded, not fatal
         result.error = f"{type(exc).__name__}: {exc}"
-    if result.error is None and baseline is not None and calibration_times:
-        _out_of_fold_risk(result, model, train, valid, baseline, calibration_times)
+    if result.error is None and context.baseline is not None and context.calibration_times:
+        _out_of_fold_risk(result, model, train, valid, context.baseline, context.calibration_times)
     return result
 
 

@@ -33,6 +33,7 @@ from studyrunner.protocol import Protocol, StatisticsSection
 from studyrunner.registry import time_key
 from studyrunner.run_folder import write_json
 from studyrunner.statistics.baseline_survival import baseline_survival
+from studyrunner.statistics.bootstrap_calibration import BootstrapPlan
 from studyrunner.statistics.cohorts import TRAINING, cohort_masks, default_km_times
 from studyrunner.statistics.cutoffs import choose_cutoff
 from studyrunner.statistics.decision_curve import decision_curve, net_benefit_summary
@@ -63,9 +64,10 @@ def evaluate_cohort(rows: pd.DataFrame, time: str, event: str, cutoff: float, pl
 
 
 def calibration_and_decision(rows: pd.DataFrame, time: str, event: str, baseline: dict[str, Any],
-                             plan: StatisticsSection) -> dict[str, Any]:
+                             plan: StatisticsSection, bootstrap: BootstrapPlan | None = None) -> dict[str, Any]:
     """Calibration and decision curves of the frozen predicted risk 1 - S0(t)^exp(risk_score) in
-    one cohort, ``baseline`` the training cohort's Breslow S0 (``baseline_survival``)."""
+    one cohort, ``baseline`` the training cohort's Breslow S0 (``baseline_survival``); with
+    ``bootstrap``, the calibration measures' bootstrap intervals."""
     out: dict[str, Any] = {}
     evaluation = plan.evaluation
     frame = pd.DataFrame({"time": rows[time].to_numpy(), "event": rows[event].to_numpy(),
@@ -74,7 +76,7 @@ def calibration_and_decision(rows: pd.DataFrame, time: str, event: str, baseline
         times = list(evaluation.calibration_times)
         try:
             out["calibration"] = frozen_calibration(frame, baseline, times, [time_key(t) for t in times],
-                                                    evaluation.calibration_groups)
+                                                    evaluation.calibration_groups, bootstrap)
         except InputError as exc:  # e.g. a time beyond this cohort's follow-up
             out["calibration"] = {"not_run": str(exc)}
     if evaluation.decision_curve_times:
@@ -111,7 +113,7 @@ def development_record(model: DevelopedModel, stage_dir: Path, endpoint: str, n_
 
 def develop_and_evaluate(protocol: Protocol, clinical: pd.DataFrame, features: pd.DataFrame,
                          reader2: pd.DataFrame | None, stage_dir: Path, truth: pd.DataFrame | None = None,
-                         workers: int = 1, progress: Progress | None = None) -> None:
+                         workers: int = 1, progress: Progress | None = None, cluster: str = "local") -> None:
     """Develop, score, cut, evaluate and cross-validate (module docstring) into ``stage_dir``."""
     plan, seed = protocol.statistics, protocol.study.seed
     endpoint = protocol.primary_endpoint()
@@ -140,13 +142,14 @@ def develop_and_evaluate(protocol: Protocol, clinical: pd.DataFrame, features: p
                   for name, mask in masks.items()}
     if plan.evaluation.calibration_times or plan.evaluation.decision_curve_times:
         baseline = baseline_survival(scored[masks[TRAINING]], time, event, "risk_score")
+        bootstrap = BootstrapPlan(plan.evaluation.bootstrap_replicates, seed, cluster)
         for name, mask in masks.items():
-            evaluation[name].update(calibration_and_decision(scored[mask], time, event, baseline, plan))
+            evaluation[name].update(calibration_and_decision(scored[mask], time, event, baseline, plan, bootstrap))
     write_json(stage_dir / "evaluation.json", evaluation)
 
     if plan.evaluation.cross_validation is not None and plan.evaluation.time_roc_times:
         run_cross_validation(train, reader2, time, event, plan, seed, endpoint.unit, stage_dir, workers, progress,
-                             final_features=model.features)
+                             final_features=model.features, cluster=cluster)
     if truth is not None:
         write_json(stage_dir / "oracle.json", {
             "description": f"the synthetic generator's true linear predictor (true_lp_{plan.endpoint}), "
@@ -158,7 +161,7 @@ def develop_and_evaluate(protocol: Protocol, clinical: pd.DataFrame, features: p
 def run_cross_validation(train: pd.DataFrame, reader2: pd.DataFrame | None, time: str, event: str,
                          plan: StatisticsSection, seed: int, unit: str, stage_dir: Path,
                          workers: int = 1, progress: Progress | None = None,
-                         final_features: list[str] | None = None) -> None:
+                         final_features: list[str] | None = None, cluster: str = "local") -> None:
     """Repeated K-fold cross-validation of the whole development: the fold AUCs' summary, the
     failed fits, the final features' selection frequency and the cross-validated calibration
     (cross_validation.json), and which patient was where (folds.csv)."""
@@ -167,7 +170,7 @@ def run_cross_validation(train: pd.DataFrame, reader2: pd.DataFrame | None, time
         train, reader2, event, plan, seed,
         develop=functools.partial(develop_model, time=time, event=event, plan=plan),
         auc=functools.partial(fold_auc, time=time, event=event), workers=workers, progress=progress,
-        baseline=functools.partial(fold_baseline, time=time, event=event) if calibrate else None)
+        baseline=functools.partial(fold_baseline, time=time, event=event) if calibrate else None, cluster=cluster)
     summary = summarise_folds(results, plan, unit, final_features)
     if calibrate:
         summary["calibration"] = cross_validated_calibration(results, train, time, event, plan)
