@@ -228,7 +228,7 @@ def _dicom_reference_problems(clinical_csv: Path, base: Path) -> list[str]:
     from studyrunner.paths import shareable_text
 
     clinical = pd.read_csv(clinical_csv, dtype=str, keep_default_na=False)
-    return [shareable_text(problem, base) for problem in cohort_reference_problems(clinical)]
+    return [shareable_text(problem, base, pseudonymise_uids=False) for problem in cohort_reference_problems(clinical)]
 
 
 @app.command()

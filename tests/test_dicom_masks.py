@@ -334,3 +334,18 @@ def test_lung1_radiomics_features_from_dicom_equal_the_nifti_features(lung1_dico
         assert len(nifti["m"]) == 18 + 14 + 24  # first order, shape, GLCM
         assert dicom["seg"] == nifti["m"]
         assert dicom["rtstruct"] == nifti["m"]
+
+
+def test_shared_text_replaces_dicom_uids_and_keeps_versions_and_paths_readable(tmp_path) -> None:
+    """A UID becomes uid:<first 12 hex digits of its SHA-256> (hashlib, by hand here); version
+    numbers (fewer than five components) stay; paths become relative; validate keeps UIDs."""
+    import hashlib
+
+    from studyrunner.paths import shareable_text
+
+    uid = "1.3.12.2.1107.5.1.4.54023.30000019031212345678900000123"
+    text = f"{tmp_path}/rs.dcm references series {uid} (R 4.2.2, pyradiomics 3.0.1, dicom 1.2.3.4)"
+    expected = "uid:" + hashlib.sha256(uid.encode()).hexdigest()[:12]
+    assert shareable_text(text, tmp_path) == (f"rs.dcm references series {expected} "
+                                              "(R 4.2.2, pyradiomics 3.0.1, dicom 1.2.3.4)")
+    assert shareable_text(text, tmp_path, pseudonymise_uids=False) == text.replace(f"{tmp_path}/", "")

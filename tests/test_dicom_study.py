@@ -13,6 +13,7 @@ any output of the run (results.json, the report's text, the frozen bundle, logs,
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -23,16 +24,18 @@ import SimpleITK as sitk
 import yaml
 from typer.testing import CliRunner
 
+from studyrunner.paths import uid_pseudonym
 from tests.conftest import REPO, SHARED_DATA
 from tests.dicom_cases import IDENTIFYING, mask_contours, write_ct_series, write_rtstruct, write_seg
 
 LUNG1 = SHARED_DATA / "nsclc_lung1_real"
+OTHER_SERIES = "1.2.826.0.1.3680043.2.1125.7"  # the series P024's RTSTRUCT references, absent from its folder
 GOOD_RTSTRUCT = {"P002": "GTV-1", "P007": "GTVp", "P008": "gtv", "P014": "GTV-1", "P015": "GTV-1",
                  "P016": "GTV-1", "P017": "GTV-1", "P026": "Tumour-primary"}
 # Per-case structure cells of the manifest (cohort.manifest_columns.structure): they replace cohort.mask_structure.
 STRUCTURE_CELLS = {"P026": "gross tumour|tumour-PRIMARY"}
 BAD_REASONS = {
-    "P024": "references series 1.2.826.0.1.3680043.2.1125.7, which this folder does not hold",
+    "P024": f"references series {OTHER_SERIES}, which this folder does not hold",
     "P020": "no ROI named any of ['GTV-1', 'GTVp', 'gtv'] (ROIs present: 'Heart')",
     "P003": "RTSTRUCT ROI 'GTV-1' is empty",
     "P021": "SEG holds 2 segments (1 'GTV', 2 'Lung') and none is named",
@@ -55,7 +58,7 @@ def _write_case(out: Path, patient: str) -> tuple[str, str]:
         segments = {"GTV": array, "Lung": np.roll(array, 20, axis=2)} if patient == "P021" else {"GTV": array}
         return f"{patient}/ct", str(write_seg(out / patient / "seg.dcm", series, segments).relative_to(out))
     if patient == "P024":
-        write_rtstruct(rs, series, {"GTV-1": contours}, referenced_series_uid="1.2.826.0.1.3680043.2.1125.7")
+        write_rtstruct(rs, series, {"GTV-1": contours}, referenced_series_uid=OTHER_SERIES)
     elif patient == "P020":
         write_rtstruct(rs, series, {"Heart": contours})
     elif patient == "P022":
@@ -111,6 +114,9 @@ def test_dicom_study_excludes_bad_cases_and_leaks_no_identifier(dicom_protocol: 
     assert set(excluded) == set(BAD_REASONS)
     for patient, reason in BAD_REASONS.items():
         assert reason in excluded[patient], excluded[patient]
+    # results.json (and so the report) names the series by a pseudonym, never by its UID
+    shared = {e["patient_id"]: e["reason"] for e in results["flow"]["exclusions"] if e["stage"] == "images"}
+    assert f"references series {uid_pseudonym(OTHER_SERIES)}, which this folder does not hold" in shared["P024"]
     cases = {row["patient_id"]: row for row in _csv_rows(run_dir / "images" / "cases.csv")}
     assert cases["P007"]["mask_structure"] == "RTSTRUCT ROI 'GTVp'"
     assert cases["P008"]["mask_structure"] == "RTSTRUCT ROI 'gtv'"
@@ -138,6 +144,12 @@ def _no_age() -> set[str]:
 def _assert_no_identifier(run_dir: Path) -> None:
     """Grep every file of the run (the PDF through pdftotext, zip archives member by member)."""
     needles = [value.encode() for value in IDENTIFYING.values()] + [b"Zyxwvut", b"Qpalzm"]
+    shared = [run_dir / "results.json", run_dir / "report.pdf", *run_dir.glob("model/*")]
+    for path in shared:  # no DICOM UID at all in what is meant to be shared
+        text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, check=True).stdout.decode() \
+            if path.suffix == ".pdf" else path.read_bytes().decode("utf-8", "replace")
+        assert OTHER_SERIES not in text, path
+        assert not re.search(r"(?<![\w.])1\.2\.826\.0\.1\.3680043\.", text), path
     files = [p for p in run_dir.rglob("*") if p.is_file()]
     assert any(p.suffix == ".pdf" for p in files)
     assert any(p.name == "run.log" for p in files)
