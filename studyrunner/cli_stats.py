@@ -145,7 +145,9 @@ def select(csv: Path = typer.Argument(...), time: str = typer.Option(..., "--tim
         _emit({"screened": selection.get("screened", []),
                "learners": {name: {"features": entry.get("features") or [],
                                    "implementation": entry.get("implementation"),
-                                   "error": entry.get("error")}
+                                   "error": entry.get("error"),
+                                   # the installed CRAN package stopped and the stand-in ran instead
+                                   **({"package_error": entry["package_error"]} if entry.get("package_error") else {})}
                             for name, entry in selection.get("learners", {}).items()},
                "combined": selection.get("combined", []), "final": model.coefficients, "notes": model.notes},
               data, event, dropped)
