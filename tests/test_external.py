@@ -202,7 +202,8 @@ def test_updated_models_are_new_bundles_naming_their_parent(own_cohort, developm
     features = features.set_index("patient_id")
     for method in ("baseline", "slope"):
         updated = model["updated"][method]
-        bundle = load_radiomics_bundle(Path(updated["bundle_path"]))  # its own hash verified
+        assert not Path(updated["bundle_path"]).is_absolute()  # no folder of the machine that ran it
+        bundle = load_radiomics_bundle(own_cohort / updated["bundle_path"])  # its own hash verified
         assert bundle.parent_sha256 == frozen.content_sha256
         assert bundle.content_sha256 == updated["bundle_sha256"]
         lp = linear_predictor(bundle, features).loc[rows["patient_id"]].to_numpy()
@@ -247,3 +248,14 @@ def test_images_of_another_spacing_are_resampled_as_the_bundle_says(small_cohort
     stored = pd.read_csv(dev / "statistics" / "scores.csv", dtype={"patient_id": str}).set_index("patient_id")
     assert set(scores.index) == set(stored.index)
     assert np.isfinite(scores["score"]).all()
+
+
+def test_shared_outputs_of_a_validation_name_no_folder_of_the_machine(own_cohort) -> None:
+    """results.json and the report's text hold no absolute folder of the run (the updated bundles
+    are named relative to the run folder, inputs relative to the protocol's)."""
+    import subprocess
+
+    machine_folder = str(own_cohort.parent)
+    assert machine_folder not in (own_cohort / "results.json").read_text()
+    pdf_text = subprocess.run(["pdftotext", str(own_cohort / "report.pdf"), "-"], capture_output=True, check=True)
+    assert machine_folder not in pdf_text.stdout.decode()

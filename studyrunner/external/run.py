@@ -156,7 +156,8 @@ class ExternalRun(StudyRun):
                                     baseline_survival=updated["baseline_survival"],
                                     cohort=self.external.protocol.study.name)
         return {**updated, "calibration": updated_calibration(rows, updated, times, keys, plan.calibration_groups),
-                "bundle_path": str(path), "bundle_sha256": read_json(path)["content_sha256"]}
+                "bundle_path": path.relative_to(self.run_dir).as_posix(),  # shared: no folder of this machine
+                "bundle_sha256": read_json(path)["content_sha256"]}
 
     def radiomics_validation(self, clinical: pd.DataFrame) -> dict[str, Any]:
         """The radiomics score's statistics, its updating when the protocol asks, and the case

@@ -118,7 +118,8 @@ class UpdatedModel(Record):
     slope: float
     baseline_survival: dict[str, Any]
     calibration: dict[str, CalibrationAt]
-    bundle_path: str | None = Field(None, description="the updated model's bundle, which names its parent's hash")
+    bundle_path: str | None = Field(None, description="the updated model's bundle, which names its parent's hash "
+                                                      "(relative to the run folder)")
     bundle_sha256: str | None = None
 
 
