@@ -255,3 +255,36 @@ def test_cnn_scoring_on_dask_gives_the_local_scores(own_cohort, development, tmp
     assert external(on_dask) == external(own_cohort)
     scoring = json.loads((on_dask / "cnn_scores" / "scoring.json").read_text())
     assert scoring == {"cluster": "dask:2", "device_requested": "cpu", "cases_per_device": {"cpu": N_PATIENTS}}
+
+
+def test_frozen_cnns_score_dicom_cases_through_their_structure_selector(development, tmp_path) -> None:
+    """Three development cases written as a DICOM CT series with an RTSTRUCT of two ROIs: the
+    frozen CNNs score them, on a dask:2 cluster too, from the ROI the cohort table's selector
+    names, giving their NIfTI scores (the traced contours fill the same voxels); without a
+    selector the case is refused, naming both ROIs."""
+    import SimpleITK as sitk
+
+    from studyrunner.deep.frozen import score_with_cnn_bundle
+    from studyrunner.errors import InputError
+    from studyrunner.imaging.structure import STRUCTURE_COLUMN, StructureSelector
+    from tests.dicom_cases import mask_contours, write_ct_series, write_rtstruct
+
+    cohort = development.parent / "cohort"
+    nifti = pd.read_csv(cohort / "manifest.csv", dtype=str).head(3)
+    nifti[["image", "mask"]] = nifti[["image", "mask"]].map(lambda p: str(cohort / p))
+    rows = []
+    for case in nifti.itertuples(index=False):
+        series = write_ct_series(sitk.Cast(sitk.ReadImage(case.image), sitk.sitkInt16), tmp_path / case.patient_id)
+        contours = mask_contours(sitk.ReadImage(case.mask))
+        rtstruct = write_rtstruct(tmp_path / f"{case.patient_id}_rs.dcm", series,
+                                  {"Lung-Left": contours[:1], "GTV-1": contours})
+        rows.append({"patient_id": case.patient_id, "image": str(tmp_path / case.patient_id), "mask": str(rtstruct)})
+    dicom = pd.DataFrame(rows)
+    dicom[STRUCTURE_COLUMN] = StructureSelector(("GTV-1",), None).to_text()
+    bundle = development / "model" / "cnn_bundle.json"
+    expected = score_with_cnn_bundle(bundle, nifti)
+    for cluster in ("local", "dask:2"):
+        scored = score_with_cnn_bundle(bundle, dicom, cluster=cluster)
+        assert np.allclose(scored[list(SURVIVAL_SCORES)], expected[list(SURVIVAL_SCORES)], rtol=0, atol=1e-6)
+    with pytest.raises(InputError, match="holds 2 ROIs"):
+        score_with_cnn_bundle(bundle, dicom.drop(columns=STRUCTURE_COLUMN))

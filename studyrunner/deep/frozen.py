@@ -26,6 +26,7 @@ from studyrunner.deep.scoring import score_volumes
 from studyrunner.deep.weights import load_weights
 from studyrunner.devices import resolve_device
 from studyrunner.errors import StudyError
+from studyrunner.imaging.structure import STRUCTURE_COLUMN
 
 # Cases per scoring task: a task crops its cases and runs every network over them as one batch.
 # The local path scores the same batches, so where a batch ran never changes its numbers.
@@ -43,7 +44,8 @@ def score_with_cnn_bundle(bundle_path: Path, patients: pd.DataFrame, *, mask_lab
     has one); only the network outputs come back. The scores are composed here from them."""
     bundle_path = Path(bundle_path)
     bundle = load_bundle(bundle_path, CNN_BUNDLE_FORMAT)
-    rows = patients[["patient_id", "image", "mask"]].reset_index(drop=True)
+    columns = ["patient_id", "image", "mask", *([STRUCTURE_COLUMN] if STRUCTURE_COLUMN in patients else [])]
+    rows = patients[columns].reset_index(drop=True)  # the DICOM masks' structure selector travels with the case
     batches = [rows.iloc[start:start + CASES_PER_BATCH] for start in range(0, len(rows), CASES_PER_BATCH)]
     first_case = [Path(rows.at[0, "image"]), Path(rows.at[0, "mask"])] if len(rows) else []
     parts = run_tasks(batch_outputs, batches, str(bundle_path), device, mask_label, cluster=cluster,
