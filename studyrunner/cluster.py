@@ -27,7 +27,7 @@ import re
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -137,13 +137,15 @@ class DaskExecutor:
         on_lost: Callable[[Item, BaseException], Result],
     ) -> Iterator[tuple[int, Result]]:
         """(index of the item, its result) as the tasks finish; the arguments common to all
-        tasks are scattered once (a cohort table is then sent to each worker once, not per task)."""
+        tasks are sent once (see below), not with each task."""
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
 
         prefer_own_libpython()
-        shared = [self.client.scatter(argument, broadcast=True) if _is_large(argument) else argument
-                  for argument in arguments]
+        # Each common argument travels once, as the result of a task that returns it (a cohort table
+        # is then not sent with every task). Unlike scattered data, which is lost with the workers
+        # holding it (and the tasks needing it cancelled), a task's result is recomputed elsewhere.
+        shared = [self.client.submit(_same, argument, pure=False, priority=len(items) + 1) for argument in arguments]
         futures = {
             self.client.submit(function, *shared, item, pure=False, priority=len(items) - index): index
             for index, item in enumerate(items)
@@ -158,17 +160,9 @@ class DaskExecutor:
                 future.release()
 
 
-LARGE_ARGUMENT_BYTES = 100_000  # arguments larger than this (pickled) are scattered to the workers once
-
-
-def _is_large(argument: Any) -> bool:
-    """Whether an argument common to all tasks is worth scattering once rather than sending with each."""
-    import pickle
-
-    try:
-        return len(pickle.dumps(argument)) > LARGE_ARGUMENT_BYTES
-    except Exception:  # noqa: BLE001 - not picklable here: Dask will say so with its own error
-        return False
+def _same(argument: Item) -> Item:
+    """A task returning its argument: how :meth:`DaskExecutor._completed` sends common arguments once."""
+    return argument
 
 
 def run_tasks(
@@ -198,17 +192,12 @@ def run_tasks(
             executor.check_paths(worker_paths)
             return executor.map_ordered(function, items, *arguments, on_lost=on_lost, progress=progress)
     call = functools.partial(function, *arguments)
-    if workers <= 1 or len(items) == 1:
+    in_process = workers <= 1 or len(items) == 1
+    pool = None if in_process else ProcessPoolExecutor(max_workers=min(workers, len(items)),
+                                                       mp_context=multiprocessing.get_context("spawn"))
+    with pool or nullcontext():
         results = []
-        for item in items:
-            results.append(call(item))
-            if progress:
-                progress(len(results), len(items))
-        return results
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=context) as pool:
-        results = []
-        for result in pool.map(call, items):
+        for result in (pool.map(call, items) if pool else map(call, items)):
             results.append(result)
             if progress:
                 progress(len(results), len(items))

@@ -27,7 +27,7 @@ Conventions (ours; the seed gives only the size and the HU bounds):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +47,23 @@ _INTERPOLATORS = {
 AIR_HU = -1024.0
 
 
-def _read(path, what: str, mask_path=None, image: sitk.Image | None = None, structure: object = None) -> sitk.Image:
-    """The image (``mask_path``: its DICOM mask, which picks the series of an image folder) or,
-    given ``image``, the mask on its grid (a DICOM mask's ROI or segment: ``structure``, the
-    cohort table's selector text)."""
+def _read_image(path, mask_path) -> sitk.Image:
+    """The case's image (a DICOM mask at ``mask_path`` picks the series of an image folder)."""
+    return _read_3d(path, "image", lambda p: read_case_image(p, Path(mask_path)))
+
+
+def _read_mask(path, image: sitk.Image, structure: object) -> sitk.Image:
+    """The mask on ``image``'s grid (a DICOM mask's ROI or segment: ``structure``, the cohort
+    table's selector text)."""
+    return _read_3d(path, "mask", lambda p: read_mask(p, image, StructureSelector.from_text(structure)))
+
+
+def _read_3d(path, what: str, reader: Callable[[Path], sitk.Image]) -> sitk.Image:
     p = Path(path)
     if not p.exists():
         raise InputError(f"{what} {p}: file not found")
     try:
-        image = (read_case_image(p, Path(mask_path)) if image is None
-                 else read_mask(p, image, StructureSelector.from_text(structure)))
+        image = reader(p)
     except ImageReadError as exc:
         raise InputError(f"{what} {p}: {exc.reason}") from exc
     if image.GetDimension() != 3:
@@ -114,8 +121,8 @@ def tumour_crop(
     if interpolator not in _INTERPOLATORS:
         raise InputError(f"interpolator is {interpolator!r}; need one of {sorted(_INTERPOLATORS)}")
 
-    image = _read(image_path, "image", mask_path)
-    mask = _read(mask_path, "mask", image=image, structure=structure)
+    image = _read_image(image_path, mask_path)
+    mask = _read_mask(mask_path, image, structure)
     centre = np.asarray(mask_box_centre(mask, mask_label, mask_path))
     # identity direction: physical point of index i is origin + i * spacing
     origin = centre - np.asarray(spacing) * (np.asarray(size) - 1) / 2.0

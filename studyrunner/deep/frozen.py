@@ -52,7 +52,10 @@ def score_with_cnn_bundle(bundle_path: Path, patients: pd.DataFrame, *, mask_lab
                       progress=progress, on_lost=_lost_batch, worker_paths=[bundle_path, *first_case])
     outputs = {name: np.concatenate([part.outputs[name] for part in parts]) for name in bundle["networks"]}
     scores = compose_scores(bundle, rows[["patient_id"]].copy(), outputs)
-    scores.attrs["devices"] = dict(Counter(device for part in parts for device in [part.device] * part.n_cases))
+    cases_per_device: Counter[str] = Counter()
+    for part in parts:
+        cases_per_device[part.device] += part.n_cases
+    scores.attrs["devices"] = dict(cases_per_device)
     return scores
 
 
@@ -73,24 +76,26 @@ def _lost_batch(batch: pd.DataFrame, error: BaseException) -> BatchOutputs:
                      f"died (Dask's allowed-failures): {error}")
 
 
-# Worker-process state: the networks of the bundles this process has scored with, by file.
-_networks: dict[tuple[str, int, int], dict[str, torch.nn.Module]] = {}
+# Worker-process state: the bundles (hashes verified) and networks this process has scored with, by file.
+_loaded: dict[tuple[str, int, int], tuple[dict[str, Any], dict[str, torch.nn.Module]]] = {}
 
 
 def batch_outputs(bundle_path: str, device: str, mask_label: int, batch: pd.DataFrame) -> BatchOutputs:
     """Every network's outputs [cases, outputs] for one batch of cases (a task): the frozen
-    crop and z-score, the networks loaded once per process (per bundle file and version)."""
+    crop and z-score; the bundle is loaded (its hashes checked) and its networks built once per
+    process and bundle file version, not per batch."""
     path = Path(bundle_path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    bundle = load_bundle(path, CNN_BUNDLE_FORMAT)
-    if key not in _networks:
-        _networks[key] = {name: load_weights(network_from_record(entry), path.parent / entry["weights"])
-                          for name, entry in bundle["networks"].items()}
+    if key not in _loaded:
+        bundle = load_bundle(path, CNN_BUNDLE_FORMAT)
+        _loaded[key] = bundle, {name: load_weights(network_from_record(entry), path.parent / entry["weights"])
+                                for name, entry in bundle["networks"].items()}
+    bundle, networks = _loaded[key]
     volumes = cohort_crops(batch, bundle["crop"], bundle["zscore"], mask_label)
     target = resolve_device(device)
     return BatchOutputs({name: score_volumes(network, volumes, target, batch_size=len(batch))
-                         for name, network in _networks[key].items()}, target)
+                         for name, network in networks.items()}, target)
 
 
 def compose_scores(bundle: Mapping[str, Any], out: pd.DataFrame, outputs: Mapping[str, np.ndarray]) -> pd.DataFrame:

@@ -20,12 +20,13 @@ AccessionNumber, and the returned images carry only the tags of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pydicom
 import SimpleITK as sitk
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from studyrunner.imaging import dicom_seg, rtstruct
@@ -39,10 +40,12 @@ _DICOM_MASKS = ("RTSTRUCT", "SEG")
 
 @dataclass(frozen=True)
 class DicomMaskHeader:
-    """What the header of a DICOM mask file says: its Modality and referenced series."""
+    """What the header of a DICOM mask file says: its Modality and referenced series; and the
+    dataset read without pixel data (an RTSTRUCT has none: it is the whole structure set)."""
 
     modality: str
     referenced_series: tuple[str, ...]
+    dataset: Dataset = field(compare=False, repr=False)
 
 
 def dicom_mask_header(path: Path) -> DicomMaskHeader | None:
@@ -66,7 +69,7 @@ def dicom_mask_header(path: Path) -> DicomMaskHeader | None:
         where = ("ReferencedFrameOfReferenceSequence/RTReferencedStudySequence/RTReferencedSeriesSequence"
                  if modality == "RTSTRUCT" else "ReferencedSeriesSequence")
         raise MaskReadError(path, f"the {modality} names no referenced series ({where})")
-    return DicomMaskHeader(modality, tuple(uids))
+    return DicomMaskHeader(modality, tuple(uids), header)
 
 
 def series_in_folder(folder: Path) -> list[str]:
@@ -133,7 +136,7 @@ def read_mask(path: Path, image: sitk.Image | None, structure: StructureSelector
                                   "could not be read")
     try:
         if header.modality == "RTSTRUCT":
-            mask, used = rtstruct.rtstruct_mask(pydicom.dcmread(path), path, image, structure)
+            mask, used = rtstruct.rtstruct_mask(header.dataset, path, image, structure)  # not parsed again
         else:
             mask, used = dicom_seg.seg_mask(_read_seg(path), path, image, structure)
     except (AttributeError, KeyError, TypeError, ValueError) as error:
